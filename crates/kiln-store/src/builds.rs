@@ -1,0 +1,467 @@
+//! Builds: reading them the way the API presents them, and the status changes the core allows.
+//!
+//! Invariant the list relies on: each project's builds carry a dense sequence `seq` (1, 2, 3 …)
+//! given under the project row's lock, so it grows with the build id and has no holes (builds
+//! are never deleted; erasing keeps the row). An unfiltered page is then a range on
+//! `(project_id, seq)` instead of an OFFSET scan, and `build_counts` gives exact totals.
+
+use crate::db::{on_read, on_write, Db};
+use crate::row::KilnRow;
+use crate::users::{user_from_row, USER_COLUMNS};
+use crate::{now_ms, StoreError, StoreResult, UserRecord};
+use kiln_core::{BuildEvent, BuildStatus, PageRequest, Scope, TransitionError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommitRecord {
+    pub sha: String,
+    pub message: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub authored_at: i64,
+    /// The author's UTC offset in minutes, as git recorded it.
+    pub author_tz_offset_minutes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerSummary {
+    pub id: i64,
+    pub description: String,
+    pub active: bool,
+    pub is_shared: bool,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildRecord {
+    pub id: i64,
+    pub project_id: i64,
+    pub pipeline_id: i64,
+    pub name: String,
+    pub stage: String,
+    pub stage_idx: i64,
+    pub status: BuildStatus,
+    pub ref_name: String,
+    pub tag: bool,
+    pub when: String,
+    pub allow_failure: bool,
+    pub coverage: Option<f64>,
+    pub options: String,
+    pub commands: String,
+    pub created_at: i64,
+    pub queued_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub artifacts_file: Option<String>,
+    pub artifacts_size: Option<i64>,
+    pub artifacts_expire_at: Option<i64>,
+    pub erased_at: Option<i64>,
+    pub commit: CommitRecord,
+    pub user: Option<UserRecord>,
+    pub runner: Option<RunnerSummary>,
+}
+
+/// A build to insert with a pipeline (or by the history generator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewBuild {
+    pub name: String,
+    pub stage: String,
+    pub stage_idx: i64,
+    pub status: BuildStatus,
+    pub when: String,
+    pub allow_failure: bool,
+    pub options: String,
+    pub commands: String,
+    pub user_id: Option<i64>,
+    pub runner_id: Option<i64>,
+    pub coverage: Option<f64>,
+    pub created_at: i64,
+    pub queued_at: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl NewBuild {
+    /// A build named `name` in `stage`, created now, with nothing else set.
+    pub fn new(name: &str, stage: &str, stage_idx: i64, status: BuildStatus) -> NewBuild {
+        NewBuild {
+            name: name.to_owned(),
+            stage: stage.to_owned(),
+            stage_idx,
+            status,
+            when: "on_success".to_owned(),
+            allow_failure: false,
+            options: "{}".to_owned(),
+            commands: String::new(),
+            user_id: None,
+            runner_id: None,
+            coverage: None,
+            created_at: now_ms(),
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildsPage {
+    pub builds: Vec<BuildRecord>,
+    pub total: u64,
+}
+
+const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.stage, b.stage_idx, \
+    b.status, b.ref, b.tag, b.\"when\", b.allow_failure, b.coverage, b.options, b.commands, \
+    b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_file, b.artifacts_size, \
+    b.artifacts_expire_at, b.erased_at, \
+    c.sha, c.message, c.author_name, c.author_email, c.authored_at, c.author_tz_offset_minutes, \
+    r.id AS r_id, r.description AS r_description, r.active AS r_active, r.is_shared AS r_is_shared, \
+    r.name AS r_name, ";
+
+const BUILD_JOINS: &str = " FROM builds b JOIN commits c ON c.id = b.commit_id \
+    LEFT JOIN users u ON u.id = b.user_id LEFT JOIN runners r ON r.id = b.runner_id";
+
+fn select_builds(condition: &str) -> String {
+    format!("{BUILD_SELECT}{USER_COLUMNS}{BUILD_JOINS} WHERE {condition}")
+}
+
+fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Error> {
+    let status = row.text("status")?;
+    let runner = match row.opt_int("r_id")? {
+        None => None,
+        Some(id) => Some(RunnerSummary {
+            id,
+            description: row.text("r_description")?,
+            active: row.opt_flag("r_active")?.unwrap_or(false),
+            is_shared: row.opt_flag("r_is_shared")?.unwrap_or(false),
+            name: row.opt_text("r_name")?,
+        }),
+    };
+    Ok(BuildRecord {
+        id: row.int("id")?,
+        project_id: row.int("project_id")?,
+        pipeline_id: row.int("pipeline_id")?,
+        name: row.text("name")?,
+        stage: row.text("stage")?,
+        stage_idx: row.int("stage_idx")?,
+        status: status
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        ref_name: row.text("ref")?,
+        tag: row.flag("tag")?,
+        when: row.text("when")?,
+        allow_failure: row.flag("allow_failure")?,
+        coverage: row.opt_float("coverage")?,
+        options: row.text("options")?,
+        commands: row.text("commands")?,
+        created_at: row.int("created_at")?,
+        queued_at: row.opt_int("queued_at")?,
+        started_at: row.opt_int("started_at")?,
+        finished_at: row.opt_int("finished_at")?,
+        artifacts_file: row.opt_text("artifacts_file")?,
+        artifacts_size: row.opt_int("artifacts_size")?,
+        artifacts_expire_at: row.opt_int("artifacts_expire_at")?,
+        erased_at: row.opt_int("erased_at")?,
+        commit: CommitRecord {
+            sha: row.text("sha")?,
+            message: row.text("message")?,
+            author_name: row.text("author_name")?,
+            author_email: row.text("author_email")?,
+            authored_at: row.int("authored_at")?,
+            author_tz_offset_minutes: row.int("author_tz_offset_minutes")?,
+        },
+        user: user_from_row(row)?,
+        runner,
+    })
+}
+
+/// SQL for a status list; the values come from `BuildStatus`, never from input.
+fn status_list(statuses: &[BuildStatus]) -> String {
+    let quoted: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    quoted.join(", ")
+}
+
+pub(crate) const COUNT_DELTA: &str =
+    "INSERT INTO build_counts (project_id, status, n) VALUES ($1, $2, $3) \
+    ON CONFLICT (project_id, status) DO UPDATE SET n = build_counts.n + excluded.n";
+
+pub(crate) const NEXT_SEQ: &str =
+    "UPDATE projects SET builds_seq = builds_seq + 1 WHERE id = $1 RETURNING builds_seq";
+
+pub(crate) const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
+    stage, stage_idx, status, ref, tag, \"when\", allow_failure, coverage, user_id, runner_id, options, \
+    commands, created_at, queued_at, started_at, finished_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+    RETURNING id";
+
+/// Inserts one build inside an open transaction `$tx`: takes the project's next `seq` and
+/// counts the build in `build_counts`. Evaluates to the new build's id.
+macro_rules! insert_build {
+    ($tx:expr, $project_id:expr, $pipeline_id:expr, $commit_id:expr, $ref_name:expr, $tag:expr, $b:expr) => {{
+        let b: &$crate::builds::NewBuild = $b;
+        let seq: i64 = sqlx::query_scalar($crate::builds::NEXT_SEQ)
+            .bind($project_id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar($crate::builds::INSERT_BUILD)
+            .bind($project_id)
+            .bind($pipeline_id)
+            .bind($commit_id)
+            .bind(seq)
+            .bind(&b.name)
+            .bind(&b.stage)
+            .bind(b.stage_idx)
+            .bind(b.status.as_str())
+            .bind($ref_name)
+            .bind($tag)
+            .bind(&b.when)
+            .bind(b.allow_failure)
+            .bind(b.coverage)
+            .bind(b.user_id)
+            .bind(b.runner_id)
+            .bind(&b.options)
+            .bind(&b.commands)
+            .bind(b.created_at)
+            .bind(b.queued_at)
+            .bind(b.started_at)
+            .bind(b.finished_at)
+            .fetch_one(&mut *$tx)
+            .await?;
+        sqlx::query($crate::builds::COUNT_DELTA)
+            .bind($project_id)
+            .bind(b.status.as_str())
+            .bind(1_i64)
+            .execute(&mut *$tx)
+            .await?;
+        id
+    }};
+}
+pub(crate) use insert_build;
+
+/// Why a status change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionFailure {
+    #[error(transparent)]
+    NotAllowed(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for TransitionFailure {
+    fn from(err: sqlx::Error) -> Self {
+        TransitionFailure::Store(StoreError::Db(err))
+    }
+}
+
+pub struct Builds<'a> {
+    pub(crate) db: &'a Db,
+}
+
+impl Builds<'_> {
+    /// One build of one project.
+    pub async fn get(&self, project_id: i64, build_id: i64) -> StoreResult<BuildRecord> {
+        let sql = select_builds("b.id = $1 AND b.project_id = $2");
+        on_read!(self.db, pool => {
+            let row = sqlx::query(&sql).bind(build_id).bind(project_id).fetch_optional(pool).await?;
+            row.as_ref().map(build_from_row).transpose()?.ok_or(StoreError::NotFound)
+        })
+    }
+
+    /// A page of the project's builds, newest first, with the exact total.
+    pub async fn list(
+        &self,
+        project_id: i64,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> StoreResult<BuildsPage> {
+        let total = self.count(project_id, scope).await?;
+        let offset = page.offset();
+        if offset >= total {
+            return Ok(BuildsPage {
+                builds: Vec::new(),
+                total,
+            });
+        }
+        let limit = page.per_page as i64;
+        let builds = if scope.is_all() {
+            // seq runs 1..=total with no holes, so the page is the range just below this bound.
+            let top = (total - offset) as i64;
+            let sql =
+                select_builds("b.project_id = $1 AND b.seq <= $2 ORDER BY b.seq DESC LIMIT $3");
+            on_read!(self.db, pool => {
+                let rows = sqlx::query(&sql).bind(project_id).bind(top).bind(limit).fetch_all(pool).await?;
+                rows.iter().map(build_from_row).collect::<Result<Vec<_>, _>>()?
+            })
+        } else {
+            let sql = select_builds(&format!(
+                "b.id IN (SELECT id FROM builds WHERE project_id = $1 AND status IN ({}) \
+                 ORDER BY id DESC LIMIT $2 OFFSET $3) ORDER BY b.id DESC",
+                status_list(scope.statuses())
+            ));
+            on_read!(self.db, pool => {
+                let rows = sqlx::query(&sql)
+                    .bind(project_id)
+                    .bind(limit)
+                    .bind(offset as i64)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(build_from_row).collect::<Result<Vec<_>, _>>()?
+            })
+        };
+        Ok(BuildsPage { builds, total })
+    }
+
+    /// The builds of every pipeline of the commit `sha`, newest first. `NotFound` when Kiln
+    /// knows no such commit in the project.
+    pub async fn list_for_commit(
+        &self,
+        project_id: i64,
+        sha: &str,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> StoreResult<BuildsPage> {
+        let status_filter = if scope.is_all() {
+            String::new()
+        } else {
+            format!(" AND b.status IN ({})", status_list(scope.statuses()))
+        };
+        let commit_filter = "b.project_id = $1 AND b.commit_id = $2";
+        let count_sql =
+            format!("SELECT COUNT(*) FROM builds b WHERE {commit_filter}{status_filter}");
+        let page_sql = select_builds(&format!(
+            "{commit_filter}{status_filter} ORDER BY b.id DESC LIMIT $3 OFFSET $4"
+        ));
+        on_read!(self.db, pool => {
+            let commit_id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM commits WHERE project_id = $1 AND sha = $2")
+                    .bind(project_id)
+                    .bind(sha)
+                    .fetch_optional(pool)
+                    .await?;
+            let commit_id = commit_id.ok_or(StoreError::NotFound)?;
+            let total: i64 = sqlx::query_scalar(&count_sql)
+                .bind(project_id)
+                .bind(commit_id)
+                .fetch_one(pool)
+                .await?;
+            let rows = sqlx::query(&page_sql)
+                .bind(project_id)
+                .bind(commit_id)
+                .bind(page.per_page as i64)
+                .bind(page.offset() as i64)
+                .fetch_all(pool)
+                .await?;
+            let builds = rows.iter().map(build_from_row).collect::<Result<Vec<_>, _>>()?;
+            Ok(BuildsPage { builds, total: total as u64 })
+        })
+    }
+
+    /// How many of the project's builds are in `scope`, from the maintained counters.
+    pub async fn count(&self, project_id: i64, scope: &Scope) -> StoreResult<u64> {
+        let sql = if scope.is_all() {
+            "SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1".to_owned()
+        } else {
+            format!(
+                "SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1 AND status IN ({})",
+                status_list(scope.statuses())
+            )
+        };
+        on_read!(self.db, pool => {
+            // SUM is NUMERIC on PostgreSQL and INTEGER on SQLite; cast so both decode as i64.
+            let sql = format!("SELECT CAST(({sql}) AS BIGINT)");
+            let total: i64 = sqlx::query_scalar(&sql).bind(project_id).fetch_one(pool).await?;
+            Ok(total.max(0) as u64)
+        })
+    }
+
+    /// Applies `event` to the build if the core allows it from its current status, setting the
+    /// timestamps the new status implies. Returns the new status.
+    pub async fn transition(
+        &self,
+        project_id: i64,
+        build_id: i64,
+        event: BuildEvent,
+    ) -> Result<BuildStatus, TransitionFailure> {
+        let now = now_ms();
+        on_write!(self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT status FROM builds WHERE id = $1 AND project_id = $2")
+                    .bind(build_id)
+                    .bind(project_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let current: BuildStatus = current
+                .ok_or(StoreError::NotFound)?
+                .parse()
+                .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+            let next = current.apply(event)?;
+            let (queued, started, finished) = match next {
+                BuildStatus::Pending => (Some(now), None, None),
+                BuildStatus::Running => (None, Some(now), None),
+                s if s.is_complete() || s == BuildStatus::Skipped => (None, None, Some(now)),
+                _ => (None, None, None),
+            };
+            // Guarded on the status read above: on PostgreSQL a concurrent change makes this
+            // touch no row, and the caller sees a conflict rather than a lost update.
+            let changed = sqlx::query(
+                "UPDATE builds SET status = $1, queued_at = COALESCE($2, queued_at), \
+                 started_at = COALESCE($3, started_at), finished_at = COALESCE($4, finished_at) \
+                 WHERE id = $5 AND status = $6",
+            )
+            .bind(next.as_str())
+            .bind(queued)
+            .bind(started)
+            .bind(finished)
+            .bind(build_id)
+            .bind(current.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                return Err(StoreError::Conflict("the build changed meanwhile".into()).into());
+            }
+            for (status, delta) in [(current, -1_i64), (next, 1)] {
+                sqlx::query(COUNT_DELTA)
+                    .bind(project_id)
+                    .bind(status.as_str())
+                    .bind(delta)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(next)
+        })
+    }
+
+    /// Makes a new pending build copying `build_id`'s definition (GitLab's `Ci::Build.retry`):
+    /// name, stage, commit, ref, tag, options, commands, when, allow_failure; the user is
+    /// `user_id`. The old build is left as it was. Returns the new build's id.
+    pub async fn retry(&self, project_id: i64, build_id: i64, user_id: i64) -> StoreResult<i64> {
+        let now = now_ms();
+        on_write!(self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let sql = select_builds("b.id = $1 AND b.project_id = $2");
+            let row = sqlx::query(&sql).bind(build_id).bind(project_id).fetch_optional(&mut *tx).await?;
+            let old = row.as_ref().map(build_from_row).transpose()?.ok_or(StoreError::NotFound)?;
+            let commit_id: i64 = sqlx::query_scalar("SELECT commit_id FROM builds WHERE id = $1")
+                .bind(build_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let copy = NewBuild {
+                when: old.when.clone(),
+                allow_failure: old.allow_failure,
+                options: old.options.clone(),
+                commands: old.commands.clone(),
+                user_id: Some(user_id),
+                queued_at: Some(now),
+                ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
+            };
+            let id = insert_build!(tx, project_id, old.pipeline_id, commit_id, &old.ref_name, old.tag, &copy);
+            tx.commit().await?;
+            Ok(id)
+        })
+    }
+}

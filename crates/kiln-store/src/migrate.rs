@@ -1,0 +1,67 @@
+//! Numbered migrations, one folder per backend with the same numbers, applied in order at start.
+
+use crate::db::{on_write, Db};
+use crate::StoreResult;
+
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+pub async fn run(db: &Db) -> StoreResult<()> {
+    on_write!(db, pool => {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS kiln_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .execute(pool)
+        .await?;
+        for migration in MIGRATIONS {
+            let mut tx = pool.begin().await?;
+            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM kiln_migrations WHERE version = $1")
+                .bind(migration.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            let sql = match db {
+                Db::Sqlite { .. } => migration.sqlite,
+                Db::Postgres(_) => migration.postgres,
+            };
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO kiln_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(migration.version)
+                .bind(crate::now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = migration.version, "applied migration");
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn both_backends_have_the_same_migration_files() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let stems = |backend: &str| {
+            let mut names: Vec<String> = std::fs::read_dir(format!("{dir}/{backend}"))
+                .expect("migrations folder")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(stems("sqlite"), stems("postgres"));
+        assert_eq!(stems("sqlite").len(), super::MIGRATIONS.len());
+    }
+}

@@ -1,0 +1,167 @@
+//! Projects and their members.
+
+use crate::db::{on_read, on_write, Db};
+use crate::row::KilnRow;
+use crate::{now_ms, StoreError, StoreResult};
+use kiln_core::{AccessLevel, Visibility};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectRecord {
+    pub id: i64,
+    pub namespace: String,
+    pub path: String,
+    pub name: String,
+    pub visibility: Visibility,
+    pub repo_url: Option<String>,
+    pub default_branch: String,
+    pub build_timeout: i64,
+    pub created_at: i64,
+}
+
+impl ProjectRecord {
+    pub fn full_path(&self) -> String {
+        format!("{}/{}", self.namespace, self.path)
+    }
+}
+
+/// How the API names a project: its id, or its `namespace/path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRef {
+    Id(i64),
+    Path { namespace: String, path: String },
+}
+
+impl ProjectRef {
+    /// Reads `42` or `group/name` (already URL-decoded). `None` for anything else.
+    pub fn parse(raw: &str) -> Option<ProjectRef> {
+        if let Ok(id) = raw.parse::<i64>() {
+            return Some(ProjectRef::Id(id));
+        }
+        let (namespace, path) = raw.rsplit_once('/')?;
+        if namespace.is_empty() || path.is_empty() {
+            return None;
+        }
+        Some(ProjectRef::Path {
+            namespace: namespace.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// A project together with one user's membership in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectAccess {
+    pub project: ProjectRecord,
+    pub access: Option<AccessLevel>,
+}
+
+const PROJECT_COLUMNS: &str = "p.id, p.namespace, p.path, p.name, p.visibility, p.repo_url, \
+    p.default_branch, p.build_timeout, p.created_at";
+
+fn project_from_row(row: &impl KilnRow) -> Result<ProjectRecord, sqlx::Error> {
+    let visibility = row.text("visibility")?;
+    Ok(ProjectRecord {
+        id: row.int("id")?,
+        namespace: row.text("namespace")?,
+        path: row.text("path")?,
+        name: row.text("name")?,
+        visibility: visibility
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        repo_url: row.opt_text("repo_url")?,
+        default_branch: row.text("default_branch")?,
+        build_timeout: row.int("build_timeout")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub struct Projects<'a> {
+    pub(crate) db: &'a Db,
+}
+
+impl Projects<'_> {
+    pub async fn create(
+        &self,
+        namespace: &str,
+        path: &str,
+        visibility: Visibility,
+        repo_url: Option<&str>,
+    ) -> StoreResult<i64> {
+        on_write!(self.db, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO projects (namespace, path, name, visibility, repo_url, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(namespace)
+            .bind(path)
+            .bind(path)
+            .bind(visibility.as_str())
+            .bind(repo_url)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "project path has already been taken"))
+        })
+    }
+
+    pub async fn get(&self, project: &ProjectRef) -> StoreResult<ProjectRecord> {
+        Ok(self.with_access(project, None).await?.project)
+    }
+
+    /// The project and, when `user_id` is given, that user's access level in it: one query,
+    /// since every API request needs both.
+    pub async fn with_access(
+        &self,
+        project: &ProjectRef,
+        user_id: Option<i64>,
+    ) -> StoreResult<ProjectAccess> {
+        let select = format!(
+            "SELECT {PROJECT_COLUMNS}, m.access_level FROM projects p \
+             LEFT JOIN members m ON m.project_id = p.id AND m.user_id = $1"
+        );
+        let user = user_id.unwrap_or(-1);
+        on_read!(self.db, pool => {
+            let row = match project {
+                ProjectRef::Id(id) => sqlx::query(&format!("{select} WHERE p.id = $2"))
+                    .bind(user)
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?,
+                ProjectRef::Path { namespace, path } => {
+                    sqlx::query(&format!("{select} WHERE p.namespace = $2 AND p.path = $3"))
+                        .bind(user)
+                        .bind(namespace)
+                        .bind(path)
+                        .fetch_optional(pool)
+                        .await?
+                }
+            };
+            let row = row.ok_or(StoreError::NotFound)?;
+            Ok(ProjectAccess {
+                project: project_from_row(&row)?,
+                access: row.opt_int("access_level")?.and_then(AccessLevel::from_value),
+            })
+        })
+    }
+
+    /// Adds the user to the project, or changes their level if already a member.
+    pub async fn add_member(
+        &self,
+        project_id: i64,
+        user_id: i64,
+        level: AccessLevel,
+    ) -> StoreResult<()> {
+        on_write!(self.db, pool => {
+            sqlx::query(
+                "INSERT INTO members (project_id, user_id, access_level) VALUES ($1, $2, $3) \
+                 ON CONFLICT (project_id, user_id) DO UPDATE SET access_level = excluded.access_level",
+            )
+            .bind(project_id)
+            .bind(user_id)
+            .bind(level.value())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}

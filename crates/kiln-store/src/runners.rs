@@ -1,0 +1,29 @@
+//! Runners: the machines that execute builds. Their tokens are stored hashed.
+
+use crate::db::{on_write, Db};
+use crate::{hash_secret, new_secret, now_ms, StoreResult};
+
+pub struct Runners<'a> {
+    pub(crate) db: &'a Db,
+}
+
+impl Runners<'_> {
+    /// Registers a runner and returns its id and its token (shown once).
+    pub async fn create(&self, description: &str, is_shared: bool) -> StoreResult<(i64, String)> {
+        let token = new_secret();
+        let id = on_write!(self.db, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "INSERT INTO runners (token_hash, description, name, is_shared, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(hash_secret(&token))
+            .bind(description)
+            .bind("kiln-runner")
+            .bind(is_shared)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok((id, token))
+    }
+}

@@ -1,0 +1,111 @@
+//! Users and their personal access tokens (stored hashed).
+
+use crate::db::{on_read, on_write, Db};
+use crate::row::KilnRow;
+use crate::{hash_secret, new_secret, now_ms, StoreError, StoreResult};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub state: String,
+    pub bio: Option<String>,
+    pub skype: String,
+    pub linkedin: String,
+    pub twitter: String,
+    pub website_url: String,
+    pub created_at: i64,
+}
+
+pub(crate) const USER_COLUMNS: &str = "u.id AS u_id, u.username AS u_username, u.name AS u_name, \
+    u.email AS u_email, u.is_admin AS u_is_admin, u.state AS u_state, u.bio AS u_bio, \
+    u.skype AS u_skype, u.linkedin AS u_linkedin, u.twitter AS u_twitter, \
+    u.website_url AS u_website_url, u.created_at AS u_created_at";
+
+/// Reads a user from `USER_COLUMNS`; `None` when a LEFT JOIN found no user.
+pub(crate) fn user_from_row(row: &impl KilnRow) -> Result<Option<UserRecord>, sqlx::Error> {
+    let Some(id) = row.opt_int("u_id")? else {
+        return Ok(None);
+    };
+    Ok(Some(UserRecord {
+        id,
+        username: row.text("u_username")?,
+        name: row.text("u_name")?,
+        email: row.text("u_email")?,
+        is_admin: row.flag("u_is_admin")?,
+        state: row.text("u_state")?,
+        bio: row.opt_text("u_bio")?,
+        skype: row.text("u_skype")?,
+        linkedin: row.text("u_linkedin")?,
+        twitter: row.text("u_twitter")?,
+        website_url: row.text("u_website_url")?,
+        created_at: row.int("u_created_at")?,
+    }))
+}
+
+pub struct Users<'a> {
+    pub(crate) db: &'a Db,
+}
+
+impl Users<'_> {
+    pub async fn create(
+        &self,
+        username: &str,
+        name: &str,
+        email: &str,
+        is_admin: bool,
+    ) -> StoreResult<i64> {
+        on_write!(self.db, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO users (username, name, email, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(username)
+            .bind(name)
+            .bind(email)
+            .bind(is_admin)
+            .bind(now_ms())
+            .fetch_one(pool)
+            .await
+            .map_err(|e| StoreError::on_unique(e, "username or email has already been taken"))
+        })
+    }
+
+    pub async fn by_username(&self, username: &str) -> StoreResult<UserRecord> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1");
+        on_read!(self.db, pool => {
+            let row = sqlx::query(&sql).bind(username).fetch_optional(pool).await?;
+            row.as_ref().map(user_from_row).transpose()?.flatten().ok_or(StoreError::NotFound)
+        })
+    }
+
+    /// The active user owning an unrevoked token, if any.
+    pub async fn by_token(&self, token: &str) -> StoreResult<Option<UserRecord>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM personal_access_tokens t JOIN users u ON u.id = t.user_id \
+             WHERE t.token_hash = $1 AND NOT t.revoked AND u.state = 'active'"
+        );
+        let hash = hash_secret(token);
+        on_read!(self.db, pool => {
+            let row = sqlx::query(&sql).bind(&hash).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(user_from_row).transpose()?.flatten())
+        })
+    }
+
+    /// Makes a personal access token for the user and returns it; only its hash is kept.
+    pub async fn create_token(&self, user_id: i64, name: &str) -> StoreResult<String> {
+        let token = new_secret();
+        on_write!(self.db, pool => {
+            sqlx::query("INSERT INTO personal_access_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(user_id)
+                .bind(hash_secret(&token))
+                .bind(name)
+                .bind(now_ms())
+                .execute(pool)
+                .await?;
+        });
+        Ok(token)
+    }
+}

@@ -1,0 +1,377 @@
+//! The store suite: runs on a temporary SQLite file, or on PostgreSQL when
+//! `KILN_TEST_DATABASE_URL` is set (`.ci/run` does both).
+
+use kiln_core::{AccessLevel, BuildEvent, BuildStatus, PageRequest, Scope, Visibility};
+use kiln_store::testing::TestDatabase;
+use kiln_store::{CommitRecord, NewBuild, NewPipeline, ProjectRef, Store, StoreError};
+
+async fn fresh() -> (TestDatabase, Store) {
+    let db = TestDatabase::new().await;
+    let store = db.open().await.expect("open store");
+    (db, store)
+}
+
+fn commit(sha: &str) -> CommitRecord {
+    CommitRecord {
+        sha: sha.to_owned(),
+        message: "Test the CI integration.\n\nBody".to_owned(),
+        author_name: "Administrator".to_owned(),
+        author_email: "admin@example.com".to_owned(),
+        authored_at: 1_450_972_274_000,
+        author_tz_offset_minutes: 60,
+    }
+}
+
+async fn pipeline(store: &Store, project_id: i64, sha: &str, statuses: &[BuildStatus]) -> Vec<i64> {
+    let builds = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| NewBuild::new(&format!("job{i}"), "test", 1, *s))
+        .collect();
+    let new = NewPipeline {
+        project_id,
+        commit: commit(sha),
+        ref_name: "master".into(),
+        tag: false,
+        status: "running".into(),
+        user_id: None,
+        yaml_errors: None,
+        builds,
+    };
+    store
+        .pipelines()
+        .create(&new)
+        .await
+        .expect("create pipeline")
+        .1
+}
+
+async fn project(store: &Store) -> i64 {
+    store
+        .projects()
+        .create("group", "app", Visibility::Private, None)
+        .await
+        .expect("project")
+}
+
+#[tokio::test]
+async fn tokens_authenticate_their_user_and_are_stored_hashed() {
+    let (_db, store) = fresh().await;
+    let id = store
+        .users()
+        .create("root", "Administrator", "admin@example.com", true)
+        .await
+        .unwrap();
+    let token = store.users().create_token(id, "cli").await.unwrap();
+    assert_eq!(token.len(), 20);
+    let user = store.users().by_token(&token).await.unwrap().expect("user");
+    assert_eq!(
+        (user.id, user.is_admin, user.username.as_str()),
+        (id, true, "root")
+    );
+    assert!(store.users().by_token("wrong").await.unwrap().is_none());
+    assert!(store
+        .users()
+        .by_token(&kiln_store::hash_secret(&token))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn duplicate_usernames_and_project_paths_are_conflicts() {
+    let (_db, store) = fresh().await;
+    store.users().create("a", "A", "a@x", false).await.unwrap();
+    assert!(matches!(
+        store.users().create("a", "A", "b@x", false).await,
+        Err(StoreError::Conflict(_))
+    ));
+    project(&store).await;
+    let again = store
+        .projects()
+        .create("group", "app", Visibility::Public, None)
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))));
+}
+
+#[tokio::test]
+async fn project_access_by_id_and_path() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let uid = store
+        .users()
+        .create("dev", "Dev", "dev@x", false)
+        .await
+        .unwrap();
+    let by_path = ProjectRef::parse("group/app").unwrap();
+    assert_eq!(
+        store
+            .projects()
+            .with_access(&by_path, Some(uid))
+            .await
+            .unwrap()
+            .access,
+        None
+    );
+    store
+        .projects()
+        .add_member(pid, uid, AccessLevel::Reporter)
+        .await
+        .unwrap();
+    store
+        .projects()
+        .add_member(pid, uid, AccessLevel::Developer)
+        .await
+        .unwrap();
+    let access = store
+        .projects()
+        .with_access(&ProjectRef::Id(pid), Some(uid))
+        .await
+        .unwrap();
+    assert_eq!(access.access, Some(AccessLevel::Developer));
+    assert_eq!(access.project.full_path(), "group/app");
+    assert!(matches!(
+        store.projects().get(&ProjectRef::Id(pid + 99)).await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn lists_are_newest_first_with_exact_totals() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let other = store
+        .projects()
+        .create("group", "other", Visibility::Public, None)
+        .await
+        .unwrap();
+    use BuildStatus as S;
+    let first = pipeline(&store, pid, "aaa", &[S::Success, S::Failed, S::Pending]).await;
+    pipeline(&store, other, "bbb", &[S::Failed]).await;
+    let second = pipeline(&store, pid, "ccc", &[S::Failed, S::Manual]).await;
+
+    let page = PageRequest {
+        page: 1,
+        per_page: 2,
+    };
+    let all = store.builds().list(pid, &Scope::all(), page).await.unwrap();
+    assert_eq!(all.total, 5);
+    assert_eq!(
+        all.builds.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![second[1], second[0]]
+    );
+    let third = store
+        .builds()
+        .list(
+            pid,
+            &Scope::all(),
+            PageRequest {
+                page: 3,
+                per_page: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        third.builds.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![first[0]]
+    );
+    let beyond = store
+        .builds()
+        .list(
+            pid,
+            &Scope::all(),
+            PageRequest {
+                page: 4,
+                per_page: 2,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(beyond.builds.is_empty());
+
+    let failed = store
+        .builds()
+        .list(pid, &Scope::of(&[S::Failed]), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(failed.total, 2);
+    assert_eq!(
+        failed.builds.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![second[0], first[1]]
+    );
+    let two = Scope::of(&[S::Failed, S::Success]);
+    assert_eq!(
+        store
+            .builds()
+            .list(pid, &two, PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        3
+    );
+
+    let commit_builds = store
+        .builds()
+        .list_for_commit(pid, "aaa", &Scope::all(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(commit_builds.total, 3);
+    assert_eq!(commit_builds.builds[0].commit.author_tz_offset_minutes, 60);
+    assert!(matches!(
+        store
+            .builds()
+            .list_for_commit(pid, "bbb", &Scope::all(), PageRequest::default())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn transitions_follow_the_core_and_keep_counts() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let ids = pipeline(
+        &store,
+        pid,
+        "aaa",
+        &[BuildStatus::Pending, BuildStatus::Success],
+    )
+    .await;
+    let builds = store.builds();
+    assert_eq!(
+        builds
+            .transition(pid, ids[0], BuildEvent::Start)
+            .await
+            .unwrap(),
+        BuildStatus::Running
+    );
+    assert_eq!(
+        builds
+            .transition(pid, ids[0], BuildEvent::Cancel)
+            .await
+            .unwrap(),
+        BuildStatus::Canceled
+    );
+    let canceled = builds.get(pid, ids[0]).await.unwrap();
+    assert!(canceled.started_at.is_some() && canceled.finished_at.is_some());
+    assert!(builds
+        .transition(pid, ids[1], BuildEvent::Cancel)
+        .await
+        .is_err());
+    assert_eq!(
+        builds
+            .count(pid, &Scope::of(&[BuildStatus::Canceled]))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        builds
+            .count(pid, &Scope::of(&[BuildStatus::Pending]))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(builds.count(pid, &Scope::all()).await.unwrap(), 2);
+    assert!(builds
+        .transition(pid + 1, ids[0], BuildEvent::Cancel)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn retry_makes_a_new_pending_build_and_leaves_the_old_one() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let uid = store
+        .users()
+        .create("dev", "Dev", "dev@x", false)
+        .await
+        .unwrap();
+    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Failed]).await;
+    let new_id = store.builds().retry(pid, ids[0], uid).await.unwrap();
+    assert!(new_id > ids[0]);
+    let (old, new) = (
+        store.builds().get(pid, ids[0]).await.unwrap(),
+        store.builds().get(pid, new_id).await.unwrap(),
+    );
+    assert_eq!(old.status, BuildStatus::Failed);
+    assert_eq!(new.status, BuildStatus::Pending);
+    assert_eq!(
+        (new.name, new.stage, new.commit.sha, new.pipeline_id),
+        (old.name, old.stage, old.commit.sha, old.pipeline_id)
+    );
+    assert_eq!(new.user.map(|u| u.id), Some(uid));
+    let page = store
+        .builds()
+        .list(pid, &Scope::all(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.builds.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![new_id, ids[0]]
+    );
+}
+
+#[tokio::test]
+async fn the_generator_writes_consistent_history() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    pipeline(&store, pid, "before", &[BuildStatus::Success]).await;
+    let written = kiln_store::generate::generate(&store, pid, 1_203, 7)
+        .await
+        .unwrap();
+    assert_eq!(written, 12_030);
+    pipeline(&store, pid, "after", &[BuildStatus::Pending]).await;
+    let builds = store.builds();
+    let total = builds.count(pid, &Scope::all()).await.unwrap();
+    assert_eq!(total, 12_032);
+    // Walk pages across the generated range: ids strictly decrease and totals match per scope.
+    let mut last = i64::MAX;
+    for page in [1, 2, 300, 601, 602] {
+        let got = builds
+            .list(pid, &Scope::all(), PageRequest { page, per_page: 20 })
+            .await
+            .unwrap();
+        for b in &got.builds {
+            assert!(b.id < last);
+            last = b.id;
+        }
+        if page == 602 {
+            assert_eq!(got.builds.len(), 12);
+        }
+    }
+    let mut sum = 0;
+    for status in BuildStatus::ALL {
+        let scope = Scope::of(&[status]);
+        let n = builds.count(pid, &scope).await.unwrap();
+        let pages = builds
+            .list(
+                pid,
+                &scope,
+                PageRequest {
+                    page: 1,
+                    per_page: 100,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(pages.builds.iter().all(|b| b.status == status));
+        assert_eq!(pages.builds.len() as u64, n.min(100));
+        sum += n;
+    }
+    assert_eq!(sum, total);
+    let newest = builds
+        .list(
+            pid,
+            &Scope::all(),
+            PageRequest {
+                page: 1,
+                per_page: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(newest.builds[0].commit.sha, "after");
+}
