@@ -171,10 +171,10 @@ fn job_status(
         (Outcome::TestFailed, 1) if index == failing => S::Failed,
         (Outcome::TestFailed, 1) => S::Success,
         (Outcome::TestFailed, _) => S::Skipped,
-        (Outcome::Canceled, 1) if index % 2 == 0 => S::Canceled,
+        (Outcome::Canceled, 1) if index.is_multiple_of(2) => S::Canceled,
         (Outcome::Canceled, 1) => S::Success,
         (Outcome::Canceled, _) => S::Canceled,
-        (Outcome::Running, 1) if index % 3 == 0 => S::Running,
+        (Outcome::Running, 1) if index.is_multiple_of(3) => S::Running,
         (Outcome::Running, 1) => S::Pending,
         (Outcome::Running, _) => S::Created,
     }

@@ -1,1 +1,72 @@
-fn main() {}
+//! `kiln`: the CI server (`serve`), its administration (`admin`) and its benchmark (`bench`).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kiln",
+    version,
+    about = "A self-hosted CI server that speaks GitLab's CI API"
+)]
+pub struct Cli {
+    /// Where Kiln keeps its files (the SQLite database by default).
+    #[arg(
+        long,
+        env = "KILN_DATA_DIR",
+        default_value = "./kiln-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// The database: `postgres://…` for PostgreSQL; default: `kiln.db` in the data dir.
+    #[arg(long, env = "KILN_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(cmd::serve::ServeArgs),
+    /// Manage users, tokens, projects and members; each prints only the new id or token.
+    #[command(subcommand)]
+    Admin(cmd::admin::AdminCommand),
+    /// Measure the builds API under load against a generated history.
+    Bench(cmd::bench::BenchArgs),
+}
+
+impl Cli {
+    pub fn database_url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.database_url {
+            return Ok(url.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(self.data_dir.join("kiln.db").to_string_lossy().into_owned())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match &cli.command {
+            Command::Serve(args) => cmd::serve::run(&cli, args).await,
+            Command::Admin(command) => cmd::admin::run(&cli, command).await,
+            Command::Bench(args) => cmd::bench::run(&cli, args).await,
+        }
+    })
+}

@@ -1,0 +1,37 @@
+//! Who is calling. A personal access token may come as the `PRIVATE-TOKEN` header, the
+//! `PRIVATE_TOKEN` spelling of GitLab's curl examples, or the `private_token` query parameter.
+//! No token, or one Kiln does not know, is 401.
+
+use crate::{query::QueryPairs, ApiError, AppState};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use kiln_store::UserRecord;
+
+/// The signed-in user of this request.
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub UserRecord);
+
+pub fn token_of(parts: &Parts) -> Option<String> {
+    for name in ["private-token", "private_token"] {
+        if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
+            return Some(value.trim().to_owned());
+        }
+    }
+    QueryPairs::parse(parts.uri.query())
+        .get("private_token")
+        .map(str::to_owned)
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = token_of(parts)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let user = state.store.users().by_token(&token).await?;
+        user.map(CurrentUser).ok_or(ApiError::Unauthorized)
+    }
+}

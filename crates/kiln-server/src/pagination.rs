@@ -1,0 +1,104 @@
+//! GitLab's pagination headers: `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`,
+//! `X-Next-Page`, `X-Prev-Page` (empty when there is none) and `Link` (first and last always,
+//! prev and next when they exist). Link URLs repeat every query parameter, as Rails'
+//! `params.to_query` does, with `page` and `per_page` replaced and keys sorted.
+
+use crate::query::QueryPairs;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use kiln_core::PageInfo;
+
+pub fn headers(info: &PageInfo, url_base: &str, query: &QueryPairs) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    let opt = |page: Option<u64>| page.map(|p| p.to_string()).unwrap_or_default();
+    set("x-total", info.total.to_string());
+    set("x-total-pages", info.total_pages.to_string());
+    set("x-per-page", info.per_page.to_string());
+    set("x-page", info.page.to_string());
+    set("x-next-page", opt(info.next_page()));
+    set("x-prev-page", opt(info.prev_page()));
+
+    let mut links = Vec::with_capacity(4);
+    let mut link = |page: u64, rel: &str| {
+        links.push(format!(
+            "<{}>; rel=\"{rel}\"",
+            page_url(url_base, query, page, info.per_page)
+        ));
+    };
+    if let Some(prev) = info.prev_page() {
+        link(prev, "prev");
+    }
+    if let Some(next) = info.next_page() {
+        link(next, "next");
+    }
+    link(1, "first");
+    link(info.total_pages, "last");
+    set("link", links.join(", "));
+    headers
+}
+
+fn page_url(base: &str, query: &QueryPairs, page: u64, per_page: u32) -> String {
+    let mut pairs: Vec<(&str, String)> = query
+        .iter()
+        .filter(|(k, _)| *k != "page" && *k != "per_page")
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect();
+    pairs.push(("page", page.to_string()));
+    pairs.push(("per_page", per_page.to_string()));
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &pairs {
+        out.append_pair(k, v);
+    }
+    format!("{base}?{}", out.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_core::PageRequest;
+
+    fn header(h: &HeaderMap, name: &str) -> String {
+        h.get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_else(|| "<none>".into())
+    }
+
+    #[test]
+    fn middle_page_links_keep_other_params() {
+        let query = QueryPairs::parse(Some("scope[]=failed&page=2&per_page=2"));
+        let info = PageInfo::new(
+            PageRequest {
+                page: 2,
+                per_page: 2,
+            },
+            5,
+        );
+        let h = headers(&info, "http://k/api/v3/projects/1/builds", &query);
+        assert_eq!(header(&h, "x-total"), "5");
+        assert_eq!(header(&h, "x-total-pages"), "3");
+        assert_eq!(header(&h, "x-next-page"), "3");
+        assert_eq!(header(&h, "x-prev-page"), "1");
+        assert_eq!(
+            header(&h, "link"),
+            "<http://k/api/v3/projects/1/builds?page=1&per_page=2&scope%5B%5D=failed>; rel=\"prev\", \
+             <http://k/api/v3/projects/1/builds?page=3&per_page=2&scope%5B%5D=failed>; rel=\"next\", \
+             <http://k/api/v3/projects/1/builds?page=1&per_page=2&scope%5B%5D=failed>; rel=\"first\", \
+             <http://k/api/v3/projects/1/builds?page=3&per_page=2&scope%5B%5D=failed>; rel=\"last\""
+        );
+    }
+
+    #[test]
+    fn empty_list_has_empty_next_and_prev() {
+        let info = PageInfo::new(PageRequest::default(), 0);
+        let h = headers(&info, "http://k/x", &QueryPairs::default());
+        assert_eq!(header(&h, "x-next-page"), "");
+        assert_eq!(header(&h, "x-prev-page"), "");
+        assert_eq!(header(&h, "x-total-pages"), "1");
+        assert!(!header(&h, "link").contains("rel=\"next\""));
+    }
+}

@@ -1,0 +1,4 @@
+//! Services: what Kiln does, independent of how a request asked for it.
+
+pub mod builds;
+pub mod projects;

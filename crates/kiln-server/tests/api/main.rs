@@ -1,0 +1,8 @@
+//! Integration tests: the real server on an ephemeral port over a fresh database (SQLite by
+//! default, PostgreSQL with `KILN_TEST_DATABASE_URL`), talked to over HTTP.
+
+mod helpers;
+
+mod auth;
+mod builds_v3;
+mod pagination;

@@ -1,0 +1,178 @@
+//! `kiln admin …`: each command prints only the new id or token on stdout, so scripts can
+//! capture it; messages go to stderr.
+
+use crate::Cli;
+use anyhow::Context;
+use clap::Subcommand;
+use kiln_core::{AccessLevel, Visibility};
+use kiln_store::{ProjectRef, Store};
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Personal access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Project members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Write N generated pipelines (10 builds each) into a project: for benchmarks and demos.
+    Generate {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        pipelines: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "kiln-admin")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectCommand {
+    Create {
+        /// NAMESPACE/NAME
+        #[arg(long)]
+        path: String,
+        #[arg(long, default_value = "private", value_parser = parse_visibility)]
+        visibility: Visibility,
+        /// A local path or URL of the git repository.
+        #[arg(long)]
+        repo: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MemberCommand {
+    Add {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = parse_access)]
+        access: AccessLevel,
+    },
+}
+
+fn parse_visibility(s: &str) -> Result<Visibility, String> {
+    s.parse()
+        .map_err(|e: kiln_core::access::UnknownVisibility| e.to_string())
+}
+
+fn parse_access(s: &str) -> Result<AccessLevel, String> {
+    s.parse()
+        .map_err(|e: kiln_core::access::UnknownAccessLevel| e.to_string())
+}
+
+fn project_ref(raw: &str) -> anyhow::Result<ProjectRef> {
+    ProjectRef::parse(raw).with_context(|| format!("{raw:?} is not a project id or NAMESPACE/NAME"))
+}
+
+pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
+    let store = Store::open(&cli.database_url()?).await?;
+    let out = match command {
+        AdminCommand::User(UserCommand::Create {
+            username,
+            name,
+            email,
+            admin,
+        }) => store
+            .users()
+            .create(username, name, email, *admin)
+            .await?
+            .to_string(),
+        AdminCommand::Token(TokenCommand::Create { username, name }) => {
+            let user = store
+                .users()
+                .by_username(username)
+                .await
+                .with_context(|| format!("no user {username:?}"))?;
+            store.users().create_token(user.id, name).await?
+        }
+        AdminCommand::Project(ProjectCommand::Create {
+            path,
+            visibility,
+            repo,
+        }) => {
+            let Some(ProjectRef::Path { namespace, path }) = ProjectRef::parse(path) else {
+                anyhow::bail!("--path must be NAMESPACE/NAME, got {path:?}");
+            };
+            store
+                .projects()
+                .create(&namespace, &path, *visibility, repo.as_deref())
+                .await?
+                .to_string()
+        }
+        AdminCommand::Member(MemberCommand::Add {
+            project,
+            username,
+            access,
+        }) => {
+            let project = store
+                .projects()
+                .get(&project_ref(project)?)
+                .await
+                .context("no such project")?;
+            let user = store
+                .users()
+                .by_username(username)
+                .await
+                .with_context(|| format!("no user {username:?}"))?;
+            store
+                .projects()
+                .add_member(project.id, user.id, *access)
+                .await?;
+            format!("{}", user.id)
+        }
+        AdminCommand::Generate {
+            project,
+            pipelines,
+            seed,
+        } => {
+            let project = store
+                .projects()
+                .get(&project_ref(project)?)
+                .await
+                .context("no such project")?;
+            let started = std::time::Instant::now();
+            let builds =
+                kiln_store::generate::generate(&store, project.id, *pipelines, *seed).await?;
+            eprintln!(
+                "generated {builds} builds in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            builds.to_string()
+        }
+    };
+    println!("{out}");
+    store.close().await;
+    Ok(())
+}
