@@ -31,7 +31,18 @@ impl FromRequestParts<AppState> for CurrentUser {
         let token = token_of(parts)
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let user = state.store.users().by_token(&token).await?;
-        user.map(CurrentUser).ok_or(ApiError::Unauthorized)
+        let key = kiln_store::hash_secret(&token);
+        let version = state.store.versions().access();
+        if let Some(user) = state.cache.users.get(&key, version) {
+            return Ok(CurrentUser(user));
+        }
+        let user = state
+            .store
+            .users()
+            .by_token(&token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        state.cache.users.insert(key, user.clone(), version);
+        Ok(CurrentUser(user))
     }
 }

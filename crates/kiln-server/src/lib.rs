@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod error;
 pub mod pagination;
 pub mod present;
@@ -20,11 +21,23 @@ pub use error::ApiError;
 pub struct Config {
     /// Where users reach Kiln, without a trailing slash; used in `web_url` and `Link` headers.
     pub external_url: String,
+    /// How long cached reads may be served (see `cache`); zero turns the caches off.
+    pub read_cache_ttl: std::time::Duration,
+}
+
+impl Config {
+    pub fn new(external_url: impl Into<String>) -> Config {
+        Config {
+            external_url: external_url.into(),
+            read_cache_ttl: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 pub struct AppInner {
     pub store: Store,
     pub config: Config,
+    pub cache: cache::ReadCache,
 }
 
 /// What every handler gets: the store and the configuration.
@@ -32,7 +45,12 @@ pub type AppState = Arc<AppInner>;
 
 /// The whole HTTP application.
 pub fn router(store: Store, config: Config) -> Router {
-    let state: AppState = Arc::new(AppInner { store, config });
+    let cache = cache::ReadCache::new(config.read_cache_ttl);
+    let state: AppState = Arc::new(AppInner {
+        store,
+        config,
+        cache,
+    });
     Router::new()
         .nest("/api/v3", api::v3::router())
         .fallback(api::not_found)

@@ -257,6 +257,7 @@ impl From<sqlx::Error> for TransitionFailure {
 
 pub struct Builds<'a> {
     pub(crate) db: &'a Db,
+    pub(crate) versions: &'a crate::versions::Versions,
 }
 
 impl Builds<'_> {
@@ -385,7 +386,7 @@ impl Builds<'_> {
         event: BuildEvent,
     ) -> Result<BuildStatus, TransitionFailure> {
         let now = now_ms();
-        on_write!(self.db, pool => {
+        let next = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
             let current: Option<String> =
                 sqlx::query_scalar("SELECT status FROM builds WHERE id = $1 AND project_id = $2")
@@ -432,8 +433,10 @@ impl Builds<'_> {
                     .await?;
             }
             tx.commit().await?;
-            Ok(next)
-        })
+            Result::<_, TransitionFailure>::Ok(next)
+        })?;
+        self.versions.bump_builds(project_id);
+        Ok(next)
     }
 
     /// Makes a new pending build copying `build_id`'s definition (GitLab's `Ci::Build.retry`):
@@ -441,7 +444,7 @@ impl Builds<'_> {
     /// `user_id`. The old build is left as it was. Returns the new build's id.
     pub async fn retry(&self, project_id: i64, build_id: i64, user_id: i64) -> StoreResult<i64> {
         let now = now_ms();
-        on_write!(self.db, pool => {
+        let id = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
             let sql = select_builds("b.id = $1 AND b.project_id = $2");
             let row = sqlx::query(&sql).bind(build_id).bind(project_id).fetch_optional(&mut *tx).await?;
@@ -461,7 +464,9 @@ impl Builds<'_> {
             };
             let id = insert_build!(tx, project_id, old.pipeline_id, commit_id, &old.ref_name, old.tag, &copy);
             tx.commit().await?;
-            Ok(id)
-        })
+            StoreResult::Ok(id)
+        })?;
+        self.versions.bump_builds(project_id);
+        Ok(id)
     }
 }

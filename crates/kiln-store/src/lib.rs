@@ -8,6 +8,7 @@ pub mod generate;
 mod migrate;
 mod row;
 pub mod testing;
+pub mod versions;
 
 pub mod builds;
 pub mod pipelines;
@@ -54,6 +55,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    versions: std::sync::Arc<versions::Versions>,
 }
 
 impl Store {
@@ -61,7 +63,10 @@ impl Store {
     pub async fn open(url: &str) -> StoreResult<Store> {
         let db = Db::connect(url).await?;
         migrate::run(&db).await?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            versions: Default::default(),
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -69,19 +74,39 @@ impl Store {
     }
 
     pub fn users(&self) -> users::Users<'_> {
-        users::Users { db: &self.db }
+        users::Users {
+            db: &self.db,
+            versions: &self.versions,
+        }
     }
     pub fn projects(&self) -> projects::Projects<'_> {
-        projects::Projects { db: &self.db }
+        projects::Projects {
+            db: &self.db,
+            versions: &self.versions,
+        }
     }
     pub fn pipelines(&self) -> pipelines::Pipelines<'_> {
-        pipelines::Pipelines { db: &self.db }
+        pipelines::Pipelines {
+            db: &self.db,
+            versions: &self.versions,
+        }
     }
     pub fn builds(&self) -> builds::Builds<'_> {
-        builds::Builds { db: &self.db }
+        builds::Builds {
+            db: &self.db,
+            versions: &self.versions,
+        }
     }
     pub fn runners(&self) -> runners::Runners<'_> {
-        runners::Runners { db: &self.db }
+        runners::Runners {
+            db: &self.db,
+            versions: &self.versions,
+        }
+    }
+
+    /// Change counters for caches of this process.
+    pub fn versions(&self) -> &versions::Versions {
+        &self.versions
     }
 
     pub async fn close(&self) {

@@ -18,6 +18,7 @@ pub struct NewPipeline {
 
 pub struct Pipelines<'a> {
     pub(crate) db: &'a Db,
+    pub(crate) versions: &'a crate::versions::Versions,
 }
 
 /// Upserts the commit inside transaction `$tx` and evaluates to its id.
@@ -46,7 +47,7 @@ impl Pipelines<'_> {
     /// Inserts the pipeline, its commit (if new) and all its builds atomically.
     /// Returns the pipeline id and the build ids in the order given.
     pub async fn create(&self, new: &NewPipeline) -> StoreResult<(i64, Vec<i64>)> {
-        on_write!(self.db, pool => {
+        let created = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
             let commit_id = upsert_commit!(tx, new.project_id, &new.commit);
             let pipeline_id: i64 = sqlx::query_scalar(
@@ -68,7 +69,9 @@ impl Pipelines<'_> {
                 ids.push(insert_build!(tx, new.project_id, pipeline_id, commit_id, &new.ref_name, new.tag, build));
             }
             tx.commit().await?;
-            Ok((pipeline_id, ids))
-        })
+            StoreResult::Ok((pipeline_id, ids))
+        })?;
+        self.versions.bump_builds(new.project_id);
+        Ok(created)
     }
 }

@@ -77,6 +77,7 @@ fn project_from_row(row: &impl KilnRow) -> Result<ProjectRecord, sqlx::Error> {
 
 pub struct Projects<'a> {
     pub(crate) db: &'a Db,
+    pub(crate) versions: &'a crate::versions::Versions,
 }
 
 impl Projects<'_> {
@@ -87,7 +88,7 @@ impl Projects<'_> {
         visibility: Visibility,
         repo_url: Option<&str>,
     ) -> StoreResult<i64> {
-        on_write!(self.db, pool => {
+        let id = on_write!(self.db, pool => {
             sqlx::query_scalar(
                 "INSERT INTO projects (namespace, path, name, visibility, repo_url, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -101,7 +102,9 @@ impl Projects<'_> {
             .fetch_one(pool)
             .await
             .map_err(|e| StoreError::on_unique(e, "project path has already been taken"))
-        })
+        })?;
+        self.versions.bump_access();
+        Ok(id)
     }
 
     pub async fn get(&self, project: &ProjectRef) -> StoreResult<ProjectRecord> {
@@ -162,6 +165,7 @@ impl Projects<'_> {
             .execute(pool)
             .await?;
         });
+        self.versions.bump_access();
         Ok(())
     }
 }

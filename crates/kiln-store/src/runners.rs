@@ -5,6 +5,7 @@ use crate::{hash_secret, new_secret, now_ms, StoreResult};
 
 pub struct Runners<'a> {
     pub(crate) db: &'a Db,
+    pub(crate) versions: &'a crate::versions::Versions,
 }
 
 impl Runners<'_> {
@@ -24,6 +25,8 @@ impl Runners<'_> {
             .fetch_one(pool)
             .await?
         });
+        // A runner's fields appear inside builds of every project.
+        self.versions.bump_all_builds();
         Ok((id, token))
     }
 }

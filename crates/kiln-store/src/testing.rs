@@ -1,4 +1,4 @@
-//! Fresh databases for tests: a temporary SQLite file by default, or, when
+//! Fresh databases for tests and benchmarks: a temporary SQLite file by default, or, when
 //! `KILN_TEST_DATABASE_URL` names a PostgreSQL server, a new database on it that is dropped
 //! when the `TestDatabase` goes away.
 
@@ -14,7 +14,9 @@ pub struct TestDatabase {
 impl TestDatabase {
     pub async fn new() -> TestDatabase {
         match std::env::var("KILN_TEST_DATABASE_URL") {
-            Ok(admin) if admin.starts_with("postgres") => Self::postgres(admin).await,
+            Ok(admin) if admin.starts_with("postgres") => Self::with_postgres(&admin)
+                .await
+                .expect("create a database on KILN_TEST_DATABASE_URL"),
             _ => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = dir.path().join("kiln.db").to_string_lossy().into_owned();
@@ -27,30 +29,26 @@ impl TestDatabase {
         }
     }
 
-    async fn postgres(admin: String) -> TestDatabase {
+    /// A fresh database on the PostgreSQL server of `admin`, dropped with the value.
+    pub async fn with_postgres(admin: &str) -> StoreResult<TestDatabase> {
         let name = format!("kiln_test_{}", crate::new_secret().to_lowercase());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to KILN_TEST_DATABASE_URL");
+        let mut conn = sqlx::PgConnection::connect(admin).await?;
         sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
-            .await
-            .expect("create test database");
+            .await?;
         let _ = conn.close().await;
-        let (base, query) = admin
-            .split_once('?')
-            .map_or((admin.as_str(), ""), |(b, q)| (b, q));
+        let (base, query) = admin.split_once('?').unwrap_or((admin, ""));
         let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
         let url = if query.is_empty() {
             format!("{server}/{name}")
         } else {
             format!("{server}/{name}?{query}")
         };
-        TestDatabase {
+        Ok(TestDatabase {
             url,
             _dir: None,
-            postgres: Some((admin, name)),
-        }
+            postgres: Some((admin.to_owned(), name)),
+        })
     }
 
     pub async fn open(&self) -> StoreResult<Store> {
@@ -63,7 +61,7 @@ impl Drop for TestDatabase {
         let Some((admin, name)) = self.postgres.take() else {
             return;
         };
-        // Drop runs outside any runtime guarantee; a short-lived thread with its own runtime
+        // Drop may run inside or outside a runtime; a short-lived thread with its own runtime
         // can always block on the cleanup.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -48,6 +48,7 @@ pub(crate) fn user_from_row(row: &impl KilnRow) -> Result<Option<UserRecord>, sq
 
 pub struct Users<'a> {
     pub(crate) db: &'a Db,
+    pub(crate) versions: &'a crate::versions::Versions,
 }
 
 impl Users<'_> {
@@ -58,7 +59,7 @@ impl Users<'_> {
         email: &str,
         is_admin: bool,
     ) -> StoreResult<i64> {
-        on_write!(self.db, pool => {
+        let id = on_write!(self.db, pool => {
             sqlx::query_scalar(
                 "INSERT INTO users (username, name, email, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
@@ -70,7 +71,9 @@ impl Users<'_> {
             .fetch_one(pool)
             .await
             .map_err(|e| StoreError::on_unique(e, "username or email has already been taken"))
-        })
+        })?;
+        self.versions.bump_access();
+        Ok(id)
     }
 
     pub async fn by_username(&self, username: &str) -> StoreResult<UserRecord> {
@@ -104,8 +107,9 @@ impl Users<'_> {
                 .bind(name)
                 .bind(now_ms())
                 .execute(pool)
-                .await?;
+            .await?;
         });
+        self.versions.bump_access();
         Ok(token)
     }
 }

@@ -1,35 +1,54 @@
 //! Finding a project for a caller and checking what they may do with it.
 
-use crate::ApiError;
+use crate::{ApiError, AppInner};
 use kiln_core::{access::Caller, Permission};
-use kiln_store::{ProjectRecord, ProjectRef, Store, StoreError, UserRecord};
+use kiln_store::{ProjectAccess, ProjectRecord, ProjectRef, StoreError, UserRecord};
 
 /// The project named `raw` (an id or `namespace/path`) if `user` holds `permission` on it.
 /// A project the user cannot see is `404 Project Not Found`, as if it did not exist; one they
 /// see but may not act on is `403 Forbidden`.
 pub async fn authorize(
-    store: &Store,
+    app: &AppInner,
     user: &UserRecord,
     raw: &str,
     permission: Permission,
 ) -> Result<ProjectRecord, ApiError> {
-    let not_found = ApiError::NotFound("Project");
-    let project = ProjectRef::parse(raw).ok_or(ApiError::NotFound("Project"))?;
-    let access = match store.projects().with_access(&project, Some(user.id)).await {
-        Ok(access) => access,
-        Err(StoreError::NotFound) => return Err(not_found),
-        Err(err) => return Err(err.into()),
-    };
+    let access = project_access(app, user, raw).await?;
     let caller = Caller {
         is_admin: user.is_admin,
         access: access.access,
     };
     let visibility = access.project.visibility;
     if !caller.can(Permission::ReadProject, visibility) {
-        return Err(not_found);
+        return Err(ApiError::NotFound("Project"));
     }
     if !caller.can(permission, visibility) {
         return Err(ApiError::Forbidden(None));
     }
     Ok(access.project)
+}
+
+async fn project_access(
+    app: &AppInner,
+    user: &UserRecord,
+    raw: &str,
+) -> Result<ProjectAccess, ApiError> {
+    let key = (raw.to_owned(), user.id);
+    let version = app.store.versions().access();
+    if let Some(access) = app.cache.access.get(&key, version) {
+        return Ok(access);
+    }
+    let project = ProjectRef::parse(raw).ok_or(ApiError::NotFound("Project"))?;
+    let access = match app
+        .store
+        .projects()
+        .with_access(&project, Some(user.id))
+        .await
+    {
+        Ok(access) => access,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound("Project")),
+        Err(err) => return Err(err.into()),
+    };
+    app.cache.access.insert(key, access.clone(), version);
+    Ok(access)
 }

@@ -335,3 +335,29 @@ async fn unknown_routes_and_methods_answer_json() {
     assert_eq!(r.status.as_u16(), 405);
     assert!(r.body.is_object());
 }
+
+#[tokio::test]
+async fn cached_reads_see_this_servers_writes_at_once() {
+    let (app, root, project) = app_with_project(Visibility::Private).await;
+    let ids = app.pipeline(project, "abc", &[BuildStatus::Running]).await;
+    let path = format!("/api/v3/projects/{project}/builds");
+    let show = format!("{path}/{}", ids[0]);
+    assert_eq!(app.get(&path, &root).await.body[0]["status"], "running");
+    assert_eq!(app.get(&show, &root).await.body["status"], "running");
+    app.post(&format!("{show}/cancel"), &root).await.assert(201);
+    assert_eq!(app.get(&path, &root).await.body[0]["status"], "canceled");
+    assert_eq!(app.get(&show, &root).await.body["status"], "canceled");
+    assert_eq!(
+        app.get(&format!("{path}?scope=canceled"), &root)
+            .await
+            .header("x-total"),
+        "1"
+    );
+    // A new member's access shows at once, too.
+    let reporter = app.user("reporter", false).await;
+    app.get(&path, &reporter)
+        .await
+        .assert_error(404, "404 Project Not Found");
+    app.member(project, &reporter, AccessLevel::Reporter).await;
+    app.get(&path, &reporter).await.assert(200);
+}

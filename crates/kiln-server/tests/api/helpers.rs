@@ -69,9 +69,7 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = kiln_server::Config {
-            external_url: base.clone(),
-        };
+        let config = kiln_server::Config::new(base.clone());
         let router = kiln_server::router(store.clone(), config);
         let server = tokio::spawn(async move {
             let _ = kiln_server::serve(listener, router, std::future::pending()).await;

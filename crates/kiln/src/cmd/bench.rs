@@ -1,6 +1,324 @@
+//! `kiln bench`: loads a generated history of N builds, starts the real `kiln serve` as a
+//! child process, and drives it with keep-alive connections, printing req/s, p50 and p99 per
+//! scenario and the server's peak RSS. In the same run it measures a baseline: a bare hyper
+//! server serializing the same 20 builds from memory, the most this machine can do for a page.
+
+use crate::Cli;
+use anyhow::{bail, Context};
+use bytes::Bytes;
 use clap::Args;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use kiln_core::{PageRequest, Scope, Visibility};
+use kiln_server::present::v3::Presenter;
+use kiln_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
 #[derive(Args, Debug)]
-pub struct BenchArgs {}
-pub async fn run(_: &crate::Cli, _: &BenchArgs) -> anyhow::Result<()> {
+pub struct BenchArgs {
+    /// Builds in the generated history (10 per pipeline).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub builds: usize,
+    /// Run against this PostgreSQL server (a fresh database is made on it) instead of SQLite.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Also measure the server with its read caches off.
+    #[arg(long)]
+    pub uncached: bool,
+}
+
+struct Scenario {
+    name: &'static str,
+    paths: Vec<String>,
+    /// The X-Total every answer must carry, if checked.
+    total: Option<u64>,
+}
+
+pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (url, _cleanup) = match &args.postgres {
+        Some(admin) => {
+            let db = kiln_store::testing::TestDatabase::with_postgres(admin).await?;
+            (db.url.clone(), Some(db))
+        }
+        None => (
+            dir.path().join("kiln.db").to_string_lossy().into_owned(),
+            None,
+        ),
+    };
+    let store = Store::open(&url).await?;
+    let user = store
+        .users()
+        .create("bench", "Bench Admin", "bench@example.com", true)
+        .await?;
+    let token = store.users().create_token(user, "bench").await?;
+    let project = store
+        .projects()
+        .create("bench", "app", Visibility::Private, None)
+        .await?;
+    let pipelines = args.builds.div_ceil(10);
+    let started = Instant::now();
+    let written = kiln_store::generate::generate(&store, project, pipelines, 1).await?;
+    println!(
+        "loaded {written} builds into {} in {:.1} s",
+        store.backend_name(),
+        started.elapsed().as_secs_f64()
+    );
+    let first_page = store
+        .builds()
+        .list(project, &Scope::all(), PageRequest::default())
+        .await?;
+    let failed = store
+        .builds()
+        .count(project, &Scope::of(&[kiln_core::BuildStatus::Failed]))
+        .await?;
+    store.close().await;
+
+    let baseline_addr = start_baseline(first_page.builds).await?;
+    let base = format!("/api/v3/projects/{project}/builds");
+    let with_token = |p: String| {
+        format!(
+            "{p}{}private_token={token}",
+            if p.contains('?') { "&" } else { "?" }
+        )
+    };
+    let build_ids: Vec<String> = (0..997)
+        .map(|i| with_token(format!("{base}/{}", 1 + (i * 1_003) % written)))
+        .collect();
+    let scenarios = [
+        Scenario {
+            name: "page 1",
+            paths: vec![with_token(base.clone())],
+            total: Some(written),
+        },
+        Scenario {
+            name: "page 10,000",
+            paths: vec![with_token(format!("{base}?page=10000"))],
+            total: Some(written),
+        },
+        Scenario {
+            name: "scope=failed",
+            paths: vec![with_token(format!("{base}?scope=failed"))],
+            total: Some(failed),
+        },
+        Scenario {
+            name: "GET build",
+            paths: build_ids,
+            total: None,
+        },
+    ];
+    println!(
+        "{:<30} {:>10} {:>10} {:>10}   ({} connections, {} s each)",
+        "scenario", "req/s", "p50 ms", "p99 ms", args.connections, args.seconds
+    );
+    let duration = Duration::from_secs(args.seconds);
+    let baseline = load(
+        baseline_addr,
+        &["/baseline".to_owned()],
+        None,
+        args.connections,
+        duration,
+    )
+    .await?;
+    baseline.print("baseline (hyper, memory)");
+    let mut modes = vec![("", 1_000)];
+    if args.uncached {
+        modes.push((" [no cache]", 0));
+    }
+    for (label, ttl_ms) in modes {
+        let (mut server, server_addr) = spawn_server(&url, ttl_ms).await?;
+        let pid = server.id().context("server pid")?;
+        let mut page_one = 0.0;
+        for scenario in &scenarios {
+            let result = load(
+                server_addr,
+                &scenario.paths,
+                scenario.total,
+                args.connections,
+                duration,
+            )
+            .await?;
+            result.print(&format!("{}{label}", scenario.name));
+            if scenario.name == "page 1" {
+                page_one = result.rps;
+            }
+        }
+        println!(
+            "page 1 / baseline{label}: {:.0}%",
+            100.0 * page_one / baseline.rps
+        );
+        println!(
+            "server peak RSS{label}: {:.1} MB",
+            peak_rss_kb(pid)? as f64 / 1024.0
+        );
+        let _ = server.kill().await;
+    }
     Ok(())
+}
+
+async fn spawn_server(
+    url: &str,
+    read_cache_ttl_ms: u64,
+) -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "serve",
+            "--listen",
+            &addr.to_string(),
+            "--database-url",
+            url,
+        ])
+        .args(["--read-cache-ttl-ms", &read_cache_ttl_ms.to_string()])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()?;
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok((child, addr));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("kiln serve did not start on {addr}")
+}
+
+/// A bare hyper server that serializes the given builds on every request.
+async fn start_baseline(builds: Vec<kiln_store::BuildRecord>) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let builds = Arc::new(builds);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let builds = builds.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                        let builds = builds.clone();
+                        async move {
+                            let presenter = Presenter {
+                                external_url: "http://127.0.0.1",
+                            };
+                            let body: Vec<_> = builds.iter().map(|b| presenter.build(b)).collect();
+                            let json = serde_json::to_vec(&body).unwrap_or_default();
+                            Response::builder()
+                                .header("content-type", "application/json")
+                                .body(Full::new(Bytes::from(json)))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+struct LoadResult {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl LoadResult {
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<30} {:>10.0} {:>10.2} {:>10.2}",
+            self.rps, self.p50_ms, self.p99_ms
+        );
+    }
+}
+
+/// Drives `addr` with `connections` keep-alive connections cycling through `paths`.
+async fn load(
+    addr: SocketAddr,
+    paths: &[String],
+    total: Option<u64>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<LoadResult> {
+    let paths = Arc::new(paths.to_vec());
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let paths = paths.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut i = c;
+            while Instant::now() < deadline {
+                let path = &paths[i % paths.len()];
+                i += 1;
+                let request = Request::get(path.as_str())
+                    .header("host", "127.0.0.1")
+                    .body(Empty::<Bytes>::new())?;
+                let sent = Instant::now();
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let x_total = response
+                    .headers()
+                    .get("x-total")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response.into_body().collect().await?.to_bytes();
+                latencies.push(sent.elapsed().as_micros() as u32);
+                if !status.is_success() || body.is_empty() {
+                    bail!("{path}: status {status}");
+                }
+                if let Some(want) = total {
+                    if x_total.as_deref() != Some(want.to_string().as_str()) {
+                        bail!("{path}: X-Total {x_total:?}, want {want}");
+                    }
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    Ok(LoadResult {
+        rps: all.len() as f64 / duration.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    })
+}
+
+fn peak_rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmHWM value")?
+        .parse()?)
 }

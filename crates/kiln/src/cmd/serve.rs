@@ -17,6 +17,11 @@ pub struct ServeArgs {
     /// Create a demo project with generated history (once) and print a token and a curl line.
     #[arg(long)]
     pub demo: bool,
+    /// How long a cached read (token, project access, list page, build) may be served, in ms.
+    /// This process's own writes show at once; other processes' writes within this bound.
+    /// 0 turns the read caches off.
+    #[arg(long, env = "KILN_READ_CACHE_TTL_MS", default_value_t = 1000)]
+    pub read_cache_ttl_ms: u64,
 }
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
@@ -33,7 +38,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         demo(&store, &external_url).await?;
     }
     tracing::info!(%bound, backend = store.backend_name(), "kiln serving");
-    let config = kiln_server::Config { external_url };
+    let config = kiln_server::Config {
+        external_url,
+        read_cache_ttl: std::time::Duration::from_millis(args.read_cache_ttl_ms),
+    };
     kiln_server::serve(
         listener,
         kiln_server::router(store.clone(), config),

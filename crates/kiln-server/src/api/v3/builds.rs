@@ -1,17 +1,19 @@
 //! The v3 Builds API (`lib/api/builds.rb`).
 
 use crate::auth::CurrentUser;
+use crate::cache::{CachedPage, PageKey};
 use crate::pagination;
 use crate::present::v3::Presenter;
 use crate::query::QueryPairs;
 use crate::service::{builds as service, projects::authorize};
 use crate::{ApiError, AppState};
+use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use kiln_core::{PageInfo, PageRequest, PaginationError, Permission, Scope};
 use kiln_store::{BuildRecord, BuildsPage};
+use std::future::Future;
 
 fn build_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::invalid_param("build_id"))
@@ -28,28 +30,55 @@ fn list_params(query: &QueryPairs) -> Result<(Scope, PageRequest), ApiError> {
     Ok((scope, page))
 }
 
-fn present_page(
-    state: &AppState,
-    uri: &axum::http::Uri,
-    query: &QueryPairs,
-    page: PageRequest,
-    builds: BuildsPage,
-) -> Response {
-    let presenter = Presenter {
-        external_url: &state.config.external_url,
-    };
-    let info = PageInfo::new(page, builds.total);
-    let url_base = format!("{}{}", state.config.external_url, uri.path());
-    let headers = pagination::headers(&info, &url_base, query);
-    let body: Vec<_> = builds.builds.iter().map(|b| presenter.build(b)).collect();
-    (headers, Json(body)).into_response()
+fn json(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn present_one(state: &AppState, status: StatusCode, build: &BuildRecord) -> Response {
-    let presenter = Presenter {
-        external_url: &state.config.external_url,
+fn to_json(value: &impl serde::Serialize) -> Result<Bytes, ApiError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+/// Answers a list request from the cache, or by `fetch` and then caches the presented page.
+async fn page_response(
+    state: &AppState,
+    uri: &Uri,
+    query: &QueryPairs,
+    key: PageKey,
+    page: PageRequest,
+    fetch: impl Future<Output = Result<BuildsPage, ApiError>>,
+) -> Result<Response, ApiError> {
+    let version = state.store.versions().builds(key.project_id);
+    let cached = match state.cache.pages.get(&key, version) {
+        Some(cached) => cached,
+        None => {
+            let builds = fetch.await?;
+            let presenter = Presenter {
+                external_url: &state.config.external_url,
+            };
+            let body: Vec<_> = builds.builds.iter().map(|b| presenter.build(b)).collect();
+            let cached = CachedPage {
+                body: to_json(&body)?,
+                total: builds.total,
+            };
+            state.cache.pages.insert(key, cached.clone(), version);
+            cached
+        }
     };
-    (status, Json(presenter.build(build))).into_response()
+    let info = PageInfo::new(page, cached.total);
+    let url_base = format!("{}{}", state.config.external_url, uri.path());
+    let headers = pagination::headers(&info, &url_base, query);
+    Ok((headers, json(StatusCode::OK, cached.body)).into_response())
+}
+
+fn present_one(state: &AppState, build: &BuildRecord) -> Result<Bytes, ApiError> {
+    to_json(
+        &Presenter {
+            external_url: &state.config.external_url,
+        }
+        .build(build),
+    )
 }
 
 /// `GET /projects/:id/builds`
@@ -60,10 +89,17 @@ pub async fn list(
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state.store, &user, &id, Permission::ReadBuild).await?;
+    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let (scope, page) = list_params(&query)?;
-    let builds = service::list(&state.store, project.id, &scope, page).await?;
-    Ok(present_page(&state, &uri, &query, page, builds))
+    let key = PageKey {
+        project_id: project.id,
+        sha: None,
+        statuses: scope.statuses().to_vec(),
+        page: page.page,
+        per_page: page.per_page,
+    };
+    let fetch = service::list(&state.store, project.id, &scope, page);
+    page_response(&state, &uri, &query, key, page, fetch).await
 }
 
 /// `GET /projects/:id/repository/commits/:sha/builds`
@@ -74,10 +110,17 @@ pub async fn list_for_commit(
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state.store, &user, &id, Permission::ReadBuild).await?;
+    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let (scope, page) = list_params(&query)?;
-    let builds = service::list_for_commit(&state.store, project.id, &sha, &scope, page).await?;
-    Ok(present_page(&state, &uri, &query, page, builds))
+    let key = PageKey {
+        project_id: project.id,
+        sha: Some(sha.clone()),
+        statuses: scope.statuses().to_vec(),
+        page: page.page,
+        per_page: page.per_page,
+    };
+    let fetch = service::list_for_commit(&state.store, project.id, &sha, &scope, page);
+    page_response(&state, &uri, &query, key, page, fetch).await
 }
 
 /// `GET /projects/:id/builds/:build_id`
@@ -86,9 +129,15 @@ pub async fn show(
     CurrentUser(user): CurrentUser,
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state.store, &user, &id, Permission::ReadBuild).await?;
-    let build = service::show(&state.store, project.id, build_id(&build)?).await?;
-    Ok(present_one(&state, StatusCode::OK, &build))
+    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let key = (project.id, build_id(&build)?);
+    let version = state.store.versions().builds(project.id);
+    if let Some(body) = state.cache.builds.get(&key, version) {
+        return Ok(json(StatusCode::OK, body));
+    }
+    let body = present_one(&state, &service::show(&state.store, key.0, key.1).await?)?;
+    state.cache.builds.insert(key, body.clone(), version);
+    Ok(json(StatusCode::OK, body))
 }
 
 /// `POST /projects/:id/builds/:build_id/cancel` — 201 with the build, canceled or unchanged.
@@ -97,9 +146,9 @@ pub async fn cancel(
     CurrentUser(user): CurrentUser,
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state.store, &user, &id, Permission::UpdateBuild).await?;
+    let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
     let build = service::cancel(&state.store, project.id, build_id(&build)?).await?;
-    Ok(present_one(&state, StatusCode::CREATED, &build))
+    Ok(json(StatusCode::CREATED, present_one(&state, &build)?))
 }
 
 /// `POST /projects/:id/builds/:build_id/retry` — 201 with the new build.
@@ -108,7 +157,7 @@ pub async fn retry(
     CurrentUser(user): CurrentUser,
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state.store, &user, &id, Permission::UpdateBuild).await?;
+    let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
     let build = service::retry(&state.store, project.id, build_id(&build)?, &user).await?;
-    Ok(present_one(&state, StatusCode::CREATED, &build))
+    Ok(json(StatusCode::CREATED, present_one(&state, &build)?))
 }

@@ -1,0 +1,122 @@
+//! Read caches for the hot API paths. An entry is served only while the store's change
+//! counter for what it shows is unchanged (so this process reads its own writes at once) and
+//! for at most the time-to-live (which bounds how long another process's writes can go
+//! unseen). A zero TTL turns caching off.
+
+use axum::body::Bytes;
+use kiln_core::BuildStatus;
+use kiln_store::{ProjectAccess, UserRecord};
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Entries kept per cache before it starts over; bounds memory whatever the traffic.
+const CAPACITY: usize = 4_096;
+
+pub struct TtlCache<K, V> {
+    ttl: Duration,
+    map: Mutex<HashMap<K, Entry<V>>>,
+}
+
+struct Entry<V> {
+    value: V,
+    version: u64,
+    at: Instant,
+}
+
+impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
+    pub fn new(ttl: Duration) -> Self {
+        TtlCache {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &K, version: u64) -> Option<V> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.lock().ok()?;
+        let entry = map.get(key)?;
+        (entry.version == version && entry.at.elapsed() < self.ttl).then(|| entry.value.clone())
+    }
+
+    /// Stores `value` as read at `version`, which the caller took *before* reading.
+    pub fn insert(&self, key: K, value: V, version: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= CAPACITY {
+                map.clear();
+            }
+            map.insert(
+                key,
+                Entry {
+                    value,
+                    version,
+                    at: Instant::now(),
+                },
+            );
+        }
+    }
+}
+
+/// A list page: which project, commit (for the commit list), statuses, page and size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageKey {
+    pub project_id: i64,
+    pub sha: Option<String>,
+    pub statuses: Vec<BuildStatus>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+/// A presented page: the JSON body and the total for the headers.
+#[derive(Clone)]
+pub struct CachedPage {
+    pub body: Bytes,
+    pub total: u64,
+}
+
+pub struct ReadCache {
+    /// By the SHA-256 of the token, so no plain token is kept in memory.
+    pub users: TtlCache<String, UserRecord>,
+    pub access: TtlCache<(String, i64), ProjectAccess>,
+    pub pages: TtlCache<PageKey, CachedPage>,
+    pub builds: TtlCache<(i64, i64), Bytes>,
+}
+
+impl ReadCache {
+    pub fn new(ttl: Duration) -> ReadCache {
+        ReadCache {
+            users: TtlCache::new(ttl),
+            access: TtlCache::new(ttl),
+            pages: TtlCache::new(ttl),
+            builds: TtlCache::new(ttl),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_expire_with_their_version_or_ttl() {
+        let cache = TtlCache::new(Duration::from_millis(50));
+        cache.insert("k", 1, 7);
+        assert_eq!(cache.get(&"k", 7), Some(1));
+        assert_eq!(cache.get(&"k", 8), None);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(cache.get(&"k", 7), None);
+    }
+
+    #[test]
+    fn zero_ttl_caches_nothing() {
+        let cache = TtlCache::new(Duration::ZERO);
+        cache.insert("k", 1, 0);
+        assert_eq!(cache.get(&"k", 0), None);
+    }
+}

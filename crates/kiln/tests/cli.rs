@@ -1,0 +1,166 @@
+//! The `kiln` binary end to end: admin commands print only what scripts capture, the history
+//! generator, `serve` on an ephemeral port, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn kiln(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("KILN_DATABASE_URL")
+        .output()
+        .expect("run kiln");
+    assert!(
+        output.status.success(),
+        "kiln {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn admin_commands_then_serve_then_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path();
+    let user_id = kiln(
+        data,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--username",
+            "ops",
+            "--name",
+            "Ops",
+            "--email",
+            "ops@example.com",
+        ],
+    );
+    assert!(user_id.parse::<i64>().is_ok(), "{user_id:?}");
+    let token = kiln(data, &["admin", "token", "create", "--username", "ops"]);
+    assert_eq!(token.len(), 20, "{token:?}");
+    assert!(token.chars().all(|c| c.is_ascii_alphanumeric()));
+    let project = kiln(
+        data,
+        &[
+            "admin",
+            "project",
+            "create",
+            "--path",
+            "team/app",
+            "--visibility",
+            "private",
+        ],
+    );
+    assert!(project.parse::<i64>().is_ok(), "{project:?}");
+    kiln(
+        data,
+        &[
+            "admin",
+            "member",
+            "add",
+            "--project",
+            "team/app",
+            "--username",
+            "ops",
+            "--access",
+            "reporter",
+        ],
+    );
+    assert_eq!(
+        kiln(
+            data,
+            &[
+                "admin",
+                "generate",
+                "--project",
+                "team/app",
+                "--pipelines",
+                "30"
+            ]
+        ),
+        "300"
+    );
+
+    let failing = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--data-dir")
+        .arg(data)
+        .args([
+            "admin",
+            "member",
+            "add",
+            "--project",
+            "team/app",
+            "--username",
+            "ops",
+            "--access",
+            "boss",
+        ])
+        .output()
+        .expect("run kiln");
+    assert!(!failing.status.success());
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env_remove("KILN_DATABASE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let mut lines = BufReader::new(server.stderr.take().expect("stderr")).lines();
+    let bound = loop {
+        let line = lines
+            .next()
+            .expect("serve printed its address")
+            .expect("line");
+        if let Some(rest) = line.split("bound=").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let url = format!("http://{bound}/api/v3/projects/team%2Fapp/builds?per_page=5");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, total, count) = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .header("PRIVATE-TOKEN", &token)
+            .send()
+            .await
+            .expect("get");
+        let status = response.status().as_u16();
+        let total = response.headers()["x-total"]
+            .to_str()
+            .expect("x-total")
+            .to_owned();
+        let body: serde_json::Value = response.json().await.expect("json");
+        (status, total, body.as_array().map(Vec::len))
+    });
+    assert_eq!((status, total.as_str(), count), (200, "300", Some(5)));
+
+    // SIGTERM through the kill command keeps this test free of unsafe code.
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            assert!(status.success(), "serve exited with {status}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
