@@ -3,10 +3,12 @@
 
 pub mod access;
 pub mod pagination;
+pub mod processing;
 pub mod scope;
 pub mod status;
 
 pub use access::{AccessLevel, Caller, Permission, Visibility};
 pub use pagination::{PageInfo, PageRequest, PaginationError};
+pub use processing::{JobState, JobWhen, PipelineStatus};
 pub use scope::{Scope, ScopeError};
 pub use status::{BuildEvent, BuildStatus, TransitionError};
