@@ -22,6 +22,12 @@ pub enum ApiError {
     /// 404 with `404 <what> Not Found`, e.g. `404 Project Not Found`; `404 Not Found` when `what` is empty.
     #[error("404 Not Found")]
     NotFound(&'static str),
+    /// 413 `413 Request Entity Too Large`.
+    #[error("413 Request Entity Too Large")]
+    PayloadTooLarge,
+    /// 404 with a message of GitLab's other spelling (`404 Not found` from RecordNotFound).
+    #[error("{0}")]
+    NotFoundMessage(&'static str),
     /// 409 with the message.
     #[error("{0}")]
     Conflict(String),
@@ -36,8 +42,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -49,7 +56,9 @@ impl ApiError {
             ApiError::Forbidden(None) => "403 Forbidden".to_owned(),
             ApiError::Forbidden(Some(reason)) => format!("403 Forbidden  - {reason}"),
             ApiError::NotFound("") => "404 Not Found".to_owned(),
+            ApiError::NotFoundMessage(message) => (*message).to_owned(),
             ApiError::NotFound(what) => format!("404 {what} Not Found"),
+            ApiError::PayloadTooLarge => "413 Request Entity Too Large".to_owned(),
             ApiError::Internal(_) => "500 Internal Server Error".to_owned(),
         }
     }

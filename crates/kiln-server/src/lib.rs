@@ -1,18 +1,26 @@
-//! Kiln's HTTP server: services, authentication, and the routers that present them
-//! (`/api/v3` today). Handlers read: extract → authorize → call one service → present.
+//! Kiln's HTTP server: services, authentication, the embedded runner, and the routers that
+//! present them (`/api/v3`, `/api/v4`). Handlers read: extract → authorize → call one
+//! service → present.
 
 pub mod api;
 pub mod auth;
+pub mod background;
 pub mod cache;
+pub mod dispatch;
 pub mod error;
+pub mod git;
 pub mod pagination;
+pub mod params;
 pub mod present;
 pub mod query;
+pub mod runner;
 pub mod service;
 
 use axum::Router;
 use kiln_store::Store;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -22,14 +30,27 @@ pub struct Config {
     /// Where users reach Kiln, without a trailing slash; used in `web_url` and `Link` headers.
     pub external_url: String,
     /// How long cached reads may be served (see `cache`); zero turns the caches off.
-    pub read_cache_ttl: std::time::Duration,
+    pub read_cache_ttl: Duration,
+    /// Mirrors, artifacts and build directories live here.
+    pub data_dir: PathBuf,
+    /// Workers of the embedded runner; 0 turns it off.
+    pub builds_concurrency: usize,
+    pub max_trace_bytes: u64,
+    pub max_artifacts_bytes: u64,
+    /// Poll project repositories for new branch heads this often.
+    pub poll_interval: Option<Duration>,
 }
 
 impl Config {
-    pub fn new(external_url: impl Into<String>) -> Config {
+    pub fn new(external_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Config {
         Config {
             external_url: external_url.into(),
-            read_cache_ttl: std::time::Duration::from_secs(1),
+            read_cache_ttl: Duration::from_secs(1),
+            data_dir: data_dir.into(),
+            builds_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_trace_bytes: 100 * 1024 * 1024,
+            max_artifacts_bytes: 100 * 1024 * 1024,
+            poll_interval: None,
         }
     }
 }
@@ -38,21 +59,41 @@ pub struct AppInner {
     pub store: Store,
     pub config: Config,
     pub cache: cache::ReadCache,
+    pub mirrors: git::Mirrors,
+    pub dispatcher: dispatch::Dispatcher,
+    pub executor: kiln_runner::ExecutorConfig,
 }
 
-/// What every handler gets: the store and the configuration.
+/// What every handler gets.
 pub type AppState = Arc<AppInner>;
 
-/// The whole HTTP application.
-pub fn router(store: Store, config: Config) -> Router {
-    let cache = cache::ReadCache::new(config.read_cache_ttl);
+/// The application state, with its background work (embedded runner, expiry, polling) started.
+pub async fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
+    let executor = runner::executor_config(
+        &config.data_dir,
+        config.max_trace_bytes,
+        config.max_artifacts_bytes,
+    );
     let state: AppState = Arc::new(AppInner {
+        cache: cache::ReadCache::new(config.read_cache_ttl),
+        mirrors: git::Mirrors::new(config.data_dir.join("repos")),
+        dispatcher: dispatch::Dispatcher::default(),
+        executor,
         store,
         config,
-        cache,
     });
+    if state.config.builds_concurrency > 0 {
+        runner::start(state.clone(), state.config.builds_concurrency).await?;
+    }
+    background::start(state.clone());
+    Ok(state)
+}
+
+/// The whole HTTP application over `state`.
+pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v3", api::v3::router())
+        .nest("/api/v4", api::v4::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .with_state(state)

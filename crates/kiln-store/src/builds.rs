@@ -63,6 +63,8 @@ pub struct BuildRecord {
 /// A build to insert with a pipeline (or by the history generator).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewBuild {
+    /// `needs:` names as a JSON array, or None for a stage-gated build.
+    pub needs: Option<String>,
     pub name: String,
     pub stage: String,
     pub stage_idx: i64,
@@ -84,6 +86,7 @@ impl NewBuild {
     /// A build named `name` in `stage`, created now, with nothing else set.
     pub fn new(name: &str, stage: &str, stage_idx: i64, status: BuildStatus) -> NewBuild {
         NewBuild {
+            needs: None,
             name: name.to_owned(),
             stage: stage.to_owned(),
             stage_idx,
@@ -192,8 +195,8 @@ pub(crate) const NEXT_SEQ: &str =
 
 pub(crate) const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
     stage, stage_idx, status, ref, tag, \"when\", allow_failure, coverage, user_id, runner_id, options, \
-    commands, created_at, queued_at, started_at, finished_at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
+    commands, created_at, queued_at, started_at, finished_at, needs) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
     RETURNING id";
 
 /// Inserts one build inside an open transaction `$tx`: takes the project's next `seq` and
@@ -227,6 +230,7 @@ macro_rules! insert_build {
             .bind(b.queued_at)
             .bind(b.started_at)
             .bind(b.finished_at)
+            .bind(&b.needs)
             .fetch_one(&mut *$tx)
             .await?;
         sqlx::query($crate::builds::COUNT_DELTA)
@@ -239,6 +243,53 @@ macro_rules! insert_build {
     }};
 }
 pub(crate) use insert_build;
+
+/// Moves build `$id` from `$from` to `$to` inside transaction `$tx` if it is still `$from`,
+/// setting the timestamps `$to` implies and keeping `build_counts`. Evaluates to whether it moved.
+macro_rules! set_status {
+    ($tx:expr, $project_id:expr, $id:expr, $from:expr, $to:expr, $now:expr) => {{
+        let (from, to): (kiln_core::BuildStatus, kiln_core::BuildStatus) = ($from, $to);
+        let now: i64 = $now;
+        let (queued, started, finished) = match to {
+            kiln_core::BuildStatus::Pending => (Some(now), None, None),
+            kiln_core::BuildStatus::Running => (None, Some(now), None),
+            s if s.is_complete() || s == kiln_core::BuildStatus::Skipped => (None, None, Some(now)),
+            _ => (None, None, None),
+        };
+        let changed = sqlx::query(
+            "UPDATE builds SET status = $1, queued_at = COALESCE($2, queued_at), \
+             started_at = COALESCE($3, started_at), finished_at = COALESCE($4, finished_at) \
+             WHERE id = $5 AND status = $6",
+        )
+        .bind(to.as_str())
+        .bind(queued)
+        .bind(started)
+        .bind(finished)
+        .bind($id)
+        .bind(from.as_str())
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if changed {
+            for (status, delta) in [(from, -1_i64), (to, 1)] {
+                sqlx::query($crate::builds::COUNT_DELTA)
+                    .bind($project_id)
+                    .bind(status.as_str())
+                    .bind(delta)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+        changed
+    }};
+}
+pub(crate) use set_status;
+
+pub(crate) fn parse_status(s: String) -> Result<BuildStatus, StoreError> {
+    s.parse()
+        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
+}
 
 /// Why a status change did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -394,43 +445,12 @@ impl Builds<'_> {
                     .bind(project_id)
                     .fetch_optional(&mut *tx)
                     .await?;
-            let current: BuildStatus = current
-                .ok_or(StoreError::NotFound)?
-                .parse()
-                .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))?;
+            let current = parse_status(current.ok_or(StoreError::NotFound)?)?;
             let next = current.apply(event)?;
-            let (queued, started, finished) = match next {
-                BuildStatus::Pending => (Some(now), None, None),
-                BuildStatus::Running => (None, Some(now), None),
-                s if s.is_complete() || s == BuildStatus::Skipped => (None, None, Some(now)),
-                _ => (None, None, None),
-            };
-            // Guarded on the status read above: on PostgreSQL a concurrent change makes this
-            // touch no row, and the caller sees a conflict rather than a lost update.
-            let changed = sqlx::query(
-                "UPDATE builds SET status = $1, queued_at = COALESCE($2, queued_at), \
-                 started_at = COALESCE($3, started_at), finished_at = COALESCE($4, finished_at) \
-                 WHERE id = $5 AND status = $6",
-            )
-            .bind(next.as_str())
-            .bind(queued)
-            .bind(started)
-            .bind(finished)
-            .bind(build_id)
-            .bind(current.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed != 1 {
+            // Guarded on the status read above: a concurrent change makes this touch no row,
+            // and the caller sees a conflict rather than a lost update.
+            if !set_status!(tx, project_id, build_id, current, next, now) {
                 return Err(StoreError::Conflict("the build changed meanwhile".into()).into());
-            }
-            for (status, delta) in [(current, -1_i64), (next, 1)] {
-                sqlx::query(COUNT_DELTA)
-                    .bind(project_id)
-                    .bind(status.as_str())
-                    .bind(delta)
-                    .execute(&mut *tx)
-                    .await?;
             }
             tx.commit().await?;
             Result::<_, TransitionFailure>::Ok(next)
@@ -453,7 +473,16 @@ impl Builds<'_> {
                 .bind(build_id)
                 .fetch_one(&mut *tx)
                 .await?;
+            let needs: Option<String> = sqlx::query_scalar("SELECT needs FROM builds WHERE id = $1")
+                .bind(build_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE builds SET retried = TRUE WHERE id = $1")
+                .bind(build_id)
+                .execute(&mut *tx)
+                .await?;
             let copy = NewBuild {
+                needs,
                 when: old.when.clone(),
                 allow_failure: old.allow_failure,
                 options: old.options.clone(),

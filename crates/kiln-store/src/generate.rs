@@ -346,14 +346,9 @@ async fn author_users(store: &Store) -> StoreResult<Vec<i64>> {
 }
 
 async fn generator_runner(store: &Store) -> StoreResult<i64> {
-    const DESCRIPTION: &str = "shared-runner (history generator)";
-    let existing: Option<i64> = crate::db::on_read!(&store.db, pool => {
-        sqlx::query_scalar("SELECT id FROM runners WHERE description = $1 ORDER BY id LIMIT 1")
-            .bind(DESCRIPTION).fetch_optional(pool).await?
-    });
-    if let Some(id) = existing {
-        return Ok(id);
-    }
-    // Its token is thrown away: this runner only appears in generated history.
-    Ok(store.runners().create(DESCRIPTION, true).await?.0)
+    // Its token is never shown: this runner only appears in generated history.
+    store
+        .runners()
+        .find_or_create("shared-runner (history generator)")
+        .await
 }

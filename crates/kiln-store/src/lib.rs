@@ -11,13 +11,16 @@ pub mod testing;
 pub mod versions;
 
 pub mod builds;
+pub mod lifecycle;
 pub mod pipelines;
 pub mod projects;
 pub mod runners;
+pub mod triggers;
 pub mod users;
 
 pub use builds::{BuildRecord, BuildsPage, CommitRecord, NewBuild, RunnerSummary};
 pub use db::Db;
+pub use lifecycle::{Claimed, Finish, PipelineRecord};
 pub use pipelines::NewPipeline;
 pub use projects::{ProjectAccess, ProjectRecord, ProjectRef};
 pub use users::UserRecord;
@@ -102,6 +105,10 @@ impl Store {
             db: &self.db,
             versions: &self.versions,
         }
+    }
+
+    pub fn triggers(&self) -> triggers::Triggers<'_> {
+        triggers::Triggers { db: &self.db }
     }
 
     /// Change counters for caches of this process.

@@ -13,6 +13,11 @@ pub struct NewPipeline {
     pub status: String,
     pub user_id: Option<i64>,
     pub yaml_errors: Option<String>,
+    /// How it was started: push, web, trigger, api.
+    pub source: String,
+    /// Pipeline variables (trigger or API), a JSON array of [key, value] pairs.
+    pub variables: String,
+    pub trigger_request_id: Option<i64>,
     pub builds: Vec<NewBuild>,
 }
 
@@ -51,8 +56,9 @@ impl Pipelines<'_> {
             let mut tx = pool.begin().await?;
             let commit_id = upsert_commit!(tx, new.project_id, &new.commit);
             let pipeline_id: i64 = sqlx::query_scalar(
-                "INSERT INTO pipelines (project_id, commit_id, ref, tag, status, user_id, yaml_errors, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                "INSERT INTO pipelines (project_id, commit_id, ref, tag, status, user_id, yaml_errors, created_at, \
+                 source, variables, trigger_request_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             )
             .bind(new.project_id)
             .bind(commit_id)
@@ -62,6 +68,9 @@ impl Pipelines<'_> {
             .bind(new.user_id)
             .bind(&new.yaml_errors)
             .bind(now_ms())
+            .bind(&new.source)
+            .bind(&new.variables)
+            .bind(new.trigger_request_id)
             .fetch_one(&mut *tx)
             .await?;
             let mut ids = Vec::with_capacity(new.builds.len());

@@ -147,6 +147,17 @@ impl Projects<'_> {
         })
     }
 
+    /// Projects that point at a repository.
+    pub async fn with_repository(&self) -> StoreResult<Vec<ProjectRecord>> {
+        let sql = format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.repo_url IS NOT NULL ORDER BY p.id"
+        );
+        on_read!(self.db, pool => {
+            let rows = sqlx::query(&sql).fetch_all(pool).await?;
+            rows.iter().map(project_from_row).collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        })
+    }
+
     /// Adds the user to the project, or changes their level if already a member.
     pub async fn add_member(
         &self,

@@ -9,6 +9,18 @@ pub struct Runners<'a> {
 }
 
 impl Runners<'_> {
+    /// The runner with this description, registered on first use (the embedded runner).
+    pub async fn find_or_create(&self, description: &str) -> StoreResult<i64> {
+        let found: Option<i64> = crate::db::on_read!(self.db, pool => {
+            sqlx::query_scalar("SELECT id FROM runners WHERE description = $1 ORDER BY id LIMIT 1")
+                .bind(description).fetch_optional(pool).await?
+        });
+        match found {
+            Some(id) => Ok(id),
+            None => Ok(self.create(description, true).await?.0),
+        }
+    }
+
     /// Registers a runner and returns its id and its token (shown once).
     pub async fn create(&self, description: &str, is_shared: bool) -> StoreResult<(i64, String)> {
         let token = new_secret();

@@ -36,6 +36,9 @@ async fn pipeline(store: &Store, project_id: i64, sha: &str, statuses: &[BuildSt
         status: "running".into(),
         user_id: None,
         yaml_errors: None,
+        source: "push".into(),
+        variables: "[]".into(),
+        trigger_request_id: None,
         builds,
     };
     store

@@ -38,6 +38,13 @@ pub enum Command {
     Admin(cmd::admin::AdminCommand),
     /// Measure the builds API under load against a generated history.
     Bench(cmd::bench::BenchArgs),
+    /// Pipelines.
+    #[command(subcommand)]
+    Pipeline(cmd::pipeline::PipelineCommand),
+    /// Run this directory's `.gitlab-ci.yml` (or the named jobs) locally: no server, no database.
+    Run(cmd::run::RunArgs),
+    /// Check a `.gitlab-ci.yml` and print its errors.
+    Lint(cmd::run::LintArgs),
 }
 
 impl Cli {
@@ -67,6 +74,9 @@ fn main() -> anyhow::Result<()> {
             Command::Serve(args) => cmd::serve::run(&cli, args).await,
             Command::Admin(command) => cmd::admin::run(&cli, command).await,
             Command::Bench(args) => cmd::bench::run(&cli, args).await,
+            Command::Pipeline(command) => cmd::pipeline::run(&cli, command).await,
+            Command::Run(args) => cmd::run::run(args).await,
+            Command::Lint(args) => cmd::run::lint(args),
         }
     })
 }

@@ -164,3 +164,97 @@ fn admin_commands_then_serve_then_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+fn git_repo(dir: &std::path::Path, ci: &str) {
+    std::fs::write(dir.join(".gitlab-ci.yml"), ci).expect("write");
+    for args in [
+        &["init", "-q"][..],
+        &["checkout", "-q", "-B", "main"],
+        &["add", "."],
+        &["commit", "-q", "-m", "ci"],
+    ] {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@x"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+}
+
+fn kiln_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run kiln")
+}
+
+#[test]
+fn kiln_run_runs_the_pipeline_locally_and_fails_when_it_fails() {
+    let dir = tempfile::tempdir().expect("dir");
+    git_repo(
+        dir.path(),
+        "stages: [build, test]\nmake:\n  stage: build\n  script: [mkdir -p out, echo made > out/thing]\n  artifacts:\n    paths: [out/]\ncheck:\n  stage: test\n  script: [cat out/thing, echo uncommitted-$(cat extra.txt)]\n",
+    );
+    std::fs::write(dir.path().join("extra.txt"), "yes").expect("write");
+    let out = kiln_in(dir.path(), &["run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("made") && stdout.contains("uncommitted-yes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pipeline: success"), "{stdout}");
+    assert!(
+        !dir.path().join("out").exists(),
+        "jobs run in a copy, not in the working tree"
+    );
+
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "bad:\n  script: [echo before, exit 4]\nafter:\n  stage: deploy\n  script: [echo never]\n",
+    )
+    .expect("write");
+    let out = kiln_in(dir.path(), &["run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("ERROR: Job failed: exit code 4") && stdout.contains("skipped"),
+        "{stdout}"
+    );
+    let only = kiln_in(dir.path(), &["run", "after"]);
+    assert!(
+        only.status.success(),
+        "{}",
+        String::from_utf8_lossy(&only.stdout)
+    );
+}
+
+#[test]
+fn kiln_lint_prints_errors() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join(".gitlab-ci.yml"),
+        "job:\n  script: [\"true\"]\n",
+    )
+    .expect("write");
+    let ok = kiln_in(dir.path(), &["lint"]);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("is valid: 1 jobs"));
+    std::fs::write(
+        dir.path().join("bad.yml"),
+        "job:\n  stage: nowhere\n  script: [\"true\"]\n",
+    )
+    .expect("write");
+    let bad = kiln_in(dir.path(), &["lint", "bad.yml"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("nowhere"));
+}

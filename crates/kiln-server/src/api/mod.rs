@@ -1,6 +1,7 @@
 //! The routers. Unknown routes answer like Grape: `{"error":"404 Not Found"}`.
 
 pub mod v3;
+pub mod v4;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;

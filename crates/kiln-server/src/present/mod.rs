@@ -3,3 +3,4 @@
 
 pub mod time;
 pub mod v3;
+pub mod v4;

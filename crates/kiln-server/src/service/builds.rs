@@ -1,7 +1,8 @@
-//! Build operations shared by every API version: list, show, cancel, retry.
+//! Build operations shared by every API version: list, show, cancel, retry, play, erase,
+//! keep artifacts, trace.
 
-use crate::ApiError;
-use kiln_core::{BuildEvent, PageRequest, Scope};
+use crate::{ApiError, AppInner};
+use kiln_core::{BuildEvent, BuildStatus, PageRequest, Scope};
 use kiln_store::builds::TransitionFailure;
 use kiln_store::{BuildRecord, BuildsPage, Store, StoreError, UserRecord};
 
@@ -35,38 +36,116 @@ pub async fn show(store: &Store, project_id: i64, build_id: i64) -> Result<Build
     Ok(store.builds().get(project_id, build_id).await?)
 }
 
-/// Cancels the build if it is still created, pending, running or manual. Like GitLab, a build
-/// that has already finished is returned unchanged rather than refused.
+/// Cancels the build if it is still created, pending, running or manual, and stops its
+/// process if it runs here. Like GitLab, a finished build is returned unchanged.
 pub async fn cancel(
-    store: &Store,
+    app: &AppInner,
     project_id: i64,
     build_id: i64,
 ) -> Result<BuildRecord, ApiError> {
-    match store
+    match app
+        .store
         .builds()
-        .transition(project_id, build_id, BuildEvent::Cancel)
+        .act(project_id, build_id, BuildEvent::Cancel, None)
         .await
     {
-        Ok(_) | Err(TransitionFailure::NotAllowed(_)) => {}
+        Ok(_) => app.dispatcher.cancel(build_id),
+        Err(TransitionFailure::NotAllowed(_)) => {}
         // Changed meanwhile (a runner finished it): present whatever it is now.
         Err(TransitionFailure::Store(StoreError::Conflict(_))) => {}
         Err(TransitionFailure::Store(err)) => return Err(err.into()),
     }
-    show(store, project_id, build_id).await
+    show(&app.store, project_id, build_id).await
 }
 
 /// Creates a new pending build from a finished one (GitLab's `retryable?`: complete, with
 /// commands). The new build belongs to `user`; the old one is left untouched.
 pub async fn retry(
-    store: &Store,
+    app: &AppInner,
     project_id: i64,
     build_id: i64,
     user: &UserRecord,
 ) -> Result<BuildRecord, ApiError> {
-    let build = show(store, project_id, build_id).await?;
+    let build = show(&app.store, project_id, build_id).await?;
     if !build.status.is_complete() || build.commands.trim().is_empty() {
         return Err(ApiError::Forbidden(Some("Build is not retryable")));
     }
-    let new_id = store.builds().retry(project_id, build_id, user.id).await?;
-    show(store, project_id, new_id).await
+    let new_id = app
+        .store
+        .builds()
+        .retry(project_id, build_id, user.id)
+        .await?;
+    app.store.pipelines().process(build.pipeline_id).await?;
+    app.dispatcher.wake(1);
+    show(&app.store, project_id, new_id).await
+}
+
+/// Starts a manual build (manual → pending) for `user`.
+pub async fn play(
+    app: &AppInner,
+    project_id: i64,
+    build_id: i64,
+    user: &UserRecord,
+) -> Result<BuildRecord, ApiError> {
+    let unplayable =
+        || ApiError::BadRequest("400 (Bad request) \"Unplayable Build\" not given".into());
+    let build = show(&app.store, project_id, build_id).await?;
+    if build.status != BuildStatus::Manual || build.commands.trim().is_empty() {
+        return Err(unplayable());
+    }
+    match app
+        .store
+        .builds()
+        .act(project_id, build_id, BuildEvent::Play, Some(user.id))
+        .await
+    {
+        Ok((_, enqueued)) => app.dispatcher.wake(enqueued.len()),
+        Err(TransitionFailure::NotAllowed(_))
+        | Err(TransitionFailure::Store(StoreError::Conflict(_))) => return Err(unplayable()),
+        Err(TransitionFailure::Store(err)) => return Err(err.into()),
+    }
+    show(&app.store, project_id, build_id).await
+}
+
+/// Removes a finished build's trace and artifacts (GitLab's `erasable?`: complete, with a
+/// trace or artifacts).
+pub async fn erase(
+    app: &AppInner,
+    project_id: i64,
+    build_id: i64,
+    user: &UserRecord,
+) -> Result<BuildRecord, ApiError> {
+    let build = show(&app.store, project_id, build_id).await?;
+    let has_trace = !app.store.builds().trace(build_id).await?.is_empty();
+    if !build.status.is_complete()
+        || build.erased_at.is_some()
+        || !(has_trace || build.artifacts_file.is_some())
+    {
+        return Err(ApiError::Forbidden(Some("Build is not erasable!")));
+    }
+    if let Some(file) = &build.artifacts_file {
+        let _ = tokio::fs::remove_file(file).await;
+    }
+    app.store
+        .builds()
+        .clear_artifacts(project_id, build_id, Some(user.id))
+        .await?;
+    show(&app.store, project_id, build_id).await
+}
+
+/// Keeps the artifacts past their expiry. 404 when the build has none.
+pub async fn keep_artifacts(
+    app: &AppInner,
+    project_id: i64,
+    build_id: i64,
+) -> Result<BuildRecord, ApiError> {
+    let build = show(&app.store, project_id, build_id).await?;
+    if build.artifacts_file.is_none() {
+        return Err(ApiError::NotFound(""));
+    }
+    app.store
+        .builds()
+        .keep_artifacts(project_id, build_id)
+        .await?;
+    show(&app.store, project_id, build_id).await
 }

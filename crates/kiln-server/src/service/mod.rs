@@ -1,4 +1,6 @@
 //! Services: what Kiln does, independent of how a request asked for it.
 
 pub mod builds;
+pub mod pipelines;
 pub mod projects;
+pub mod variables;

@@ -11,6 +11,7 @@ pub struct TestApp {
     pub store: Store,
     pub client: reqwest::Client,
     _db: TestDatabase,
+    _data_dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -62,15 +63,26 @@ impl Response {
 }
 
 impl TestApp {
+    /// The API with no embedded runner: builds stay as the test puts them.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(0).await
+    }
+
+    /// The API and an embedded runner with `runners` workers.
+    pub async fn spawn_with(runners: usize) -> TestApp {
         let db = TestDatabase::new().await;
+        let data_dir = tempfile::tempdir().expect("data dir");
         let store = db.open().await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = kiln_server::Config::new(base.clone());
-        let router = kiln_server::router(store.clone(), config);
+        let mut config = kiln_server::Config::new(base.clone(), data_dir.path());
+        config.builds_concurrency = runners;
+        let state = kiln_server::start(store.clone(), config)
+            .await
+            .expect("start");
+        let router = kiln_server::router(state);
         let server = tokio::spawn(async move {
             let _ = kiln_server::serve(listener, router, std::future::pending()).await;
         });
@@ -79,6 +91,7 @@ impl TestApp {
             store,
             client: reqwest::Client::new(),
             _db: db,
+            _data_dir: data_dir,
             server,
         }
     }
@@ -157,6 +170,9 @@ impl TestApp {
             status: "running".to_owned(),
             user_id: user.map(|u| u.id),
             yaml_errors: None,
+            source: "push".into(),
+            variables: "[]".into(),
+            trigger_request_id: None,
             builds,
         };
         self.store
@@ -211,5 +227,176 @@ pub fn shape(value: &Value) -> Value {
         Value::Number(_) => Value::String("number".into()),
         Value::Bool(_) => Value::String("bool".into()),
         Value::Null => Value::String("null".into()),
+    }
+}
+
+/// A real git repository in a temp dir, committed to with the git command line.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    /// A repository whose `master` has one commit with `.gitlab-ci.yml` = `ci`.
+    pub fn with_ci(ci: &str) -> GitRepo {
+        let repo = GitRepo {
+            dir: tempfile::tempdir().expect("repo dir"),
+        };
+        repo.git(&["init", "-q"]);
+        repo.git(&["checkout", "-q", "-B", "master"]);
+        repo.commit(&[(".gitlab-ci.yml", ci)], "Add CI\n\nWith a body.");
+        repo
+    }
+
+    pub fn path(&self) -> String {
+        self.dir.path().to_string_lossy().into_owned()
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(self.dir.path())
+            .args([
+                "-c",
+                "user.name=Ada Lovelace",
+                "-c",
+                "user.email=ada@example.com",
+            ])
+            .args(args)
+            .env("GIT_AUTHOR_DATE", "2015-12-24T16:51:14+01:00")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Writes the files and commits them; returns the new sha.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        for (path, content) in files {
+            let full = self.dir.path().join(path);
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent).expect("dirs");
+            }
+            std::fs::write(full, content).expect("write");
+        }
+        self.git(&["add", "."]);
+        self.git(&["commit", "-q", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+impl TestApp {
+    /// A project on `repo` with `owner` as its master.
+    pub async fn project_on(&self, path: &str, repo: &GitRepo, owner: &Actor) -> i64 {
+        let (namespace, name) = path.split_once('/').expect("ns/name");
+        let id = self
+            .store
+            .projects()
+            .create(namespace, name, Visibility::Private, Some(&repo.path()))
+            .await
+            .expect("project");
+        self.member(id, owner, AccessLevel::Master).await;
+        id
+    }
+
+    /// `POST /api/v4/projects/:id/pipeline?ref=…`; returns the pipeline JSON.
+    pub async fn create_pipeline(&self, project: i64, ref_name: &str, actor: &Actor) -> Response {
+        self.post(
+            &format!("/api/v4/projects/{project}/pipeline?ref={ref_name}"),
+            actor,
+        )
+        .await
+    }
+
+    /// The builds of a pipeline by name, once it has finished (or after `timeout`).
+    pub async fn wait_for_pipeline(
+        &self,
+        project: i64,
+        pipeline: i64,
+        actor: &Actor,
+    ) -> std::collections::BTreeMap<String, Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = self
+                .store
+                .pipelines()
+                .get(pipeline)
+                .await
+                .expect("pipeline")
+                .status;
+            let finished = matches!(
+                status.as_str(),
+                "success" | "failed" | "canceled" | "skipped" | "manual"
+            );
+            if finished || std::time::Instant::now() > deadline {
+                return self.builds_by_name(project, actor).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every build of the project by name (the newest of each name).
+    pub async fn builds_by_name(
+        &self,
+        project: i64,
+        actor: &Actor,
+    ) -> std::collections::BTreeMap<String, Value> {
+        let list = self
+            .get(
+                &format!("/api/v3/projects/{project}/builds?per_page=100"),
+                actor,
+            )
+            .await;
+        let mut by_name = std::collections::BTreeMap::new();
+        for build in list
+            .body
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+        {
+            by_name.insert(build["name"].as_str().unwrap_or("").to_owned(), build);
+        }
+        by_name
+    }
+
+    pub async fn trace(&self, project: i64, build: i64, actor: &Actor) -> String {
+        let response = self
+            .client
+            .get(format!(
+                "{}/api/v3/projects/{project}/builds/{build}/trace",
+                self.base
+            ))
+            .header("PRIVATE-TOKEN", &actor.token)
+            .send()
+            .await
+            .expect("trace");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    }
+
+    /// Waits until `check` holds for the build's JSON.
+    pub async fn wait_for_build(
+        &self,
+        project: i64,
+        build: i64,
+        actor: &Actor,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let body = self
+                .get(&format!("/api/v3/projects/{project}/builds/{build}"), actor)
+                .await
+                .body;
+            if check(&body) || std::time::Instant::now() > deadline {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }

@@ -6,3 +6,4 @@ mod helpers;
 mod auth;
 mod builds_v3;
 mod pagination;
+mod pipelines;

@@ -21,6 +21,9 @@ pub enum AdminCommand {
     /// Project members.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Trigger tokens for the Triggers API.
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
     /// Write N generated pipelines (10 builds each) into a project: for benchmarks and demos.
     Generate {
         #[arg(long)]
@@ -67,6 +70,17 @@ pub enum ProjectCommand {
         /// A local path or URL of the git repository.
         #[arg(long)]
         repo: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TriggerCommand {
+    /// Prints the new trigger token.
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long, default_value = "")]
+        description: String,
     },
 }
 
@@ -151,6 +165,17 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
                 .add_member(project.id, user.id, *access)
                 .await?;
             format!("{}", user.id)
+        }
+        AdminCommand::Trigger(TriggerCommand::Create {
+            project,
+            description,
+        }) => {
+            let project = store
+                .projects()
+                .get(&project_ref(project)?)
+                .await
+                .context("no such project")?;
+            store.triggers().create(project.id, description).await?
         }
         AdminCommand::Generate {
             project,

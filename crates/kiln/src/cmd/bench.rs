@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// Also measure the server with its read caches off.
     #[arg(long)]
     pub uncached: bool,
+    /// Instead: trigger this many pipelines one after another through the Triggers API and
+    /// measure trigger → first build running, with the embedded runner.
+    #[arg(long)]
+    pub dispatch: Option<usize>,
 }
 
 struct Scenario {
@@ -45,6 +49,9 @@ struct Scenario {
 }
 
 pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(pipelines) = args.dispatch {
+        return super::bench_dispatch::run(pipelines, args.postgres.as_deref()).await;
+    }
     let dir = tempfile::tempdir()?;
     let (url, _cleanup) = match &args.postgres {
         Some(admin) => {

@@ -1,3 +1,7 @@
 pub mod admin;
 pub mod bench;
+pub mod bench_dispatch;
+pub mod demo;
+pub mod pipeline;
+pub mod run;
 pub mod serve;

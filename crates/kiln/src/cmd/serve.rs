@@ -1,10 +1,11 @@
-//! `kiln serve`: the HTTP API, with graceful shutdown on SIGTERM and Ctrl-C.
+//! `kiln serve`: the HTTP API and the embedded runner, with graceful shutdown on SIGTERM and
+//! Ctrl-C.
 
 use crate::Cli;
 use clap::Args;
-use kiln_core::Visibility;
-use kiln_store::{ProjectRef, Store, StoreError};
+use kiln_store::Store;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -14,7 +15,8 @@ pub struct ServeArgs {
     /// The URL users reach Kiln at (for `web_url` and links); default: from --listen.
     #[arg(long, env = "KILN_EXTERNAL_URL")]
     pub external_url: Option<String>,
-    /// Create a demo project with generated history (once) and print a token and a curl line.
+    /// Create a demo project from a small git repository (once), run its pipeline, and print
+    /// a token and a curl line.
     #[arg(long)]
     pub demo: bool,
     /// How long a cached read (token, project access, list page, build) may be served, in ms.
@@ -22,6 +24,21 @@ pub struct ServeArgs {
     /// 0 turns the read caches off.
     #[arg(long, env = "KILN_READ_CACHE_TTL_MS", default_value_t = 1000)]
     pub read_cache_ttl_ms: u64,
+    /// Builds the embedded runner runs at once (default: the number of CPUs).
+    #[arg(long, env = "KILN_BUILDS_CONCURRENCY")]
+    pub builds_concurrency: Option<usize>,
+    /// Do not run builds in this process (remote runners only).
+    #[arg(long)]
+    pub no_embedded_runner: bool,
+    /// Bytes of trace kept per build.
+    #[arg(long, env = "KILN_MAX_TRACE_SIZE", default_value_t = 100 * 1024 * 1024)]
+    pub max_trace_size: u64,
+    /// Largest artifacts archive, in bytes; a larger one fails its build.
+    #[arg(long, env = "KILN_MAX_ARTIFACTS_SIZE", default_value_t = 100 * 1024 * 1024)]
+    pub max_artifacts_size: u64,
+    /// Poll every project's repository for new branch heads this often (seconds).
+    #[arg(long, env = "KILN_POLL_INTERVAL")]
+    pub poll_interval: Option<u64>,
 }
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
@@ -34,53 +51,25 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{bound}"))
         .trim_end_matches('/')
         .to_owned();
+    let mut config = kiln_server::Config::new(external_url.clone(), cli.data_dir.clone());
+    config.read_cache_ttl = Duration::from_millis(args.read_cache_ttl_ms);
+    config.max_trace_bytes = args.max_trace_size;
+    config.max_artifacts_bytes = args.max_artifacts_size;
+    config.poll_interval = args.poll_interval.map(Duration::from_secs);
+    if let Some(n) = args.builds_concurrency {
+        config.builds_concurrency = n;
+    }
+    if args.no_embedded_runner {
+        config.builds_concurrency = 0;
+    }
+    let state = kiln_server::start(store.clone(), config).await?;
     if args.demo {
-        demo(&store, &external_url).await?;
+        super::demo::create(&state, &external_url).await?;
     }
     tracing::info!(%bound, backend = store.backend_name(), "kiln serving");
-    let config = kiln_server::Config {
-        external_url,
-        read_cache_ttl: std::time::Duration::from_millis(args.read_cache_ttl_ms),
-    };
-    kiln_server::serve(
-        listener,
-        kiln_server::router(store.clone(), config),
-        shutdown_signal(),
-    )
-    .await?;
+    kiln_server::serve(listener, kiln_server::router(state), shutdown_signal()).await?;
     store.close().await;
     tracing::info!("kiln stopped");
-    Ok(())
-}
-
-/// The demo: user `demo` (admin), project `demo/app` with 200 generated pipelines.
-async fn demo(store: &Store, external_url: &str) -> anyhow::Result<()> {
-    let user_id = match store.users().by_username("demo").await {
-        Ok(user) => user.id,
-        Err(StoreError::NotFound) => {
-            store
-                .users()
-                .create("demo", "Demo Admin", "demo@example.com", true)
-                .await?
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let path = ProjectRef::parse("demo/app").expect("a valid path");
-    let project_id = match store.projects().get(&path).await {
-        Ok(project) => project.id,
-        Err(StoreError::NotFound) => {
-            let id = store
-                .projects()
-                .create("demo", "app", Visibility::Public, None)
-                .await?;
-            kiln_store::generate::generate(store, id, 200, 42).await?;
-            id
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let token = store.users().create_token(user_id, "demo").await?;
-    println!("Kiln demo: project demo/app (id {project_id}), user demo, token {token}");
-    println!("  curl -H \"PRIVATE-TOKEN: {token}\" \"{external_url}/api/v3/projects/{project_id}/builds?per_page=2\"");
     Ok(())
 }
 

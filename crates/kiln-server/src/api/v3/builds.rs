@@ -147,7 +147,7 @@ pub async fn cancel(
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
-    let build = service::cancel(&state.store, project.id, build_id(&build)?).await?;
+    let build = service::cancel(&state, project.id, build_id(&build)?).await?;
     Ok(json(StatusCode::CREATED, present_one(&state, &build)?))
 }
 
@@ -158,6 +158,126 @@ pub async fn retry(
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
-    let build = service::retry(&state.store, project.id, build_id(&build)?, &user).await?;
+    let build = service::retry(&state, project.id, build_id(&build)?, &user).await?;
     Ok(json(StatusCode::CREATED, present_one(&state, &build)?))
+}
+
+/// `POST /projects/:id/builds/:build_id/play` — 200 with the build, now pending.
+pub async fn play(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, build)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
+    let build = service::play(&state, project.id, build_id(&build)?, &user).await?;
+    Ok(json(StatusCode::OK, present_one(&state, &build)?))
+}
+
+/// `POST /projects/:id/builds/:build_id/erase` — 201 with the erased build.
+pub async fn erase(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, build)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
+    let build = service::erase(&state, project.id, build_id(&build)?, &user).await?;
+    Ok(json(StatusCode::CREATED, present_one(&state, &build)?))
+}
+
+/// `POST /projects/:id/builds/:build_id/artifacts/keep` — 200 with the build.
+pub async fn keep(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, build)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
+    let build = service::keep_artifacts(&state, project.id, build_id(&build)?).await?;
+    Ok(json(StatusCode::OK, present_one(&state, &build)?))
+}
+
+/// `GET /projects/:id/builds/:build_id/trace` — the log so far, also while the build runs.
+pub async fn trace(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, build)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let build = service::show(&state.store, project.id, build_id(&build)?).await?;
+    let trace = state.store.builds().trace(build.id).await?;
+    let disposition = format!("infile; filename=\"{}.log\"", build.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        trace,
+    )
+        .into_response())
+}
+
+/// `GET /projects/:id/builds/:build_id/artifacts` — the zip.
+pub async fn artifacts(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, build)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let build = service::show(&state.store, project.id, build_id(&build)?).await?;
+    send_artifacts(&build).await
+}
+
+/// `GET /projects/:id/builds/artifacts/:ref_name/download?job=NAME` — the artifacts of the
+/// newest successful build of that name on that ref (the ref may contain slashes).
+pub async fn artifacts_by_ref(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((id, rest)): Path<(String, String)>,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
+    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let ref_name = rest
+        .strip_suffix("/download")
+        .ok_or(ApiError::NotFound(""))?;
+    let job = query
+        .get("job")
+        .ok_or_else(|| ApiError::BadRequest("400 (Bad request) \"job\" not given".into()))?;
+    // GitLab's find_by! miss is a RecordNotFound, which its API presents with a lower-case f.
+    let build_id = match state
+        .store
+        .builds()
+        .latest_successful(project.id, ref_name, job)
+        .await
+    {
+        Ok(id) => id,
+        Err(kiln_store::StoreError::NotFound) => return Err(record_not_found()),
+        Err(err) => return Err(err.into()),
+    };
+    let build = service::show(&state.store, project.id, build_id).await?;
+    send_artifacts(&build).await
+}
+
+fn record_not_found() -> ApiError {
+    ApiError::NotFoundMessage("404 Not found")
+}
+
+async fn send_artifacts(build: &BuildRecord) -> Result<Response, ApiError> {
+    let file = build
+        .artifacts_file
+        .as_deref()
+        .filter(|_| build.erased_at.is_none())
+        .ok_or(ApiError::NotFound(""))?;
+    let bytes = tokio::fs::read(file)
+        .await
+        .map_err(|_| ApiError::NotFound(""))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=artifacts.zip",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -1,6 +1,8 @@
 //! `/api/v3`: GitLab 8.x's API.
 
 mod builds;
+mod lint;
+mod triggers;
 
 use crate::AppState;
 use axum::routing::{get, post};
@@ -22,4 +24,24 @@ pub fn router() -> Router<AppState> {
             "/projects/{id}/builds/{build_id}/retry",
             post(builds::retry),
         )
+        .route("/projects/{id}/builds/{build_id}/play", post(builds::play))
+        .route(
+            "/projects/{id}/builds/{build_id}/erase",
+            post(builds::erase),
+        )
+        .route("/projects/{id}/builds/{build_id}/trace", get(builds::trace))
+        .route(
+            "/projects/{id}/builds/{build_id}/artifacts",
+            get(builds::artifacts),
+        )
+        .route(
+            "/projects/{id}/builds/{build_id}/artifacts/keep",
+            post(builds::keep),
+        )
+        .route(
+            "/projects/{id}/builds/artifacts/{*rest}",
+            get(builds::artifacts_by_ref),
+        )
+        .route("/projects/{id}/trigger/builds", post(triggers::trigger))
+        .route("/ci/lint", post(lint::lint))
 }

@@ -1,0 +1,106 @@
+//! The compiler's output: the pipeline plan handed to the coordinator (stages and fully resolved jobs).
+//! These types are part of the public API and serialise to the JSON snapshots in `tests/snapshots`.
+
+use serde::{Deserialize, Serialize};
+
+/// A compiled pipeline: the stages that have jobs and the jobs in execution order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelinePlan {
+    /// Stages in order that have at least one job after filtering (`.pre` first, `.post` last when used).
+    pub stages: Vec<String>,
+    /// Jobs in file order within stage order (sorted by stage index, stable).
+    pub jobs: Vec<JobPlan>,
+}
+
+/// One job of the pipeline with every inherited and default value already applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPlan {
+    /// Job name; `parallel:` copies are named `name 1/3`, matrix copies `name: [a, b]`.
+    pub name: String,
+    pub stage: String,
+    /// Index into PipelinePlan::stages.
+    pub stage_idx: usize,
+    pub before_script: Vec<String>,
+    pub script: Vec<String>,
+    pub after_script: Vec<String>,
+    /// Global variables overridden by job variables (and rule variables), as strings, sorted by key.
+    /// Parallel copies also carry CI_NODE_INDEX / CI_NODE_TOTAL and their matrix variables.
+    pub variables: Vec<(String, String)>,
+    pub when: When,
+    pub allow_failure: bool,
+    /// None = stage-ordered job; Some(list) = DAG job (`needs: []` is Some(empty)).
+    pub needs: Option<Vec<Need>>,
+    /// None = default (all earlier-stage jobs / needs with artifacts); Some(list) explicit.
+    pub dependencies: Option<Vec<String>>,
+    pub artifacts: Option<ArtifactsPlan>,
+    /// The coverage regex WITHOUT the surrounding slashes, e.g. `Coverage: (\d+\.\d+)%`.
+    pub coverage: Option<String>,
+    pub timeout_secs: Option<u64>,
+    pub tags: Vec<String>,
+    pub retry: RetryPlan,
+    pub image: Option<String>,
+    pub services: Vec<String>,
+    pub environment: Option<String>,
+}
+
+/// When a job runs relative to the result of the jobs before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    OnSuccess,
+    OnFailure,
+    Always,
+    Manual,
+    Delayed,
+}
+
+impl When {
+    /// The GitLab spelling: "on_success", "on_failure", "always", "manual", "delayed".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            When::OnSuccess => "on_success",
+            When::OnFailure => "on_failure",
+            When::Always => "always",
+            When::Manual => "manual",
+            When::Delayed => "delayed",
+        }
+    }
+}
+
+/// One `needs:` entry of a DAG job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    pub job: String,
+    pub artifacts: bool,
+    pub optional: bool,
+}
+
+/// The job's `artifacts:` (reports are accepted and ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactsPlan {
+    pub name: Option<String>,
+    pub paths: Vec<String>,
+    pub exclude: Vec<String>,
+    pub untracked: bool,
+    pub when: ArtifactsWhen,
+    /// raw text as written, e.g. "1 week" or "never"
+    pub expire_in: Option<String>,
+    /// parsed; None for "never" or absent
+    pub expire_in_secs: Option<u64>,
+}
+
+/// When artifacts are uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactsWhen {
+    OnSuccess,
+    OnFailure,
+    Always,
+}
+
+/// `retry:`; `when` empty means "any failure reason" (GitLab's default `always`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RetryPlan {
+    pub max: u8,
+    pub when: Vec<String>,
+}

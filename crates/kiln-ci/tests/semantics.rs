@@ -1,0 +1,466 @@
+//! Behaviour checks that are easier to read as assertions than as snapshots.
+
+mod common;
+
+use std::collections::HashMap;
+
+use kiln_ci::{lint, parse_duration, When};
+
+fn job<'a>(plan: &'a kiln_ci::PipelinePlan, name: &str) -> &'a kiln_ci::JobPlan {
+    plan.jobs
+        .iter()
+        .find(|j| j.name == name)
+        .unwrap_or_else(|| panic!("no job {name} in {plan:#?}"))
+}
+
+fn names(plan: &kiln_ci::PipelinePlan) -> Vec<&str> {
+    plan.jobs.iter().map(|j| j.name.as_str()).collect()
+}
+
+fn var<'a>(job: &'a kiln_ci::JobPlan, key: &str) -> Option<&'a str> {
+    job.variables
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn manual_allow_failure_defaults() {
+    let text = "\
+job-manual:
+  script: x
+  when: manual
+rule-manual:
+  script: x
+  rules:
+    - when: manual
+rule-manual-allowed:
+  script: x
+  rules:
+    - when: manual
+      allow_failure: true
+job-allow-rule-manual:
+  script: x
+  allow_failure: true
+  rules:
+    - when: manual
+manual-not-allowed:
+  script: x
+  when: manual
+  allow_failure: false
+";
+    let plan = common::run(text, "main").unwrap();
+    let af = |n: &str| (job(&plan, n).when, job(&plan, n).allow_failure);
+    assert_eq!(af("job-manual"), (When::Manual, true));
+    assert_eq!(af("rule-manual"), (When::Manual, false));
+    assert_eq!(af("rule-manual-allowed"), (When::Manual, true));
+    assert_eq!(af("job-allow-rule-manual"), (When::Manual, true));
+    assert_eq!(af("manual-not-allowed"), (When::Manual, false));
+}
+
+#[test]
+fn rule_when_defaults_to_job_when() {
+    let text = "job:\n  script: x\n  when: manual\n  rules:\n    - if: $CI_COMMIT_BRANCH\n";
+    let plan = common::run(text, "main").unwrap();
+    assert_eq!(
+        (plan.jobs[0].when, plan.jobs[0].allow_failure),
+        (When::Manual, true)
+    );
+}
+
+#[test]
+fn rule_variables_see_file_job_and_context_variables() {
+    let text = "\
+variables:
+  DEPLOY: \"false\"
+  GLOBAL_ONLY: \"yes\"
+from-global:
+  script: x
+  rules:
+    - if: $GLOBAL_ONLY == \"yes\"
+from-job:
+  script: x
+  variables:
+    LOCAL: \"1\"
+  rules:
+    - if: $LOCAL == \"1\"
+deploy:
+  script: x
+  rules:
+    - if: $DEPLOY == \"true\"
+";
+    let plan = common::run(text, "main").unwrap();
+    assert_eq!(names(&plan), ["from-global", "from-job"]);
+    // A trigger/web variable overrides the file's default for rule evaluation.
+    let plan = common::run_with_vars(text, &[("DEPLOY", "true")]).unwrap();
+    assert_eq!(names(&plan), ["from-global", "from-job", "deploy"]);
+}
+
+#[test]
+fn variables_precedence_in_plan() {
+    let text = "\
+variables:
+  A: global
+  B: global
+  C: global
+job:
+  script: x
+  variables:
+    B: job
+    C: job
+  rules:
+    - variables:
+        C: rule
+";
+    let plan = common::run(text, "main").unwrap();
+    let j = &plan.jobs[0];
+    assert_eq!(
+        j.variables,
+        [("A", "global"), ("B", "job"), ("C", "rule")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .to_vec()
+    );
+    // `variables: {}` in a job keeps the globals.
+    let plan = common::run(
+        "variables: {A: g}\njob:\n  script: x\n  variables: {}\n",
+        "main",
+    )
+    .unwrap();
+    assert_eq!(var(&plan.jobs[0], "A"), Some("g"));
+}
+
+#[test]
+fn workflow_rule_variables_override_globals() {
+    let text = "\
+workflow:
+  rules:
+    - if: $CI_COMMIT_BRANCH == \"main\"
+      variables:
+        ENV: production
+    - when: always
+variables:
+  ENV: staging
+deploy:
+  script: x
+  rules:
+    - if: $ENV == \"production\"
+build:
+  script: x
+";
+    let main = common::run(text, "main").unwrap();
+    assert_eq!(names(&main), ["deploy", "build"]);
+    assert_eq!(var(job(&main, "build"), "ENV"), Some("production"));
+    let feature = common::run(text, "feature").unwrap();
+    assert_eq!(names(&feature), ["build"]);
+    assert_eq!(var(job(&feature, "build"), "ENV"), Some("staging"));
+}
+
+#[test]
+fn workflow_rules_remove_default_only() {
+    // Without workflow:rules a job with no only/rules runs on branches and tags only.
+    let text = "job:\n  script: x\n";
+    assert!(common::run(text, "merge_request").unwrap().jobs.is_empty());
+    let with_workflow = "workflow:\n  rules:\n    - when: always\njob:\n  script: x\n";
+    assert_eq!(
+        names(&common::run(with_workflow, "merge_request").unwrap()),
+        ["job"]
+    );
+}
+
+#[test]
+fn stage_ordering_is_stable_and_unused_stages_dropped() {
+    let text = "\
+stages: [build, test, deploy, unused]
+d1: {stage: deploy, script: x}
+t1: {script: x}
+b1: {stage: build, script: x}
+d2: {stage: deploy, script: x}
+post: {stage: .post, script: x}
+pre: {stage: .pre, script: x}
+t2: {stage: test, script: x}
+";
+    let plan = common::run(text, "main").unwrap();
+    assert_eq!(plan.stages, [".pre", "build", "test", "deploy", ".post"]);
+    assert_eq!(names(&plan), ["pre", "b1", "t1", "t2", "d1", "d2", "post"]);
+    let idx: Vec<usize> = plan.jobs.iter().map(|j| j.stage_idx).collect();
+    assert_eq!(idx, [0, 1, 2, 2, 3, 3, 4]);
+}
+
+#[test]
+fn stages_types_and_type_legacy_and_nesting() {
+    let text = "types: [compile, [check, [ship]]]\na: {type: compile, script: x}\nb: {type: ship, script: x}\n";
+    let plan = common::run(text, "main").unwrap();
+    assert_eq!(plan.stages, ["compile", "ship"]);
+    let user_edges = "stages: [.post, build, .pre]\na: {stage: build, script: x}\n";
+    assert_eq!(common::run(user_edges, "main").unwrap().stages, ["build"]);
+}
+
+#[test]
+fn include_merge_order_and_dedup() {
+    let files: HashMap<&str, &str> = [
+        (
+            "a.yml",
+            "include: [b.yml, c.yml]\nvariables: {X: a, A: a}\njob-a:\n  script: a\n",
+        ),
+        (
+            "b.yml",
+            "include: a.yml\nvariables: {X: b, B: b}\njob-b:\n  script: b\n",
+        ),
+        (
+            "c.yml",
+            "variables: {X: c, C: c}\njob-b:\n  script: from-c\n  tags: [c]\n",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let read = |p: &str| files.get(p).map(|s| s.to_string());
+    let plan = lint(
+        "include: a.yml\nvariables: {X: main}\nmain-job:\n  script: m\n",
+        &read,
+    )
+    .unwrap();
+    // Included files come first in file order; a cycle back to a.yml is ignored.
+    assert_eq!(names(&plan), ["job-b", "job-a", "main-job"]);
+    let b = job(&plan, "job-b");
+    assert_eq!(b.script, ["from-c"]);
+    assert_eq!(b.tags, ["c"]);
+    assert_eq!(var(b, "X"), Some("main"));
+    assert_eq!(
+        (var(b, "A"), var(b, "B"), var(b, "C")),
+        (Some("a"), Some("b"), Some("c"))
+    );
+}
+
+#[test]
+fn include_rules_and_variables_in_paths() {
+    let text = "\
+include:
+  - local: ci/$CI_COMMIT_REF_NAME.yml
+  - local: ci/tags.yml
+    rules:
+      - if: $CI_COMMIT_TAG
+base:
+  script: x
+";
+    let plan = common::run(text, "main");
+    assert_eq!(
+        plan.err().map(|e| e.message),
+        Some("Local file `ci/main.yml` does not exist!".to_string())
+    );
+    let files: HashMap<&str, &str> = [
+        ("ci/main.yml", "from-main:\n  script: x\n"),
+        ("ci/v1.0.yml", "from-tag-file:\n  script: x\n"),
+        ("ci/tags.yml", "tag-only:\n  script: x\n"),
+    ]
+    .into_iter()
+    .collect();
+    let read = |p: &str| files.get(p).map(|s| s.to_string());
+    let run = |ctx_name: &str| {
+        let c = common::ctx(ctx_name);
+        kiln_ci::compile(
+            text,
+            &kiln_ci::CompileContext {
+                ref_name: c.ref_name,
+                tag: c.tag,
+                source: c.source,
+                variables: &c.vars,
+                read_file: &read,
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(names(&run("main")), ["from-main", "base"]);
+    assert_eq!(names(&run("tag")), ["from-tag-file", "tag-only", "base"]);
+}
+
+#[test]
+fn needs_same_stage_and_optional_filtering() {
+    let text = "\
+a:
+  script: x
+b:
+  script: x
+  needs: [a, {job: c, optional: true}]
+c:
+  script: x
+  only: [tags]
+d:
+  stage: deploy
+  script: x
+  dependencies: [c, a]
+";
+    let plan = common::run(text, "main").unwrap();
+    let b = job(&plan, "b");
+    assert_eq!(b.needs.as_ref().map(Vec::len), Some(1));
+    assert_eq!(
+        job(&plan, "d").dependencies.as_deref(),
+        Some(&["a".to_string()][..])
+    );
+    let tag = common::run(text, "tag").unwrap();
+    assert_eq!(job(&tag, "b").needs.as_ref().map(Vec::len), Some(2));
+}
+
+#[test]
+fn lint_keeps_everything() {
+    let text = "\
+workflow:
+  rules:
+    - when: never
+a:
+  script: x
+  rules:
+    - when: never
+b:
+  script: x
+  only: [tags]
+  except: [/.*/]
+";
+    let plan = lint(text, &|_| None).unwrap();
+    assert_eq!(names(&plan), ["a", "b"]);
+}
+
+#[test]
+fn default_keys_and_inherit() {
+    let text = "\
+default:
+  before_script: [setup]
+  after_script: [teardown]
+  services: [postgres]
+  interruptible: true
+image: alpine
+own:
+  script: x
+  before_script: []
+  services: [redis]
+  image: ruby
+inherits:
+  script: x
+partial:
+  script: x
+  inherit:
+    default: [image]
+";
+    let plan = common::run(text, "main").unwrap();
+    let own = job(&plan, "own");
+    assert!(own.before_script.is_empty());
+    assert_eq!(own.after_script, ["teardown"]);
+    assert_eq!(
+        (own.image.as_deref(), own.services.as_slice()),
+        (Some("ruby"), &["redis".to_string()][..])
+    );
+    let inherits = job(&plan, "inherits");
+    assert_eq!(inherits.before_script, ["setup"]);
+    assert_eq!(inherits.image.as_deref(), Some("alpine"));
+    let partial = job(&plan, "partial");
+    assert_eq!(partial.image.as_deref(), Some("alpine"));
+    assert!(partial.before_script.is_empty() && partial.services.is_empty());
+}
+
+#[test]
+fn yaml_1_1_scalars_like_psych() {
+    let text = "job:\n  script: x\n  allow_failure: yes\n  variables:\n    SWITCH: on\n    OCT: 010\n    VERSION: 1.10\n    BIG: 1e3\n";
+    let plan = common::run(text, "main").unwrap();
+    let j = &plan.jobs[0];
+    assert!(j.allow_failure);
+    assert_eq!(var(j, "SWITCH"), Some("true"));
+    assert_eq!(var(j, "OCT"), Some("8"));
+    assert_eq!(var(j, "VERSION"), Some("1.1"));
+    assert_eq!(var(j, "BIG"), Some("1e3"));
+}
+
+#[test]
+fn only_except_sources_and_variables() {
+    let text = "\
+scheduled:
+  script: x
+  only: [schedules]
+not-scheduled:
+  script: x
+  except: [schedules]
+release:
+  script: x
+  only:
+    variables: [$RELEASE]
+nightly:
+  script: x
+  except:
+    variables: [$CI_PIPELINE_SOURCE == \"schedule\"]
+";
+    let sched = common::run(text, "schedule").unwrap();
+    assert_eq!(names(&sched), ["scheduled"]);
+    let main = common::run_with_vars(text, &[("RELEASE", "1")]).unwrap();
+    assert_eq!(names(&main), ["not-scheduled", "release", "nightly"]);
+}
+
+#[test]
+fn exists_and_changes() {
+    let text = "\
+docker:
+  script: x
+  rules:
+    - exists: [Dockerfile]
+make:
+  script: x
+  rules:
+    - exists: [Makefile]
+changed:
+  script: x
+  rules:
+    - changes: [src/**/*]
+      when: manual
+";
+    let plan = common::run(text, "main").unwrap();
+    assert_eq!(names(&plan), ["docker", "changed"]);
+}
+
+#[test]
+fn parallel_needs_and_dependencies_expand() {
+    let text = "build:\n  stage: build\n  script: x\n  parallel: 2\ntest:\n  script: x\n  dependencies: [build]\n";
+    let plan = common::run(text, "main").unwrap();
+    assert_eq!(names(&plan), ["build 1/2", "build 2/2", "test"]);
+    assert_eq!(
+        job(&plan, "test").dependencies.as_deref(),
+        Some(&["build 1/2".to_string(), "build 2/2".to_string()][..])
+    );
+}
+
+#[test]
+fn public_duration_parser() {
+    assert_eq!(parse_duration("1h 30m"), Some(5400));
+    assert_eq!(parse_duration("never"), None);
+}
+
+#[test]
+fn when_strings() {
+    let all = [
+        When::OnSuccess,
+        When::OnFailure,
+        When::Always,
+        When::Manual,
+        When::Delayed,
+    ];
+    let strs: Vec<&str> = all.iter().map(|w| w.as_str()).collect();
+    assert_eq!(
+        strs,
+        ["on_success", "on_failure", "always", "manual", "delayed"]
+    );
+    for w in all {
+        assert_eq!(
+            serde_json::to_value(w).unwrap(),
+            serde_json::json!(w.as_str())
+        );
+    }
+}
+
+#[test]
+fn empty_pipeline_after_filtering_is_an_empty_plan() {
+    for text in [
+        "test:\n  script: x\n  only: [tags]\n",
+        "test:\n  script: x\n  rules:\n    - if: $NOPE\n",
+        // Only `.pre`/`.post` jobs do not make a pipeline either.
+        "pre:\n  stage: .pre\n  script: x\nbuild:\n  script: x\n  only: [tags]\n",
+    ] {
+        let plan = common::run(text, "main").unwrap();
+        assert!(plan.jobs.is_empty() && plan.stages.is_empty(), "{text}");
+    }
+}

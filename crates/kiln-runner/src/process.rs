@@ -1,0 +1,148 @@
+//! One bash process in its own process group, so that a cancel or a timeout kills everything
+//! the script started (TERM, then KILL after a grace period), not just bash. The caller pulls
+//! events (output chunks, then the exit) with `next`.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::sync::watch;
+use tokio::time::Sleep;
+
+pub enum Exit {
+    Code(i32),
+    /// Killed by a signal without a code.
+    Signaled,
+    TimedOut,
+    Canceled,
+}
+
+pub enum Event {
+    Output(Vec<u8>),
+    /// No output for the idle interval: time to flush what is buffered.
+    Idle,
+    Done(Exit),
+}
+
+pub struct Running {
+    child: Child,
+    pgid: Option<i32>,
+    stdout: ChildStdout,
+    stderr: ChildStderr,
+    out_open: bool,
+    err_open: bool,
+    deadline: Pin<Box<Sleep>>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Starts `script` with bash in `dir`.
+    pub fn spawn(
+        script: &str,
+        dir: &Path,
+        env: &[(String, String)],
+        timeout: Duration,
+        grace: Duration,
+    ) -> std::io::Result<Running> {
+        let mut child = Command::new("bash")
+            .args([
+                "--noprofile",
+                "--norc",
+                "-e",
+                "-o",
+                "pipefail",
+                "-c",
+                script,
+            ])
+            .current_dir(dir)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let pgid = child.id().map(|id| id as i32);
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stdout"))?;
+        // The script sends stderr to stdout itself (`exec 2>&1`); this catches bash's own errors.
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stderr"))?;
+        Ok(Running {
+            child,
+            pgid,
+            stdout,
+            stderr,
+            out_open: true,
+            err_open: true,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+            grace,
+        })
+    }
+
+    /// The next output chunk, or how the process ended (after a kill on cancel or timeout).
+    pub async fn next(
+        &mut self,
+        cancel: &mut watch::Receiver<bool>,
+        idle: Duration,
+    ) -> std::io::Result<Event> {
+        let mut buf = vec![0_u8; 16 * 1024];
+        let mut err_buf = vec![0_u8; 4 * 1024];
+        loop {
+            if *cancel.borrow() {
+                return self.stop(Exit::Canceled).await;
+            }
+            tokio::select! {
+                read = self.stdout.read(&mut buf), if self.out_open => match read {
+                    Ok(0) | Err(_) => self.out_open = false,
+                    Ok(n) => return Ok(Event::Output(buf[..n].to_vec())),
+                },
+                read = self.stderr.read(&mut err_buf), if self.err_open => match read {
+                    Ok(0) | Err(_) => self.err_open = false,
+                    Ok(n) => return Ok(Event::Output(err_buf[..n].to_vec())),
+                },
+                _ = &mut self.deadline => return self.stop(Exit::TimedOut).await,
+                _ = tokio::time::sleep(idle) => return Ok(Event::Idle),
+                changed = cancel.changed() => {
+                    if changed.is_err() || *cancel.borrow() {
+                        return self.stop(Exit::Canceled).await;
+                    }
+                }
+                status = self.child.wait(), if !self.out_open && !self.err_open => {
+                    let status = status?;
+                    return Ok(Event::Done(status.code().map_or(Exit::Signaled, Exit::Code)));
+                }
+            }
+        }
+    }
+
+    async fn stop(&mut self, why: Exit) -> std::io::Result<Event> {
+        if let Some(pgid) = self.pgid {
+            kill_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(self.grace, self.child.wait())
+                .await
+                .is_err()
+            {
+                kill_group(pgid, libc::SIGKILL);
+            }
+            // Children that ignored TERM and outlived bash.
+            kill_group(pgid, libc::SIGKILL);
+        }
+        let _ = self.child.wait().await;
+        Ok(Event::Done(why))
+    }
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals that process group; it has no memory
+    // effects on this process. The group was created for this job by process_group(0).
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}

@@ -1,0 +1,11 @@
+//! `/api/v4`: current GitLab's API (what is implemented of it).
+
+mod pipelines;
+
+use crate::AppState;
+use axum::routing::post;
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/projects/{id}/pipeline", post(pipelines::create))
+}

@@ -1,0 +1,274 @@
+//! The embedded runner: `kiln serve` runs pending builds itself, claiming them through the
+//! same store operation remote runners use, so each build runs once. It executes them with
+//! the shared executor, storing the trace as it streams.
+
+use crate::service::variables;
+use crate::AppState;
+use kiln_ci::{ArtifactsWhen, JobPlan};
+use kiln_core::BuildStatus;
+use kiln_runner::{ArtifactsSpec, ExecutorConfig, JobSpec, TraceSink};
+use kiln_store::{Claimed, Finish, ProjectRef, Store};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often idle workers look for work even without a wake (other servers' builds).
+const POLL: Duration = Duration::from_secs(1);
+/// How often a running build's status is read, to notice cancels made on other servers.
+const CANCEL_POLL: Duration = Duration::from_secs(1);
+/// Artifacts without `expire_in` live this long (GitLab's instance default).
+const DEFAULT_ARTIFACTS_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+
+struct StoreTrace {
+    store: Store,
+    build_id: i64,
+}
+
+impl TraceSink for StoreTrace {
+    async fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.store
+            .builds()
+            .append_trace(self.build_id, data)
+            .await
+            .map(|_| ())
+            .map_err(std::io::Error::other)
+    }
+}
+
+/// Starts `concurrency` workers. Builds this runner left running before a restart are
+/// failed first: their processes are gone.
+pub async fn start(app: AppState, concurrency: usize) -> anyhow::Result<()> {
+    let runner_id = app
+        .store
+        .runners()
+        .find_or_create(&embedded_description(&app.config))
+        .await?;
+    let note = b"\n\x1b[31;1mERROR: Job failed (system failure): the server restarted while this build ran; its process is gone.\x1b[0;m\n";
+    let orphans = app
+        .store
+        .builds()
+        .fail_orphans(runner_id, "runner_system_failure", note)
+        .await?;
+    if !orphans.is_empty() {
+        tracing::warn!(
+            count = orphans.len(),
+            "failed builds left running by a previous run"
+        );
+    }
+    for _ in 0..concurrency.max(1) {
+        tokio::spawn(worker(app.clone(), runner_id));
+    }
+    Ok(())
+}
+
+/// The embedded runner's identity: one per host and data dir, so that a restarted server
+/// recognises the builds it left running.
+pub fn embedded_description(config: &crate::Config) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    format!("embedded runner ({host}, {})", config.data_dir.display())
+}
+
+async fn worker(app: AppState, runner_id: i64) {
+    loop {
+        let woken = app.dispatcher.woken();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        match app.store.builds().claim(runner_id).await {
+            Ok(Some(claimed)) => {
+                run(&app, claimed).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::error!(error = %err, "claiming a build failed"),
+        }
+        tokio::select! {
+            _ = woken => {},
+            _ = tokio::time::sleep(POLL) => {},
+        }
+    }
+}
+
+async fn run(app: &AppState, claimed: Claimed) {
+    let Claimed {
+        build_id,
+        project_id,
+        ..
+    } = claimed;
+    let span = tracing::info_span!("build", id = build_id, project = project_id);
+    let _enter = span.enter();
+    let cancel = app.dispatcher.register(build_id);
+    let watcher = tokio::spawn(watch_for_cancel(app.clone(), build_id));
+    let finish = match execute(app, claimed, cancel).await {
+        Ok(finish) => finish,
+        Err(err) => {
+            tracing::error!(error = %err, "running the build failed");
+            let line = format!("\n\x1b[31;1mERROR: Job failed (system failure): {err}\x1b[0;m\n");
+            let _ = app
+                .store
+                .builds()
+                .append_trace(build_id, line.as_bytes())
+                .await;
+            Finish {
+                success: false,
+                failure_reason: Some("runner_system_failure".into()),
+                exit_code: None,
+                coverage: None,
+            }
+        }
+    };
+    watcher.abort();
+    app.dispatcher.unregister(build_id);
+    match app.store.builds().finish(build_id, &finish).await {
+        Ok((status, enqueued)) => {
+            tracing::info!(status = %status, "build finished");
+            app.dispatcher.wake(enqueued.len());
+        }
+        Err(err) => tracing::error!(error = %err, "recording the build's end failed"),
+    }
+}
+
+/// Notices a cancel made elsewhere (another server) by reading the status.
+async fn watch_for_cancel(app: AppState, build_id: i64) {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        if let Ok(BuildStatus::Canceled) = app.store.builds().status(build_id).await {
+            app.dispatcher.cancel(build_id);
+            return;
+        }
+    }
+}
+
+async fn execute(
+    app: &AppState,
+    claimed: Claimed,
+    cancel: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Finish> {
+    let store = &app.store;
+    let build = store
+        .builds()
+        .get(claimed.project_id, claimed.build_id)
+        .await?;
+    let pipeline = store.builds().pipeline_of(claimed.build_id).await?;
+    let project = store
+        .projects()
+        .get(&ProjectRef::Id(claimed.project_id))
+        .await?;
+    // Builds made by `kiln admin generate` carry only commands; compiled ones carry their plan.
+    let plan: Option<JobPlan> = serde_json::from_str(&build.options).ok();
+    let (before_script, script, after_script, file_vars, timeout, artifacts, coverage) = match &plan
+    {
+        Some(p) => (
+            p.before_script.clone(),
+            p.script.clone(),
+            p.after_script.clone(),
+            p.variables.clone(),
+            p.timeout_secs,
+            p.artifacts.as_ref().map(|a| ArtifactsSpec {
+                paths: a.paths.clone(),
+                exclude: a.exclude.clone(),
+                when: match a.when {
+                    ArtifactsWhen::OnSuccess => "on_success",
+                    ArtifactsWhen::OnFailure => "on_failure",
+                    ArtifactsWhen::Always => "always",
+                }
+                .to_owned(),
+            }),
+            p.coverage.clone(),
+        ),
+        None => (
+            vec![],
+            build.commands.lines().map(str::to_owned).collect(),
+            vec![],
+            vec![],
+            None,
+            None,
+            None,
+        ),
+    };
+    let spec = JobSpec {
+        id: build.id,
+        name: build.name.clone(),
+        stage: build.stage.clone(),
+        repo: project
+            .repo_url
+            .as_ref()
+            .map(|_| app.mirrors.path(project.id).to_string_lossy().into_owned()),
+        workdir: None,
+        sha: build.commit.sha.clone(),
+        ref_name: build.ref_name.clone(),
+        before_script,
+        script,
+        after_script,
+        variables: variables::for_build(
+            &app.config.external_url,
+            &project,
+            &pipeline,
+            &build,
+            &file_vars,
+        ),
+        timeout: Duration::from_secs(timeout.unwrap_or(project.build_timeout.max(1) as u64)),
+        artifacts,
+        coverage_regex: coverage,
+    };
+    let mut sink = StoreTrace {
+        store: store.clone(),
+        build_id: build.id,
+    };
+    let outcome = kiln_runner::execute(&spec, &app.executor, &mut sink, cancel).await;
+    if let Some(zip) = &outcome.artifacts {
+        let expire_at = match plan.as_ref().and_then(|p| p.artifacts.as_ref()) {
+            Some(a) if a.expire_in.as_deref() == Some("never") => None,
+            Some(a) => Some(
+                kiln_store::now_ms()
+                    + a.expire_in_secs
+                        .map_or(DEFAULT_ARTIFACTS_TTL_MS, |s| s as i64 * 1000),
+            ),
+            None => None,
+        };
+        let target = artifacts_path(app, project.id, build.id);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        if tokio::fs::rename(zip, &target).await.is_err() {
+            tokio::fs::copy(zip, &target).await?;
+            let _ = tokio::fs::remove_file(zip).await;
+        }
+        let size = tokio::fs::metadata(&target).await?.len() as i64;
+        store
+            .builds()
+            .set_artifacts(
+                project.id,
+                build.id,
+                &target.to_string_lossy(),
+                size,
+                expire_at,
+            )
+            .await?;
+    }
+    Ok(Finish {
+        success: outcome.success(),
+        failure_reason: outcome.failure.map(|r| r.as_str().to_owned()),
+        exit_code: outcome.exit_code.map(i64::from),
+        coverage: outcome.coverage,
+    })
+}
+
+pub fn artifacts_path(app: &AppState, project_id: i64, build_id: i64) -> PathBuf {
+    app.config
+        .data_dir
+        .join("artifacts")
+        .join(project_id.to_string())
+        .join(format!("{build_id}.zip"))
+}
+
+/// The executor settings of a server.
+pub fn executor_config(
+    data_dir: &std::path::Path,
+    max_trace: u64,
+    max_artifacts: u64,
+) -> ExecutorConfig {
+    ExecutorConfig {
+        max_trace_bytes: max_trace,
+        max_artifacts_bytes: max_artifacts,
+        ..ExecutorConfig::new(data_dir.join("builds"))
+    }
+}

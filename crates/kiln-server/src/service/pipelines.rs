@@ -1,0 +1,190 @@
+//! Creating a pipeline, whatever asked for it (`kiln pipeline run`, a trigger, the v4 API,
+//! the poller): read the commit and its `.gitlab-ci.yml` from the mirror, compile, insert the
+//! pipeline with all its builds in one transaction, process it, wake the runners. A file that
+//! does not compile gives a failed pipeline carrying the error, never an HTTP error.
+
+use crate::git::{self, GitError};
+use crate::{ApiError, AppInner};
+use kiln_ci::{CompileContext, JobPlan, PipelinePlan};
+use kiln_core::BuildStatus;
+use kiln_store::{CommitRecord, NewBuild, NewPipeline, ProjectRecord};
+use std::collections::BTreeMap;
+
+pub const CONFIG_PATH: &str = ".gitlab-ci.yml";
+/// The message GitLab gives when `workflow: rules` or filtering leaves nothing to run.
+pub const FILTERED_OUT: &str = "Pipeline filtered out by workflow rules.";
+
+pub struct PipelineRequest<'a> {
+    pub project: &'a ProjectRecord,
+    pub ref_name: &'a str,
+    /// push, web, trigger, api.
+    pub source: &'a str,
+    pub user_id: Option<i64>,
+    /// Trigger or API variables; they win over the file's.
+    pub variables: Vec<(String, String)>,
+    pub trigger_request_id: Option<i64>,
+}
+
+/// Creates and starts the pipeline; returns its id.
+pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64, ApiError> {
+    let project = request.project;
+    let url = project
+        .repo_url
+        .as_deref()
+        .ok_or_else(|| ApiError::BadRequest("Project has no repository".into()))?;
+    let mirror = app.mirrors.sync(project.id, url).await.map_err(git_error)?;
+    let (mirror_for_read, ref_name) = (mirror.clone(), request.ref_name.to_owned());
+    let (sha, tag, commit, text) = tokio::task::spawn_blocking(move || {
+        let (sha, tag) = git::resolve(&mirror_for_read, &ref_name)?;
+        let commit = git::commit(&mirror_for_read, &sha)?;
+        let text = git::read_file(&mirror_for_read, &sha, CONFIG_PATH);
+        Ok::<_, GitError>((sha, tag, commit, text))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?
+    .map_err(git_error)?;
+
+    let mut context_vars = compile_variables(
+        project,
+        request.ref_name,
+        tag,
+        &sha,
+        &commit.message,
+        request.source,
+    );
+    context_vars.extend(request.variables.iter().cloned());
+    let compiled = match text {
+        None => Err(format!("Missing {CONFIG_PATH} file")),
+        Some(text) => {
+            let (mirror, sha, ref_name, source) = (
+                mirror.clone(),
+                sha.clone(),
+                request.ref_name.to_owned(),
+                request.source.to_owned(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let read = |path: &str| git::read_file(&mirror, &sha, path);
+                let ctx = CompileContext {
+                    ref_name: &ref_name,
+                    tag,
+                    source: &source,
+                    variables: &context_vars,
+                    read_file: &read,
+                };
+                kiln_ci::compile(&text, &ctx).map_err(|e| e.message)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+        }
+    };
+    let plan = match compiled {
+        Err(message) if message == FILTERED_OUT => {
+            return Err(ApiError::BadRequest(FILTERED_OUT.into()))
+        }
+        Ok(plan) if plan.jobs.is_empty() => {
+            return Err(ApiError::BadRequest(
+                "No stages / jobs for this pipeline.".into(),
+            ))
+        }
+        other => other,
+    };
+    let (status, yaml_errors, builds) = match &plan {
+        Ok(plan) => ("created", None, new_builds(plan, request.user_id)),
+        Err(message) => ("failed", Some(message.clone()), Vec::new()),
+    };
+    let pipeline = NewPipeline {
+        project_id: project.id,
+        commit: CommitRecord {
+            sha: commit.sha,
+            message: commit.message,
+            author_name: commit.author_name,
+            author_email: commit.author_email,
+            authored_at: commit.authored_at_ms,
+            author_tz_offset_minutes: commit.tz_offset_minutes,
+        },
+        ref_name: request.ref_name.to_owned(),
+        tag,
+        status: status.to_owned(),
+        user_id: request.user_id,
+        yaml_errors,
+        source: request.source.to_owned(),
+        variables: serde_json::to_string(&request.variables).unwrap_or_else(|_| "[]".into()),
+        trigger_request_id: request.trigger_request_id,
+        builds,
+    };
+    let (pipeline_id, _) = app.store.pipelines().create(&pipeline).await?;
+    if plan.is_ok() {
+        let enqueued = app.store.pipelines().process(pipeline_id).await?;
+        app.dispatcher.wake(enqueued.len());
+    }
+    Ok(pipeline_id)
+}
+
+fn new_builds(plan: &PipelinePlan, user_id: Option<i64>) -> Vec<NewBuild> {
+    plan.jobs
+        .iter()
+        .map(|job: &JobPlan| NewBuild {
+            needs: job.needs.as_ref().map(|needs| {
+                serde_json::to_string(&needs.iter().map(|n| &n.job).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            }),
+            when: job.when.as_str().to_owned(),
+            allow_failure: job.allow_failure,
+            options: serde_json::to_string(job).unwrap_or_else(|_| "{}".into()),
+            commands: job
+                .before_script
+                .iter()
+                .chain(&job.script)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n"),
+            user_id,
+            ..NewBuild::new(
+                &job.name,
+                &job.stage,
+                job.stage_idx as i64,
+                BuildStatus::Created,
+            )
+        })
+        .collect()
+}
+
+/// The variables `rules: if:` may look at when the pipeline is compiled.
+fn compile_variables(
+    project: &ProjectRecord,
+    ref_name: &str,
+    tag: bool,
+    sha: &str,
+    message: &str,
+    source: &str,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let mut set = |k: &str, v: &str| {
+        vars.insert(k.to_owned(), v.to_owned());
+    };
+    set("CI", "true");
+    set("GITLAB_CI", "true");
+    set("CI_COMMIT_SHA", sha);
+    set("CI_COMMIT_REF_NAME", ref_name);
+    set("CI_COMMIT_MESSAGE", message);
+    set("CI_PIPELINE_SOURCE", source);
+    set("CI_DEFAULT_BRANCH", &project.default_branch);
+    set("CI_PROJECT_PATH", &project.full_path());
+    set("CI_PROJECT_NAMESPACE", &project.namespace);
+    set("CI_PROJECT_NAME", &project.path);
+    if tag {
+        set("CI_COMMIT_TAG", ref_name);
+        set("CI_BUILD_TAG", ref_name);
+    } else {
+        set("CI_COMMIT_BRANCH", ref_name);
+    }
+    vars
+}
+
+fn git_error(err: GitError) -> ApiError {
+    match err {
+        GitError::UnknownRef(_) => ApiError::BadRequest("Reference not found".into()),
+        GitError::NoRepository => ApiError::BadRequest("Project has no repository".into()),
+        GitError::Failed(message) => ApiError::Internal(anyhow::anyhow!("git: {message}")),
+    }
+}

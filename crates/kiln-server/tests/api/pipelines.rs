@@ -1,0 +1,605 @@
+//! Builds that really run: pipelines from real git repositories, run by the embedded runner
+//! as real shell processes.
+
+use crate::helpers::{Actor, GitRepo, TestApp};
+use kiln_core::AccessLevel;
+use serde_json::Value;
+use std::io::Read;
+use std::time::Duration;
+
+async fn setup(ci: &str) -> (TestApp, Actor, GitRepo, i64) {
+    let app = TestApp::spawn_with(2).await;
+    let owner = app.user("owner", false).await;
+    let repo = GitRepo::with_ci(ci);
+    let project = app.project_on("team/app", &repo, &owner).await;
+    (app, owner, repo, project)
+}
+
+async fn run_pipeline(
+    app: &TestApp,
+    owner: &Actor,
+    project: i64,
+    ref_name: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let created = app.create_pipeline(project, ref_name, owner).await;
+    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
+    app.wait_for_pipeline(project, pipeline, owner).await
+}
+
+fn status(builds: &std::collections::BTreeMap<String, Value>, name: &str) -> String {
+    builds
+        .get(name)
+        .map(|b| b["status"].as_str().unwrap_or("?").to_owned())
+        .unwrap_or_else(|| "<absent>".into())
+}
+
+const STAGES: &str = r#"
+stages: [build, test, deploy]
+compile:
+  stage: build
+  script: [echo compiling $CI_BUILD_NAME $CI_JOB_NAME]
+unit:
+  stage: test
+  script: [echo testing, exit 1]
+deploy:
+  stage: deploy
+  script: [echo deploying]
+"#;
+
+#[tokio::test]
+async fn stages_run_in_order_and_a_failure_skips_later_stages() {
+    let (app, owner, _repo, project) = setup(STAGES).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    assert_eq!(status(&builds, "compile"), "success");
+    assert_eq!(status(&builds, "unit"), "failed");
+    assert_eq!(status(&builds, "deploy"), "skipped");
+    assert!(builds["compile"]["finished_at"].as_str() <= builds["unit"]["started_at"].as_str());
+    let trace = app
+        .trace(project, builds["compile"]["id"].as_i64().unwrap(), &owner)
+        .await;
+    assert!(trace.contains("compiling compile compile"), "{trace}");
+    let commit = &builds["compile"]["commit"];
+    assert_eq!(commit["created_at"], "2015-12-24T16:51:14.000+01:00");
+    assert_eq!(commit["author_name"], "Ada Lovelace");
+    assert_eq!(commit["title"], "Add CI");
+    assert_eq!(builds["compile"]["user"]["username"], "owner");
+    assert!(builds["compile"]["runner"]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("embedded runner"));
+}
+
+#[tokio::test]
+async fn allow_failure_on_failure_always_and_manual_with_play() {
+    let ci = r#"
+stages: [test, cleanup, deploy]
+flaky:
+  stage: test
+  script: [exit 1]
+  allow_failure: true
+solid:
+  stage: test
+  script: [echo ok]
+notify failure:
+  stage: cleanup
+  script: [echo failed]
+  when: on_failure
+always:
+  stage: cleanup
+  script: [echo always]
+  when: always
+ship:
+  stage: deploy
+  script: [echo shipped by $GITLAB_USER_LOGIN]
+  when: manual
+"#;
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    assert_eq!(status(&builds, "flaky"), "failed");
+    assert_eq!(status(&builds, "solid"), "success");
+    assert_eq!(
+        status(&builds, "notify failure"),
+        "skipped",
+        "an allowed failure is not a failure"
+    );
+    assert_eq!(status(&builds, "always"), "success");
+    assert_eq!(status(&builds, "ship"), "manual");
+    let ship = builds["ship"]["id"].as_i64().unwrap();
+    let played = app
+        .post(
+            &format!("/api/v3/projects/{project}/builds/{ship}/play"),
+            &owner,
+        )
+        .await;
+    // Pending, or already running: the embedded runner claims it within milliseconds.
+    let played_status = played.assert(200)["status"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        ["pending", "running", "success"].contains(&played_status.as_str()),
+        "{played_status}"
+    );
+    let done = app
+        .wait_for_build(project, ship, &owner, |b| b["status"] == "success")
+        .await;
+    assert_eq!(done["status"], "success");
+    assert!(app
+        .trace(project, ship, &owner)
+        .await
+        .contains("shipped by owner"));
+    let again = app
+        .post(
+            &format!("/api/v3/projects/{project}/builds/{ship}/play"),
+            &owner,
+        )
+        .await;
+    again.assert_error(400, "400 (Bad request) \"Unplayable Build\" not given");
+}
+
+#[tokio::test]
+async fn needs_start_a_job_before_its_stage_is_reached() {
+    let ci = r#"
+stages: [build, test]
+slow:
+  stage: build
+  script: [sleep 2]
+fast:
+  stage: build
+  script: [echo fast]
+after fast:
+  stage: test
+  needs: [fast]
+  script: [echo early]
+after all:
+  stage: test
+  script: [echo late]
+"#;
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    for name in ["slow", "fast", "after fast", "after all"] {
+        assert_eq!(status(&builds, name), "success", "{name}");
+    }
+    let early = builds["after fast"]["finished_at"].as_str().unwrap();
+    let slow_end = builds["slow"]["finished_at"].as_str().unwrap();
+    assert!(early < slow_end, "{early} < {slow_end}");
+    assert!(builds["after all"]["started_at"].as_str().unwrap() >= slow_end);
+}
+
+#[tokio::test]
+async fn rules_only_and_except_per_branch_and_tag() {
+    let ci = r#"
+everywhere:
+  script: [echo always here]
+only master:
+  script: [echo master]
+  only: [master]
+only tags:
+  script: [echo tag]
+  only: [tags]
+not on tags:
+  script: [echo branch]
+  except: [tags]
+release rule:
+  script: [echo release]
+  rules:
+    - if: '$CI_COMMIT_TAG =~ /^v\d+/'
+      when: on_success
+    - when: never
+"#;
+    let (app, owner, repo, project) = setup(ci).await;
+    repo.git(&["tag", "v1.0"]);
+    let on_master = run_pipeline(&app, &owner, project, "master").await;
+    let names: Vec<&String> = on_master.keys().collect();
+    assert_eq!(names, vec!["everywhere", "not on tags", "only master"]);
+    let pipeline = app.create_pipeline(project, "v1.0", &owner).await;
+    let body = pipeline.assert(201);
+    assert_eq!(body["tag"], true);
+    app.wait_for_pipeline(project, body["id"].as_i64().unwrap(), &owner)
+        .await;
+    let all = app
+        .get(
+            &format!("/api/v3/projects/{project}/builds?per_page=100"),
+            &owner,
+        )
+        .await;
+    let mut on_tag: Vec<String> = all
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["ref"] == "v1.0")
+        .map(|b| b["name"].as_str().unwrap().to_owned())
+        .collect();
+    on_tag.sort();
+    assert_eq!(on_tag, vec!["everywhere", "only tags", "release rule"]);
+    assert!(all
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["ref"] == "v1.0")
+        .all(|b| b["tag"] == true));
+}
+
+#[tokio::test]
+async fn coverage_trace_and_artifacts() {
+    let ci = r#"
+build:
+  stage: build
+  script:
+    - mkdir -p out && echo "the artifact" > out/result.txt
+    - 'echo "Coverage: 91.5%"'
+  coverage: '/Coverage: \d+\.\d+%/'
+  artifacts:
+    paths: [out/]
+    expire_in: 1 week
+"#;
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    let build = &builds["build"];
+    assert_eq!(build["status"], "success");
+    assert_eq!(build["coverage"], 91.5);
+    let id = build["id"].as_i64().unwrap();
+    assert_eq!(
+        build["download_url"],
+        format!(
+            "{}/api/v3/projects/{project}/builds/{id}/artifacts",
+            app.base
+        )
+    );
+    assert_eq!(build["artifacts_file"]["filename"], format!("{id}.zip"));
+
+    let response = app
+        .client
+        .get(format!(
+            "{}/api/v3/projects/{project}/builds/{id}/trace",
+            app.base
+        ))
+        .header("PRIVATE-TOKEN", &owner.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(
+        response.headers()["content-disposition"],
+        format!("infile; filename=\"{id}.log\"")
+    );
+    assert!(response.text().await.unwrap().contains("Coverage: 91.5%"));
+
+    for url in [
+        format!(
+            "{}/api/v3/projects/{project}/builds/{id}/artifacts",
+            app.base
+        ),
+        format!(
+            "{}/api/v3/projects/{project}/builds/artifacts/master/download?job=build",
+            app.base
+        ),
+    ] {
+        let response = app
+            .client
+            .get(&url)
+            .header("PRIVATE-TOKEN", &owner.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let bytes = response.bytes().await.unwrap();
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+        let mut content = String::new();
+        zip.by_name("out/result.txt")
+            .unwrap()
+            .read_to_string(&mut content)
+            .unwrap();
+        assert_eq!(content, "the artifact\n");
+    }
+    let missing = app
+        .get(
+            &format!("/api/v3/projects/{project}/builds/artifacts/master/download?job=nope"),
+            &owner,
+        )
+        .await;
+    missing.assert_error(404, "404 Not found");
+
+    let kept = app
+        .post(
+            &format!("/api/v3/projects/{project}/builds/{id}/artifacts/keep"),
+            &owner,
+        )
+        .await;
+    kept.assert(200);
+    let erased = app
+        .post(
+            &format!("/api/v3/projects/{project}/builds/{id}/erase"),
+            &owner,
+        )
+        .await;
+    assert_eq!(erased.assert(201)["download_url"], Value::Null);
+    assert_eq!(app.trace(project, id, &owner).await, "");
+    app.get(
+        &format!("/api/v3/projects/{project}/builds/{id}/artifacts"),
+        &owner,
+    )
+    .await
+    .assert_error(404, "404 Not Found");
+    app.post(
+        &format!("/api/v3/projects/{project}/builds/{id}/erase"),
+        &owner,
+    )
+    .await
+    .assert_error(403, "403 Forbidden  - Build is not erasable!");
+}
+
+#[tokio::test]
+async fn the_trace_of_a_running_build_and_cancel_killing_its_process_group() {
+    let marker = tempfile::tempdir().unwrap();
+    let marker_file = marker.path().join("written");
+    let ci = format!(
+        "sleeper:\n  script:\n    - echo started sleeping\n    - (sleep 3; touch {}) &\n    - sleep 30\n",
+        marker_file.display()
+    );
+    let (app, owner, _repo, project) = setup(&ci).await;
+    let created = app.create_pipeline(project, "master", &owner).await;
+    created.assert(201);
+    let builds = app.builds_by_name(project, &owner).await;
+    let id = builds["sleeper"]["id"].as_i64().unwrap();
+    let running = app
+        .wait_for_build(project, id, &owner, |b| b["status"] == "running")
+        .await;
+    assert_eq!(running["status"], "running");
+    let mut trace = String::new();
+    for _ in 0..100 {
+        trace = app.trace(project, id, &owner).await;
+        if trace.contains("started sleeping") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        trace.contains("started sleeping"),
+        "the trace of a running build: {trace}"
+    );
+    let canceled = app
+        .post(
+            &format!("/api/v3/projects/{project}/builds/{id}/cancel"),
+            &owner,
+        )
+        .await;
+    assert_eq!(canceled.assert(201)["status"], "canceled");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert!(
+        !marker_file.exists(),
+        "the canceled job's child never wrote its marker"
+    );
+    let after = app
+        .get(&format!("/api/v3/projects/{project}/builds/{id}"), &owner)
+        .await;
+    assert_eq!(after.body["status"], "canceled");
+    let pipeline = app
+        .store
+        .pipelines()
+        .get(app.store.builds().pipeline_of(id).await.unwrap().id)
+        .await
+        .unwrap();
+    assert_eq!(pipeline.status, "canceled");
+}
+
+#[tokio::test]
+async fn a_job_over_its_timeout_fails() {
+    let ci = "slow:\n  timeout: 2 seconds\n  script: [sleep 30]\n";
+    let (app, owner, _repo, project) = setup(ci).await;
+    let started = std::time::Instant::now();
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    assert_eq!(status(&builds, "slow"), "failed");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let trace = app
+        .trace(project, builds["slow"]["id"].as_i64().unwrap(), &owner)
+        .await;
+    assert!(
+        trace.contains("execution took longer than 2 seconds"),
+        "{trace}"
+    );
+}
+
+#[tokio::test]
+async fn retry_runs_the_job_again() {
+    let ci = "counter:\n  script: [echo run at $CI_JOB_ID, exit 1]\n";
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    let first = builds["counter"]["id"].as_i64().unwrap();
+    let retried = app
+        .post(
+            &format!("/api/v3/projects/{project}/builds/{first}/retry"),
+            &owner,
+        )
+        .await;
+    let second = retried.assert(201)["id"].as_i64().unwrap();
+    assert_ne!(first, second);
+    let done = app
+        .wait_for_build(project, second, &owner, |b| b["status"] == "failed")
+        .await;
+    assert_eq!(done["status"], "failed");
+    assert!(app
+        .trace(project, second, &owner)
+        .await
+        .contains(&format!("run at {second}")));
+    assert!(app
+        .trace(project, first, &owner)
+        .await
+        .contains(&format!("run at {first}")));
+}
+
+#[tokio::test]
+async fn yaml_errors_make_a_failed_pipeline_not_an_error() {
+    let (app, owner, repo, project) = setup("job:\n  script: [echo fine]\n").await;
+    repo.commit(&[(".gitlab-ci.yml", "job: [unclosed\n")], "Break the YAML");
+    let broken = app.create_pipeline(project, "master", &owner).await;
+    let body = broken.assert(201);
+    assert_eq!(body["status"], "failed");
+    assert!(
+        body["yaml_errors"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+    repo.commit(
+        &[(
+            ".gitlab-ci.yml",
+            "job:\n  stage: nowhere\n  script: [\"true\"]\n",
+        )],
+        "Unknown stage",
+    );
+    let body = app.create_pipeline(project, "master", &owner).await.body;
+    assert!(
+        body["yaml_errors"].as_str().unwrap().contains("nowhere"),
+        "{body}"
+    );
+    app.create_pipeline(project, "no-such-branch", &owner)
+        .await
+        .assert_error(400, "Reference not found");
+}
+
+#[tokio::test]
+async fn pipeline_creation_needs_developer_access() {
+    let (app, owner, _repo, project) = setup("job:\n  script: [\"true\"]\n").await;
+    let reporter = app.user("reporter", false).await;
+    app.member(project, &reporter, AccessLevel::Reporter).await;
+    app.create_pipeline(project, "master", &reporter)
+        .await
+        .assert_error(403, "403 Forbidden");
+    app.create_pipeline(project, "master", &owner)
+        .await
+        .assert(201);
+}
+
+#[tokio::test]
+async fn triggers_create_pipelines_with_variables() {
+    let (app, owner, _repo, project) =
+        setup("show:\n  script: [echo \"deploy to $TARGET\"]\n").await;
+    let token = app.store.triggers().create(project, "ci").await.unwrap();
+    let response = app
+        .client
+        .post(format!(
+            "{}/api/v3/projects/{project}/trigger/builds",
+            app.base
+        ))
+        .form(&[
+            ("token", token.as_str()),
+            ("ref", "master"),
+            ("variables[TARGET]", "staging"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let response = TestApp::read(response).await;
+    let body = response.assert(201);
+    assert!(body["id"].is_i64());
+    assert_eq!(body["variables"], serde_json::json!({"TARGET": "staging"}));
+    let builds = app.builds_by_name(project, &owner).await;
+    let id = builds["show"]["id"].as_i64().unwrap();
+    let done = app
+        .wait_for_build(project, id, &owner, |b| b["status"] == "success")
+        .await;
+    assert_eq!(done["user"], Value::Null, "trigger builds have no user");
+    assert!(app
+        .trace(project, id, &owner)
+        .await
+        .contains("deploy to staging"));
+    let bad = app
+        .client
+        .post(format!(
+            "{}/api/v3/projects/{project}/trigger/builds",
+            app.base
+        ))
+        .form(&[("token", "wrong"), ("ref", "master")])
+        .send()
+        .await
+        .unwrap();
+    TestApp::read(bad).await.assert_error(404, "404 Not Found");
+}
+
+#[tokio::test]
+async fn lint_answers_like_gitlab() {
+    let app = TestApp::spawn().await;
+    let valid = app
+        .client
+        .post(format!("{}/api/v3/ci/lint", app.base))
+        .json(&serde_json::json!({"content": "job:\n  script: [\"true\"]\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        TestApp::read(valid).await.body,
+        serde_json::json!({"status": "valid", "errors": []})
+    );
+    let invalid = app
+        .client
+        .post(format!("{}/api/v3/ci/lint", app.base))
+        .form(&[("content", "job: {}\n")])
+        .send()
+        .await
+        .unwrap();
+    let body = TestApp::read(invalid).await.body;
+    assert_eq!(body["status"], "invalid");
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
+    let db = kiln_store::testing::TestDatabase::new().await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let store = db.open().await.unwrap();
+    let project = store
+        .projects()
+        .create("team", "app", kiln_core::Visibility::Private, None)
+        .await
+        .unwrap();
+    let new = kiln_store::NewPipeline {
+        project_id: project,
+        commit: kiln_store::CommitRecord {
+            sha: "a".repeat(40),
+            message: "m".into(),
+            author_name: "a".into(),
+            author_email: "a@x".into(),
+            authored_at: 0,
+            author_tz_offset_minutes: 0,
+        },
+        ref_name: "master".into(),
+        tag: false,
+        status: "running".into(),
+        user_id: None,
+        yaml_errors: None,
+        source: "push".into(),
+        variables: "[]".into(),
+        trigger_request_id: None,
+        builds: vec![kiln_store::NewBuild {
+            commands: "sleep 100".into(),
+            ..kiln_store::NewBuild::new("orphan", "test", 0, kiln_core::BuildStatus::Pending)
+        }],
+    };
+    let (_, ids) = store.pipelines().create(&new).await.unwrap();
+    let mut config = kiln_server::Config::new("http://127.0.0.1", data_dir.path());
+    config.builds_concurrency = 1;
+    let runner = store
+        .runners()
+        .find_or_create(&kiln_server::runner::embedded_description(&config))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .builds()
+            .claim(runner)
+            .await
+            .unwrap()
+            .map(|c| c.build_id),
+        Some(ids[0])
+    );
+    // A server starting on the same data dir finds the build its runner left running.
+    let _state = kiln_server::start(store.clone(), config).await.unwrap();
+    let build = store.builds().get(project, ids[0]).await.unwrap();
+    assert_eq!(build.status, kiln_core::BuildStatus::Failed);
+    let trace = String::from_utf8(store.builds().trace(ids[0]).await.unwrap()).unwrap();
+    assert!(
+        trace.contains("the server restarted while this build ran"),
+        "{trace}"
+    );
+}

@@ -1,0 +1,314 @@
+//! `kiln run [JOB…]`: runs this directory's pipeline (or the named jobs) locally with the same
+//! compiler, processing rules and executor as the server; no server, no database. Each job
+//! runs in a fresh copy of the working tree (uncommitted changes included), earlier jobs'
+//! artifacts unpacked into it. `kiln lint [FILE]` prints the compile errors.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use kiln_ci::{ArtifactsWhen, CompileContext, JobPlan};
+use kiln_core::{processing, BuildEvent, BuildStatus, JobState, JobWhen, PipelineStatus};
+use kiln_runner::{ArtifactsSpec, ExecutorConfig, JobSpec, TraceSink};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Jobs to run (default: the whole pipeline).
+    pub jobs: Vec<String>,
+    /// The pipeline file.
+    #[arg(long, default_value = ".gitlab-ci.yml")]
+    pub file: PathBuf,
+    /// The ref the pipeline runs for (default: the current branch).
+    #[arg(long = "ref")]
+    pub ref_name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    /// The file to check.
+    #[arg(default_value = ".gitlab-ci.yml")]
+    pub file: PathBuf,
+}
+
+struct Stdout;
+
+impl TraceSink for Stdout {
+    async fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(data)?;
+        out.flush()
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn read_relative(base: &Path) -> impl Fn(&str) -> Option<String> + '_ {
+    move |path: &str| std::fs::read_to_string(base.join(path.trim_start_matches('/'))).ok()
+}
+
+pub fn lint(args: &LintArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let base = args
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let read = read_relative(&base);
+    match kiln_ci::lint(&text, &read) {
+        Ok(plan) => {
+            println!(
+                "{} is valid: {} jobs in {} stages",
+                args.file.display(),
+                plan.jobs.len(),
+                plan.stages.len()
+            );
+            Ok(())
+        }
+        Err(err) => {
+            println!("{} is invalid:", args.file.display());
+            println!("  {}", err.message);
+            std::process::exit(1);
+        }
+    }
+}
+
+struct Row {
+    name: String,
+    stage: String,
+    status: BuildStatus,
+    took: Option<Duration>,
+}
+
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let ref_name = args
+        .ref_name
+        .clone()
+        .or_else(|| git(&cwd, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD"))
+        .unwrap_or_else(|| "main".into());
+    let sha = git(&cwd, &["rev-parse", "HEAD"]).unwrap_or_else(|| "0".repeat(40));
+    let mut vars = BTreeMap::new();
+    for (k, v) in [
+        ("CI", "true"),
+        ("CI_COMMIT_REF_NAME", ref_name.as_str()),
+        ("CI_COMMIT_BRANCH", ref_name.as_str()),
+        ("CI_COMMIT_SHA", sha.as_str()),
+        ("CI_PIPELINE_SOURCE", "push"),
+    ] {
+        vars.insert(k.to_owned(), v.to_owned());
+    }
+    let read = read_relative(&cwd);
+    let ctx = CompileContext {
+        ref_name: &ref_name,
+        tag: false,
+        source: "push",
+        variables: &vars,
+        read_file: &read,
+    };
+    let plan = match kiln_ci::compile(&text, &ctx) {
+        Ok(plan) => plan,
+        Err(err) => bail!("{}: {}", args.file.display(), err.message),
+    };
+    let selected: Vec<&JobPlan> = if args.jobs.is_empty() {
+        plan.jobs.iter().collect()
+    } else {
+        let mut picked = Vec::new();
+        for name in &args.jobs {
+            picked.push(
+                plan.jobs
+                    .iter()
+                    .find(|j| &j.name == name)
+                    .with_context(|| format!("no job named {name:?} for ref {ref_name}"))?,
+            );
+        }
+        picked.sort_by_key(|j| j.stage_idx);
+        picked
+    };
+    let named = !args.jobs.is_empty();
+    let names: Vec<&str> = selected.iter().map(|j| j.name.as_str()).collect();
+    let mut states: Vec<JobState> = selected
+        .iter()
+        .enumerate()
+        .map(|(i, job)| JobState {
+            id: i as i64 + 1,
+            name: job.name.clone(),
+            stage_idx: job.stage_idx as i64,
+            status: BuildStatus::Created,
+            // Named jobs run as asked, whatever their `when`.
+            when: if named {
+                JobWhen::OnSuccess
+            } else {
+                JobWhen::parse(job.when.as_str())
+            },
+            allow_failure: job.allow_failure,
+            needs: job.needs.as_ref().map(|n| {
+                n.iter()
+                    .map(|n| n.job.clone())
+                    .filter(|j| names.contains(&j.as_str()))
+                    .collect()
+            }),
+            retried: false,
+        })
+        .collect();
+    let work = tempfile::tempdir()?;
+    let config = ExecutorConfig::new(work.path().join("builds"));
+    let mut artifacts: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut rows: Vec<Row> = selected
+        .iter()
+        .map(|j| Row {
+            name: j.name.clone(),
+            stage: j.stage.clone(),
+            status: BuildStatus::Created,
+            took: None,
+        })
+        .collect();
+    loop {
+        for (id, event) in processing::process(&states) {
+            if let Some(state) = states.iter_mut().find(|s| s.id == id) {
+                if let Ok(next) = state.status.apply(event) {
+                    state.status = next;
+                }
+            }
+        }
+        let Some(index) = states.iter().position(|s| s.status == BuildStatus::Pending) else {
+            break;
+        };
+        let job = selected[index];
+        println!("\n\x1b[1m── {} ({}) ──\x1b[0m", job.name, job.stage);
+        let dir = work.path().join(format!("job-{}", index + 1));
+        copy_tree(&cwd, &dir)?;
+        let wanted: Vec<&PathBuf> = match &job.dependencies {
+            Some(deps) => artifacts
+                .iter()
+                .filter(|(name, _)| deps.contains(name))
+                .map(|(_, p)| p)
+                .collect(),
+            None => artifacts.values().collect(),
+        };
+        for zip in wanted {
+            unzip(zip, &dir)?;
+        }
+        let spec = job_spec(job, index as i64 + 1, &dir, &ref_name, &sha);
+        let started = Instant::now();
+        let (_cancel, rx) = tokio::sync::watch::channel(false);
+        let outcome = kiln_runner::execute(&spec, &config, &mut Stdout, rx).await;
+        if let Some(zip) = outcome.artifacts.clone() {
+            artifacts.insert(job.name.clone(), zip);
+        }
+        let state = &mut states[index];
+        let event = if outcome.success() {
+            BuildEvent::Succeed
+        } else {
+            BuildEvent::Fail
+        };
+        state.status = BuildStatus::Running
+            .apply(event)
+            .unwrap_or(BuildStatus::Failed);
+        rows[index].took = Some(started.elapsed());
+    }
+    for (row, state) in rows.iter_mut().zip(&states) {
+        row.status = state.status;
+    }
+    let status = processing::pipeline_status(&states);
+    println!(
+        "\n{:<30} {:<12} {:<10} {:>8}",
+        "job", "stage", "status", "time"
+    );
+    for row in &rows {
+        let took = row
+            .took
+            .map(|d| format!("{:.1}s", d.as_secs_f64()))
+            .unwrap_or_default();
+        println!(
+            "{:<30} {:<12} {:<10} {:>8}",
+            row.name,
+            row.stage,
+            row.status.as_str(),
+            took
+        );
+    }
+    println!("pipeline: {}", status.as_str());
+    if status != PipelineStatus::Success {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn job_spec(job: &JobPlan, id: i64, dir: &Path, ref_name: &str, sha: &str) -> JobSpec {
+    let mut variables = vec![
+        ("CI".to_owned(), "true".to_owned()),
+        ("GITLAB_CI".to_owned(), "true".to_owned()),
+        ("CI_JOB_ID".to_owned(), id.to_string()),
+        ("CI_JOB_NAME".to_owned(), job.name.clone()),
+        ("CI_JOB_STAGE".to_owned(), job.stage.clone()),
+        ("CI_BUILD_NAME".to_owned(), job.name.clone()),
+        ("CI_BUILD_STAGE".to_owned(), job.stage.clone()),
+        ("CI_COMMIT_REF_NAME".to_owned(), ref_name.to_owned()),
+        ("CI_BUILD_REF_NAME".to_owned(), ref_name.to_owned()),
+        ("CI_COMMIT_SHA".to_owned(), sha.to_owned()),
+        ("CI_BUILD_REF".to_owned(), sha.to_owned()),
+        (
+            "CI_COMMIT_SHORT_SHA".to_owned(),
+            sha.get(..8).unwrap_or(sha).to_owned(),
+        ),
+    ];
+    variables.extend(job.variables.iter().cloned());
+    JobSpec {
+        id,
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        repo: None,
+        workdir: Some(dir.to_owned()),
+        sha: sha.to_owned(),
+        ref_name: ref_name.to_owned(),
+        before_script: job.before_script.clone(),
+        script: job.script.clone(),
+        after_script: job.after_script.clone(),
+        variables,
+        timeout: Duration::from_secs(job.timeout_secs.unwrap_or(3600)),
+        artifacts: job.artifacts.as_ref().map(|a| ArtifactsSpec {
+            paths: a.paths.clone(),
+            exclude: a.exclude.clone(),
+            when: match a.when {
+                ArtifactsWhen::OnSuccess => "on_success",
+                ArtifactsWhen::OnFailure => "on_failure",
+                ArtifactsWhen::Always => "always",
+            }
+            .to_owned(),
+        }),
+        coverage_regex: job.coverage.clone(),
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()?;
+    anyhow::ensure!(status.success(), "copying the working tree failed");
+    Ok(())
+}
+
+fn unzip(zip: &Path, into: &Path) -> anyhow::Result<()> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip)?)?;
+    archive.extract(into)?;
+    Ok(())
+}
