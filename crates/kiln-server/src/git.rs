@@ -106,21 +106,6 @@ fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {
     }
 }
 
-/// The sha `ref_name` points at, and whether it is a tag. A branch wins over a tag of the
-/// same name, as in GitLab; a full or abbreviated sha is accepted too.
-pub fn resolve(repo: &Path, ref_name: &str) -> Result<(String, bool), GitError> {
-    if ref_name.is_empty() || ref_name.starts_with('-') {
-        return Err(GitError::UnknownRef(ref_name.to_owned()));
-    }
-    for (prefix, tag) in [("refs/heads/", false), ("refs/tags/", true), ("", false)] {
-        let spec = format!("{prefix}{ref_name}^{{commit}}");
-        if let Ok(sha) = git(repo, &["rev-parse", "--verify", "--quiet", &spec]) {
-            return Ok((sha.trim().to_owned(), tag));
-        }
-    }
-    Err(GitError::UnknownRef(ref_name.to_owned()))
-}
-
 /// Branch heads: (name, sha).
 pub fn branches(repo: &Path) -> Result<Vec<(String, String)>, GitError> {
     let out = git(
@@ -140,31 +125,6 @@ pub fn branches(repo: &Path) -> Result<Vec<(String, String)>, GitError> {
         .collect())
 }
 
-pub fn commit(repo: &Path, sha: &str) -> Result<CommitInfo, GitError> {
-    let out = git(
-        repo,
-        &[
-            "log",
-            "-1",
-            "--date=format:%z",
-            "--format=%H%x00%an%x00%ae%x00%at%x00%ad%x00%B",
-            sha,
-            "--",
-        ],
-    )?;
-    let mut parts = out.splitn(6, '\0');
-    let mut next = || parts.next().unwrap_or("").to_owned();
-    let (sha, name, email, at, offset, message) = (next(), next(), next(), next(), next(), next());
-    Ok(CommitInfo {
-        sha,
-        author_name: name,
-        author_email: email,
-        authored_at_ms: at.trim().parse::<i64>().unwrap_or(0) * 1000,
-        tz_offset_minutes: parse_offset(offset.trim()),
-        message: message.trim_end().to_owned(),
-    })
-}
-
 /// `+0130` → 90, `-0500` → -300.
 fn parse_offset(s: &str) -> i64 {
     let (sign, digits) = match s.split_at_checked(1) {
@@ -177,6 +137,107 @@ fn parse_offset(s: &str) -> i64 {
     sign * (hours * 60 + minutes)
 }
 
+/// What a pipeline needs from the mirror, read through one `git cat-file --batch` process
+/// (one process instead of four: this is on the trigger → running path): the sha `ref_name`
+/// points at (a branch wins over a tag of the same name, as in GitLab; a sha is accepted too),
+/// whether it is a tag, the commit, and the file at `path` in it.
+pub fn read_for_pipeline(
+    repo: &Path,
+    ref_name: &str,
+    path: &str,
+) -> Result<(CommitInfo, bool, Option<String>), GitError> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let unknown = || GitError::UnknownRef(ref_name.to_owned());
+    if ref_name.is_empty()
+        || ref_name.starts_with('-')
+        || ref_name.chars().any(|c| c.is_control() || c == ' ')
+    {
+        return Err(unknown());
+    }
+    let failed = |e: std::io::Error| GitError::Failed(e.to_string());
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["cat-file", "--batch"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(failed)?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| GitError::Failed("no stdin".into()))?;
+    let mut stdout = BufReader::new(
+        child
+            .stdout
+            .take()
+            .ok_or_else(|| GitError::Failed("no stdout".into()))?,
+    );
+    // One object per request: "<oid> <type> <size>\n<content>\n", or "<name> missing\n".
+    let mut ask = |name: &str| -> Result<Option<(String, Vec<u8>)>, GitError> {
+        writeln!(stdin, "{name}")
+            .and_then(|_| stdin.flush())
+            .map_err(failed)?;
+        let mut header = String::new();
+        stdout.read_line(&mut header).map_err(failed)?;
+        let fields: Vec<&str> = header.split_whitespace().collect();
+        let [oid, _kind, size] = fields.as_slice() else {
+            return Ok(None);
+        };
+        let size: usize = size
+            .parse()
+            .map_err(|_| GitError::Failed(format!("bad cat-file header {header:?}")))?;
+        let mut content = vec![0; size + 1];
+        stdout.read_exact(&mut content).map_err(failed)?;
+        content.truncate(size);
+        Ok(Some((oid.to_string(), content)))
+    };
+    let mut found = None;
+    for (prefix, tag) in [("refs/heads/", false), ("refs/tags/", true), ("", false)] {
+        if let Some((sha, raw)) = ask(&format!("{prefix}{ref_name}^{{commit}}"))? {
+            found = Some((sha, raw, tag));
+            break;
+        }
+    }
+    let (sha, raw, tag) = found.ok_or_else(unknown)?;
+    let file = ask(&format!(
+        "{sha}:{}",
+        path.trim_start_matches("./").trim_start_matches('/')
+    ))?
+    .map(|(_, content)| String::from_utf8_lossy(&content).into_owned());
+    drop(ask);
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok((
+        parse_commit(&sha, &String::from_utf8_lossy(&raw)),
+        tag,
+        file,
+    ))
+}
+
+/// A raw commit object: headers, a blank line, the message.
+fn parse_commit(sha: &str, raw: &str) -> CommitInfo {
+    let (headers, message) = raw.split_once("\n\n").unwrap_or((raw, ""));
+    let author = headers
+        .lines()
+        .find_map(|l| l.strip_prefix("author "))
+        .unwrap_or("");
+    // "Name <email> 1450972274 +0100"
+    let (name, rest) = author.split_once(" <").unwrap_or((author, ""));
+    let (email, when) = rest.split_once("> ").unwrap_or((rest, ""));
+    let mut when = when.split_whitespace();
+    let at: i64 = when.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    CommitInfo {
+        sha: sha.to_owned(),
+        author_name: name.to_owned(),
+        author_email: email.to_owned(),
+        authored_at_ms: at * 1000,
+        tz_offset_minutes: parse_offset(when.next().unwrap_or("")),
+        message: message.trim_end().to_owned(),
+    }
+}
+
 /// A file at `sha`, or None when it does not exist there.
 pub fn read_file(repo: &Path, sha: &str, path: &str) -> Option<String> {
     let path = path.trim_start_matches("./").trim_start_matches('/');
@@ -185,6 +246,21 @@ pub fn read_file(repo: &Path, sha: &str, path: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn commit_objects() {
+        let raw = "tree abc\nparent def\nauthor Ada Lovelace <ada@example.com> 1450972274 +0100\ncommitter X <x@y> 1 +0000\n\nAdd CI\n\nBody.\n";
+        let c = super::parse_commit("0ff3", raw);
+        assert_eq!(
+            (c.author_name.as_str(), c.author_email.as_str()),
+            ("Ada Lovelace", "ada@example.com")
+        );
+        assert_eq!(
+            (c.authored_at_ms, c.tz_offset_minutes),
+            (1_450_972_274_000, 60)
+        );
+        assert_eq!(c.message, "Add CI\n\nBody.");
+    }
+
     #[test]
     fn offsets() {
         assert_eq!(super::parse_offset("+0100"), 60);

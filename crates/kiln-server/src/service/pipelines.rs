@@ -34,16 +34,14 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
         .ok_or_else(|| ApiError::BadRequest("Project has no repository".into()))?;
     let mirror = app.mirrors.sync(project.id, url).await.map_err(git_error)?;
     let (mirror_for_read, ref_name) = (mirror.clone(), request.ref_name.to_owned());
-    let (sha, tag, commit, text) = tokio::task::spawn_blocking(move || {
-        let (sha, tag) = git::resolve(&mirror_for_read, &ref_name)?;
-        let commit = git::commit(&mirror_for_read, &sha)?;
-        let text = git::read_file(&mirror_for_read, &sha, CONFIG_PATH);
-        Ok::<_, GitError>((sha, tag, commit, text))
+    let (commit, tag, text) = tokio::task::spawn_blocking(move || {
+        git::read_for_pipeline(&mirror_for_read, &ref_name, CONFIG_PATH)
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(git_error)?;
 
+    let sha = commit.sha.clone();
     let mut context_vars = compile_variables(
         project,
         request.ref_name,

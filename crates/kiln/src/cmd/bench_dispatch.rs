@@ -82,7 +82,7 @@ pub async fn run(pipelines: usize, postgres: Option<&str>) -> anyhow::Result<()>
         );
         api.push(sent.elapsed().as_secs_f64() * 1000.0);
         let deadline = Instant::now() + Duration::from_secs(10);
-        let started = loop {
+        let (started, first_build) = loop {
             let page = store
                 .builds()
                 .list(
@@ -95,13 +95,24 @@ pub async fn run(pipelines: usize, postgres: Option<&str>) -> anyhow::Result<()>
                 )
                 .await?;
             // The newest pipeline's first-stage build is the second newest build.
-            if let Some(started) = page.builds.get(1).and_then(|b| b.started_at) {
-                break started;
+            if let Some(build) = page.builds.get(1) {
+                if let Some(started) = build.started_at {
+                    break (started, build.id);
+                }
             }
             anyhow::ensure!(Instant::now() < deadline, "the build never started");
             tokio::time::sleep(Duration::from_millis(1)).await;
         };
         latencies.push((started - sent_ms) as f64);
+        // Measure dispatch on an idle runner: let this pipeline finish before the next.
+        let pipeline = store.builds().pipeline_of(first_build).await?.id;
+        while !matches!(
+            store.pipelines().get(pipeline).await?.status.as_str(),
+            "success" | "failed"
+        ) {
+            anyhow::ensure!(Instant::now() < deadline, "the pipeline never finished");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(|a, b| a.total_cmp(b));
