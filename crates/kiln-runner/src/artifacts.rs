@@ -70,6 +70,13 @@ pub fn archive(root: &Path, spec: &ArtifactsSpec, out: &Path) -> std::io::Result
     })
 }
 
+/// Unpacks an artifacts archive into `into` (entries leaving it are refused by the zip crate).
+pub fn unpack(zip: &Path, into: &Path) -> std::io::Result<()> {
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(zip)?).map_err(std::io::Error::other)?;
+    archive.extract(into).map_err(std::io::Error::other)
+}
+
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
     if meta.is_dir() {

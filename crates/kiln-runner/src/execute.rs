@@ -75,6 +75,24 @@ pub async fn execute<S: TraceSink>(
         }
     }
 
+    for (name, zip) in &spec.dependencies {
+        trace
+            .note(&format!("Downloading artifacts for {name}…"))
+            .await;
+        let (zip, into) = (zip.clone(), dir.clone());
+        let unpacked = tokio::task::spawn_blocking(move || artifacts::unpack(&zip, &into)).await;
+        if !matches!(unpacked, Ok(Ok(()))) {
+            trace
+                .note(&format!(
+                    "\x1b[31;1mERROR: Downloading artifacts for {name} failed\x1b[0;m"
+                ))
+                .await;
+            outcome.failure = Some(FailureReason::RunnerSystemFailure);
+            trace.flush().await;
+            return outcome;
+        }
+    }
+
     let mut env = spec.variables.clone();
     env.push(("CI_PROJECT_DIR".into(), dir.to_string_lossy().into_owned()));
     env.push((

@@ -39,6 +39,9 @@ pub struct JobSpec {
     pub artifacts: Option<ArtifactsSpec>,
     /// Regex (without slashes) whose last match in the trace gives the coverage.
     pub coverage_regex: Option<String>,
+    /// Artifacts of earlier jobs to unpack into the work directory first: (job name, zip).
+    #[serde(default)]
+    pub dependencies: Vec<(String, PathBuf)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

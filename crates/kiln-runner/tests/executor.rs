@@ -37,6 +37,7 @@ fn spec(script: &[&str]) -> JobSpec {
         timeout: Duration::from_secs(30),
         artifacts: None,
         coverage_regex: None,
+        dependencies: vec![],
     }
 }
 

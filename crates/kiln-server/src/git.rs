@@ -206,7 +206,6 @@ pub fn read_for_pipeline(
         path.trim_start_matches("./").trim_start_matches('/')
     ))?
     .map(|(_, content)| String::from_utf8_lossy(&content).into_owned());
-    drop(ask);
     let _ = child.kill();
     let _ = child.wait();
     Ok((

@@ -97,8 +97,8 @@ async fn run(app: &AppState, claimed: Claimed) {
     let _enter = span.enter();
     let cancel = app.dispatcher.register(build_id);
     let watcher = tokio::spawn(watch_for_cancel(app.clone(), build_id));
-    let finish = match execute(app, claimed, cancel).await {
-        Ok(finish) => finish,
+    let (finish, plan) = match execute(app, claimed, cancel).await {
+        Ok(done) => done,
         Err(err) => {
             tracing::error!(error = %err, "running the build failed");
             let line = format!("\n\x1b[31;1mERROR: Job failed (system failure): {err}\x1b[0;m\n");
@@ -107,12 +107,13 @@ async fn run(app: &AppState, claimed: Claimed) {
                 .builds()
                 .append_trace(build_id, line.as_bytes())
                 .await;
-            Finish {
+            let finish = Finish {
                 success: false,
                 failure_reason: Some("runner_system_failure".into()),
                 exit_code: None,
                 coverage: None,
-            }
+            };
+            (finish, None)
         }
     };
     watcher.abort();
@@ -121,6 +122,11 @@ async fn run(app: &AppState, claimed: Claimed) {
         Ok((status, enqueued)) => {
             tracing::info!(status = %status, "build finished");
             app.dispatcher.wake(enqueued.len());
+            if let (BuildStatus::Failed, Some(plan)) = (status, &plan) {
+                if let Err(err) = retry_if_asked(app, claimed, plan, &finish).await {
+                    tracing::error!(error = %err, "retrying the build failed");
+                }
+            }
         }
         Err(err) => tracing::error!(error = %err, "recording the build's end failed"),
     }
@@ -137,11 +143,60 @@ async fn watch_for_cancel(app: AppState, build_id: i64) {
     }
 }
 
+/// The executor's view of a compiled job; callers fill in where it runs and its variables.
+pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> JobSpec {
+    JobSpec {
+        id,
+        name: plan.name.clone(),
+        stage: plan.stage.clone(),
+        repo: None,
+        workdir: None,
+        sha: String::new(),
+        ref_name: String::new(),
+        before_script: plan.before_script.clone(),
+        script: plan.script.clone(),
+        after_script: plan.after_script.clone(),
+        variables: plan.variables.clone(),
+        timeout: Duration::from_secs(plan.timeout_secs.unwrap_or(default_timeout_secs)),
+        artifacts: plan.artifacts.as_ref().map(|a| ArtifactsSpec {
+            paths: a.paths.clone(),
+            exclude: a.exclude.clone(),
+            when: match a.when {
+                ArtifactsWhen::OnSuccess => "on_success",
+                ArtifactsWhen::OnFailure => "on_failure",
+                ArtifactsWhen::Always => "always",
+            }
+            .to_owned(),
+        }),
+        coverage_regex: plan.coverage.clone(),
+        dependencies: Vec::new(),
+    }
+}
+
+/// Which earlier jobs' artifacts a job receives, as GitLab decides: its `dependencies:` list
+/// if given, else its `needs:` with `artifacts: true`, else every job of earlier stages.
+/// `available` is (name, stage index, archive) of the pipeline's jobs with artifacts.
+pub fn dependencies_of(
+    plan: &JobPlan,
+    available: &[(String, i64, PathBuf)],
+) -> Vec<(String, PathBuf)> {
+    let wanted = |name: &str, stage_idx: i64| match (&plan.dependencies, &plan.needs) {
+        (Some(deps), _) => deps.iter().any(|d| d == name),
+        (None, Some(needs)) => needs.iter().any(|n| n.artifacts && n.job == name),
+        (None, None) => stage_idx < plan.stage_idx as i64,
+    };
+    available
+        .iter()
+        .filter(|(name, stage_idx, _)| name != &plan.name && wanted(name, *stage_idx))
+        .map(|(name, _, file)| (name.clone(), file.clone()))
+        .collect()
+}
+
 async fn execute(
     app: &AppState,
     claimed: Claimed,
     cancel: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Finish> {
+) -> anyhow::Result<(Finish, Option<JobPlan>)> {
     let store = &app.store;
     let build = store
         .builds()
@@ -152,63 +207,53 @@ async fn execute(
         .projects()
         .get(&ProjectRef::Id(claimed.project_id))
         .await?;
+    let default_timeout = project.build_timeout.max(1) as u64;
     // Builds made by `kiln admin generate` carry only commands; compiled ones carry their plan.
     let plan: Option<JobPlan> = serde_json::from_str(&build.options).ok();
-    let (before_script, script, after_script, file_vars, timeout, artifacts, coverage) = match &plan
-    {
-        Some(p) => (
-            p.before_script.clone(),
-            p.script.clone(),
-            p.after_script.clone(),
-            p.variables.clone(),
-            p.timeout_secs,
-            p.artifacts.as_ref().map(|a| ArtifactsSpec {
-                paths: a.paths.clone(),
-                exclude: a.exclude.clone(),
-                when: match a.when {
-                    ArtifactsWhen::OnSuccess => "on_success",
-                    ArtifactsWhen::OnFailure => "on_failure",
-                    ArtifactsWhen::Always => "always",
-                }
-                .to_owned(),
-            }),
-            p.coverage.clone(),
-        ),
-        None => (
-            vec![],
-            build.commands.lines().map(str::to_owned).collect(),
-            vec![],
-            vec![],
-            None,
-            None,
-            None,
-        ),
+    let mut spec = match &plan {
+        Some(plan) => {
+            let mut spec = spec_from_plan(plan, build.id, default_timeout);
+            let available: Vec<(String, i64, PathBuf)> = store
+                .builds()
+                .pipeline_artifacts(pipeline.id)
+                .await?
+                .into_iter()
+                .map(|(name, stage, file)| (name, stage, PathBuf::from(file)))
+                .collect();
+            spec.dependencies = dependencies_of(plan, &available);
+            spec
+        }
+        None => JobSpec {
+            id: build.id,
+            name: build.name.clone(),
+            stage: build.stage.clone(),
+            repo: None,
+            workdir: None,
+            sha: String::new(),
+            ref_name: String::new(),
+            before_script: vec![],
+            script: build.commands.lines().map(str::to_owned).collect(),
+            after_script: vec![],
+            variables: vec![],
+            timeout: Duration::from_secs(default_timeout),
+            artifacts: None,
+            coverage_regex: None,
+            dependencies: vec![],
+        },
     };
-    let spec = JobSpec {
-        id: build.id,
-        name: build.name.clone(),
-        stage: build.stage.clone(),
-        repo: project
-            .repo_url
-            .as_ref()
-            .map(|_| app.mirrors.path(project.id).to_string_lossy().into_owned()),
-        workdir: None,
-        sha: build.commit.sha.clone(),
-        ref_name: build.ref_name.clone(),
-        before_script,
-        script,
-        after_script,
-        variables: variables::for_build(
-            &app.config.external_url,
-            &project,
-            &pipeline,
-            &build,
-            &file_vars,
-        ),
-        timeout: Duration::from_secs(timeout.unwrap_or(project.build_timeout.max(1) as u64)),
-        artifacts,
-        coverage_regex: coverage,
-    };
+    spec.repo = project
+        .repo_url
+        .as_ref()
+        .map(|_| app.mirrors.path(project.id).to_string_lossy().into_owned());
+    spec.sha = build.commit.sha.clone();
+    spec.ref_name = build.ref_name.clone();
+    spec.variables = variables::for_build(
+        &app.config.external_url,
+        &project,
+        &pipeline,
+        &build,
+        &spec.variables,
+    );
     let mut sink = StoreTrace {
         store: store.clone(),
         build_id: build.id,
@@ -244,12 +289,53 @@ async fn execute(
             )
             .await?;
     }
-    Ok(Finish {
+    let finish = Finish {
         success: outcome.success(),
         failure_reason: outcome.failure.map(|r| r.as_str().to_owned()),
         exit_code: outcome.exit_code.map(i64::from),
         coverage: outcome.coverage,
-    })
+    };
+    Ok((finish, plan))
+}
+
+/// GitLab's `retry:`: a failed job whose attempts are still within `max` (and whose failure
+/// reason is one `retry: when:` names, if it names any) runs again as a new build.
+async fn retry_if_asked(
+    app: &AppState,
+    claimed: Claimed,
+    plan: &JobPlan,
+    finish: &Finish,
+) -> anyhow::Result<()> {
+    let reason = finish
+        .failure_reason
+        .as_deref()
+        .unwrap_or("unknown_failure");
+    let wanted =
+        plan.retry.when.is_empty() || plan.retry.when.iter().any(|w| w == "always" || w == reason);
+    if plan.retry.max == 0 || !wanted {
+        return Ok(());
+    }
+    let attempts = app
+        .store
+        .builds()
+        .attempts(claimed.pipeline_id, &plan.name)
+        .await?;
+    if attempts > i64::from(plan.retry.max) {
+        return Ok(());
+    }
+    let build = app
+        .store
+        .builds()
+        .get(claimed.project_id, claimed.build_id)
+        .await?;
+    let user = build.user.as_ref().map(|u| u.id);
+    app.store
+        .builds()
+        .retry(claimed.project_id, claimed.build_id, user)
+        .await?;
+    let enqueued = app.store.pipelines().process(claimed.pipeline_id).await?;
+    app.dispatcher.wake(enqueued.len().max(1));
+    Ok(())
 }
 
 pub fn artifacts_path(app: &AppState, project_id: i64, build_id: i64) -> PathBuf {

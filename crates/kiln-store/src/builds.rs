@@ -462,7 +462,12 @@ impl Builds<'_> {
     /// Makes a new pending build copying `build_id`'s definition (GitLab's `Ci::Build.retry`):
     /// name, stage, commit, ref, tag, options, commands, when, allow_failure; the user is
     /// `user_id`. The old build is left as it was. Returns the new build's id.
-    pub async fn retry(&self, project_id: i64, build_id: i64, user_id: i64) -> StoreResult<i64> {
+    pub async fn retry(
+        &self,
+        project_id: i64,
+        build_id: i64,
+        user_id: Option<i64>,
+    ) -> StoreResult<i64> {
         let now = now_ms();
         let id = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -487,7 +492,7 @@ impl Builds<'_> {
                 allow_failure: old.allow_failure,
                 options: old.options.clone(),
                 commands: old.commands.clone(),
-                user_id: Some(user_id),
+                user_id,
                 queued_at: Some(now),
                 ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
             };

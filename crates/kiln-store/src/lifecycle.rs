@@ -399,6 +399,35 @@ impl Builds<'_> {
         })
     }
 
+    /// The current (not retried) builds of a pipeline that have artifacts:
+    /// (name, stage index, archive file).
+    pub async fn pipeline_artifacts(
+        &self,
+        pipeline_id: i64,
+    ) -> StoreResult<Vec<(String, i64, String)>> {
+        on_read!(self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT name, stage_idx, artifacts_file FROM builds WHERE pipeline_id = $1 AND NOT retried \
+                 AND artifacts_file IS NOT NULL AND erased_at IS NULL ORDER BY id",
+            )
+            .bind(pipeline_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.text("name")?, r.int("stage_idx")?, r.text("artifacts_file")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// How many builds of this name the pipeline has had (the first run plus its retries).
+    pub async fn attempts(&self, pipeline_id: i64, name: &str) -> StoreResult<i64> {
+        on_read!(self.db, pool => {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM builds WHERE pipeline_id = $1 AND name = $2")
+                .bind(pipeline_id).bind(name).fetch_one(pool).await?)
+        })
+    }
+
     /// The newest successful build named `name` on `ref_name` (GitLab's artifacts download by ref).
     pub async fn latest_successful(
         &self,

@@ -73,7 +73,7 @@ pub async fn retry(
     let new_id = app
         .store
         .builds()
-        .retry(project_id, build_id, user.id)
+        .retry(project_id, build_id, Some(user.id))
         .await?;
     app.store.pipelines().process(build.pipeline_id).await?;
     app.dispatcher.wake(1);

@@ -9,6 +9,7 @@ use serde_json::Value;
 pub struct TestApp {
     pub base: String,
     pub store: Store,
+    pub state: kiln_server::AppState,
     pub client: reqwest::Client,
     _db: TestDatabase,
     _data_dir: tempfile::TempDir,
@@ -82,13 +83,14 @@ impl TestApp {
         let state = kiln_server::start(store.clone(), config)
             .await
             .expect("start");
-        let router = kiln_server::router(state);
+        let router = kiln_server::router(state.clone());
         let server = tokio::spawn(async move {
             let _ = kiln_server::serve(listener, router, std::future::pending()).await;
         });
         TestApp {
             base,
             store,
+            state,
             client: reqwest::Client::new(),
             _db: db,
             _data_dir: data_dir,

@@ -603,3 +603,153 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
         "{trace}"
     );
 }
+
+#[tokio::test]
+async fn artifacts_pass_to_later_stages_and_dependencies_limit_them() {
+    let ci = r#"
+stages: [build, test]
+make a:
+  stage: build
+  script: [mkdir -p a, echo from-a > a/file]
+  artifacts: {paths: [a/]}
+make b:
+  stage: build
+  script: [mkdir -p b, echo from-b > b/file]
+  artifacts: {paths: [b/]}
+use all:
+  stage: test
+  script: [cat a/file b/file]
+use one:
+  stage: test
+  dependencies: [make b]
+  script: [cat b/file, test ! -e a/file]
+"#;
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    for name in ["make a", "make b", "use all", "use one"] {
+        assert_eq!(status(&builds, name), "success", "{name}");
+    }
+    let trace = app
+        .trace(project, builds["use all"]["id"].as_i64().unwrap(), &owner)
+        .await;
+    assert!(
+        trace.contains("from-a") && trace.contains("from-b"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("Downloading artifacts for make a"),
+        "{trace}"
+    );
+}
+
+#[tokio::test]
+async fn retry_max_runs_a_failing_job_again_automatically() {
+    let ci = "flaky:\n  retry: 2\n  script: [echo attempt, exit 1]\n";
+    let (app, owner, _repo, project) = setup(ci).await;
+    let created = app.create_pipeline(project, "master", &owner).await;
+    let pipeline = created.assert(201)["id"].as_i64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let all = app
+            .get(&format!("/api/v3/projects/{project}/builds"), &owner)
+            .await;
+        let statuses: Vec<String> = all
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["status"].as_str().unwrap().to_owned())
+            .collect();
+        if statuses.len() == 3 && statuses.iter().all(|s| s == "failed") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = app
+        .get(&format!("/api/v3/projects/{project}/builds"), &owner)
+        .await;
+    assert_eq!(all.ids().len(), 3, "the first run and two retries, no more");
+    assert_eq!(
+        app.store.pipelines().get(pipeline).await.unwrap().status,
+        "failed"
+    );
+}
+
+#[tokio::test]
+async fn expired_artifacts_are_removed() {
+    let ci = "keep:\n  script: [mkdir -p out, echo x > out/x]\n  artifacts:\n    paths: [out/]\n    expire_in: 1 week\n";
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    let id = builds["keep"]["id"].as_i64().unwrap();
+    let file = app
+        .store
+        .builds()
+        .get(project, id)
+        .await
+        .unwrap()
+        .artifacts_file
+        .expect("artifacts");
+    assert!(std::path::Path::new(&file).exists());
+    // Nothing has expired yet; then pretend the week has passed.
+    assert!(app
+        .store
+        .builds()
+        .expired_artifacts(kiln_store::now_ms())
+        .await
+        .unwrap()
+        .is_empty());
+    let later = kiln_store::now_ms() + 8 * 24 * 3600 * 1000;
+    let expired = app.store.builds().expired_artifacts(later).await.unwrap();
+    assert_eq!(expired.iter().map(|e| e.1).collect::<Vec<_>>(), vec![id]);
+    app.store
+        .builds()
+        .set_artifacts(project, id, &file, 1, Some(kiln_store::now_ms() - 1))
+        .await
+        .unwrap();
+    let state = app.state.clone();
+    assert_eq!(kiln_server::background::sweep(&state).await.unwrap(), 1);
+    assert!(!std::path::Path::new(&file).exists());
+    let body = app
+        .get(&format!("/api/v3/projects/{project}/builds/{id}"), &owner)
+        .await
+        .body;
+    assert_eq!(body["download_url"], Value::Null);
+}
+
+#[tokio::test]
+async fn polling_creates_a_pipeline_per_new_branch_head() {
+    let (app, owner, repo, project) =
+        setup("job:\n  script: [echo polled $CI_COMMIT_REF_NAME]\n").await;
+    let state = app.state.clone();
+    assert_eq!(
+        kiln_server::background::poll_once(&state).await.unwrap(),
+        1,
+        "master's head"
+    );
+    assert_eq!(
+        kiln_server::background::poll_once(&state).await.unwrap(),
+        0,
+        "nothing new"
+    );
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.commit(&[("feature.txt", "f")], "Feature work");
+    assert_eq!(
+        kiln_server::background::poll_once(&state).await.unwrap(),
+        1,
+        "the new branch"
+    );
+    let builds = app
+        .get(&format!("/api/v3/projects/{project}/builds"), &owner)
+        .await;
+    let mut refs: Vec<String> = builds
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["ref"].as_str().unwrap().to_owned())
+        .collect();
+    refs.sort();
+    assert_eq!(refs, vec!["feature", "master"]);
+}

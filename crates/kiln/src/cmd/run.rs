@@ -5,9 +5,9 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
-use kiln_ci::{ArtifactsWhen, CompileContext, JobPlan};
+use kiln_ci::{CompileContext, JobPlan};
 use kiln_core::{processing, BuildEvent, BuildStatus, JobState, JobWhen, PipelineStatus};
-use kiln_runner::{ArtifactsSpec, ExecutorConfig, JobSpec, TraceSink};
+use kiln_runner::{ExecutorConfig, JobSpec, TraceSink};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -193,18 +193,17 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("\n\x1b[1m── {} ({}) ──\x1b[0m", job.name, job.stage);
         let dir = work.path().join(format!("job-{}", index + 1));
         copy_tree(&cwd, &dir)?;
-        let wanted: Vec<&PathBuf> = match &job.dependencies {
-            Some(deps) => artifacts
-                .iter()
-                .filter(|(name, _)| deps.contains(name))
-                .map(|(_, p)| p)
-                .collect(),
-            None => artifacts.values().collect(),
-        };
-        for zip in wanted {
-            unzip(zip, &dir)?;
-        }
-        let spec = job_spec(job, index as i64 + 1, &dir, &ref_name, &sha);
+        let available: Vec<(String, i64, PathBuf)> = artifacts
+            .iter()
+            .filter_map(|(name, zip)| {
+                selected
+                    .iter()
+                    .find(|j| &j.name == name)
+                    .map(|j| (name.clone(), j.stage_idx as i64, zip.clone()))
+            })
+            .collect();
+        let mut spec = job_spec(job, index as i64 + 1, &dir, &ref_name, &sha);
+        spec.dependencies = kiln_server::runner::dependencies_of(job, &available);
         let started = Instant::now();
         let (_cancel, rx) = tokio::sync::watch::channel(false);
         let outcome = kiln_runner::execute(&spec, &config, &mut Stdout, rx).await;
@@ -251,49 +250,34 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 fn job_spec(job: &JobPlan, id: i64, dir: &Path, ref_name: &str, sha: &str) -> JobSpec {
-    let mut variables = vec![
-        ("CI".to_owned(), "true".to_owned()),
-        ("GITLAB_CI".to_owned(), "true".to_owned()),
-        ("CI_JOB_ID".to_owned(), id.to_string()),
-        ("CI_JOB_NAME".to_owned(), job.name.clone()),
-        ("CI_JOB_STAGE".to_owned(), job.stage.clone()),
-        ("CI_BUILD_NAME".to_owned(), job.name.clone()),
-        ("CI_BUILD_STAGE".to_owned(), job.stage.clone()),
-        ("CI_COMMIT_REF_NAME".to_owned(), ref_name.to_owned()),
-        ("CI_BUILD_REF_NAME".to_owned(), ref_name.to_owned()),
-        ("CI_COMMIT_SHA".to_owned(), sha.to_owned()),
-        ("CI_BUILD_REF".to_owned(), sha.to_owned()),
+    let mut spec = kiln_server::runner::spec_from_plan(job, id, 3600);
+    let predefined = [
+        ("CI", "true".to_owned()),
+        ("GITLAB_CI", "true".to_owned()),
+        ("CI_JOB_ID", id.to_string()),
+        ("CI_JOB_NAME", job.name.clone()),
+        ("CI_JOB_STAGE", job.stage.clone()),
+        ("CI_BUILD_NAME", job.name.clone()),
+        ("CI_BUILD_STAGE", job.stage.clone()),
+        ("CI_COMMIT_REF_NAME", ref_name.to_owned()),
+        ("CI_BUILD_REF_NAME", ref_name.to_owned()),
+        ("CI_COMMIT_SHA", sha.to_owned()),
+        ("CI_BUILD_REF", sha.to_owned()),
         (
-            "CI_COMMIT_SHORT_SHA".to_owned(),
+            "CI_COMMIT_SHORT_SHA",
             sha.get(..8).unwrap_or(sha).to_owned(),
         ),
     ];
-    variables.extend(job.variables.iter().cloned());
-    JobSpec {
-        id,
-        name: job.name.clone(),
-        stage: job.stage.clone(),
-        repo: None,
-        workdir: Some(dir.to_owned()),
-        sha: sha.to_owned(),
-        ref_name: ref_name.to_owned(),
-        before_script: job.before_script.clone(),
-        script: job.script.clone(),
-        after_script: job.after_script.clone(),
-        variables,
-        timeout: Duration::from_secs(job.timeout_secs.unwrap_or(3600)),
-        artifacts: job.artifacts.as_ref().map(|a| ArtifactsSpec {
-            paths: a.paths.clone(),
-            exclude: a.exclude.clone(),
-            when: match a.when {
-                ArtifactsWhen::OnSuccess => "on_success",
-                ArtifactsWhen::OnFailure => "on_failure",
-                ArtifactsWhen::Always => "always",
-            }
-            .to_owned(),
-        }),
-        coverage_regex: job.coverage.clone(),
-    }
+    let mut variables: Vec<(String, String)> = predefined
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    variables.append(&mut spec.variables);
+    spec.variables = variables;
+    spec.workdir = Some(dir.to_owned());
+    spec.sha = sha.to_owned();
+    spec.ref_name = ref_name.to_owned();
+    spec
 }
 
 fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -304,11 +288,5 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
         .arg(to)
         .status()?;
     anyhow::ensure!(status.success(), "copying the working tree failed");
-    Ok(())
-}
-
-fn unzip(zip: &Path, into: &Path) -> anyhow::Result<()> {
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip)?)?;
-    archive.extract(into)?;
     Ok(())
 }
