@@ -96,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v4", api::v4::router())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::map_response(api::json_errors))
         .with_state(state)
 }
 

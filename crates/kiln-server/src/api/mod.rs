@@ -3,8 +3,9 @@
 pub mod v3;
 pub mod v4;
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use axum::response::Response;
 use axum::Json;
 use serde_json::json;
 
@@ -20,4 +21,24 @@ pub async fn method_not_allowed() -> impl IntoResponse {
         StatusCode::METHOD_NOT_ALLOWED,
         Json(json!({ "error": "405 Not Allowed" })),
     )
+}
+
+/// Makes every error a JSON body: axum's own rejections (a path segment that is not UTF-8, a
+/// body over the limit) answer in plain text, which GitLab clients cannot parse.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    (status, Json(json!({ "message": message }))).into_response()
 }

@@ -361,3 +361,26 @@ async fn cached_reads_see_this_servers_writes_at_once() {
     app.member(project, &reporter, AccessLevel::Reporter).await;
     app.get(&path, &reporter).await.assert(200);
 }
+
+#[tokio::test]
+async fn malformed_paths_and_bodies_get_json_errors() {
+    let (app, root, project) = app_with_project(Visibility::Private).await;
+    let r = app.get("/api/v3/projects/%FF%FE/builds", &root).await;
+    assert_eq!(r.status.as_u16(), 400);
+    assert_eq!(r.body["message"], "400 Bad Request");
+    let big = "x".repeat(2 * 1024 * 1024);
+    let response = app
+        .client
+        .post(format!(
+            "{}/api/v3/projects/{project}/trigger/builds",
+            app.base
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let r = TestApp::read(response).await;
+    assert_eq!(r.status.as_u16(), 413);
+    assert_eq!(r.body["message"], "413 Request Entity Too Large");
+}

@@ -119,7 +119,7 @@ pub async fn run(pipelines: usize, postgres: Option<&str>) -> anyhow::Result<()>
         v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
     };
     println!(
-        "{pipelines} pipelines on {}, embedded runner (2 workers)",
+        "{pipelines} pipelines on {}, embedded runner (2 workers), one pipeline at a time",
         store.backend_name()
     );
     println!(
