@@ -70,6 +70,8 @@ impl BuildStatus {
             // runner can take it or its runner vanished (GitLab's `drop`).
             (S::Running | S::Pending, E::Fail) => S::Failed,
             (S::Created | S::Pending | S::Running | S::Manual, E::Cancel) => S::Canceled,
+            // A job skipped because of a failure gets another chance when that job is retried.
+            (S::Skipped, E::Reset) => S::Created,
             (from, event) => return Err(TransitionError { from, event }),
         };
         Ok(to)
@@ -115,10 +117,12 @@ pub enum BuildEvent {
     Fail,
     /// Someone canceled it: created|pending|running|manual → canceled.
     Cancel,
+    /// A job it waited for was retried: skipped → created, to be processed again.
+    Reset,
 }
 
 impl BuildEvent {
-    pub const ALL: [BuildEvent; 8] = [
+    pub const ALL: [BuildEvent; 9] = [
         BuildEvent::Enqueue,
         BuildEvent::Skip,
         BuildEvent::AwaitPlay,
@@ -127,6 +131,7 @@ impl BuildEvent {
         BuildEvent::Succeed,
         BuildEvent::Fail,
         BuildEvent::Cancel,
+        BuildEvent::Reset,
     ];
 }
 
@@ -157,6 +162,7 @@ mod tests {
         (S::Running, E::Succeed, S::Success),
         (S::Running, E::Fail, S::Failed),
         (S::Running, E::Cancel, S::Canceled),
+        (S::Skipped, E::Reset, S::Created),
     ];
 
     #[test]
@@ -176,12 +182,12 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 64);
+        assert_eq!(checked, 72);
     }
 
     #[test]
     fn finished_statuses_accept_no_event() {
-        for from in [S::Success, S::Failed, S::Canceled, S::Skipped] {
+        for from in [S::Success, S::Failed, S::Canceled] {
             for event in BuildEvent::ALL {
                 assert!(from.apply(event).is_err(), "{from} + {event:?}");
             }

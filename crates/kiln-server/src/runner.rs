@@ -329,12 +329,12 @@ async fn retry_if_asked(
         .get(claimed.project_id, claimed.build_id)
         .await?;
     let user = build.user.as_ref().map(|u| u.id);
-    app.store
+    let (_, enqueued) = app
+        .store
         .builds()
         .retry(claimed.project_id, claimed.build_id, user)
         .await?;
-    let enqueued = app.store.pipelines().process(claimed.pipeline_id).await?;
-    app.dispatcher.wake(enqueued.len().max(1));
+    app.dispatcher.wake(enqueued.len() + 1);
     Ok(())
 }
 

@@ -123,11 +123,11 @@ const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.
 const BUILD_JOINS: &str = " FROM builds b JOIN commits c ON c.id = b.commit_id \
     LEFT JOIN users u ON u.id = b.user_id LEFT JOIN runners r ON r.id = b.runner_id";
 
-fn select_builds(condition: &str) -> String {
+pub(crate) fn select_builds(condition: &str) -> String {
     format!("{BUILD_SELECT}{USER_COLUMNS}{BUILD_JOINS} WHERE {condition}")
 }
 
-fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Error> {
+pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Error> {
     let status = row.text("status")?;
     let runner = match row.opt_int("r_id")? {
         None => None,
@@ -200,9 +200,9 @@ pub(crate) const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_
     RETURNING id";
 
 /// Inserts one build inside an open transaction `$tx`: takes the project's next `seq` and
-/// counts the build in `build_counts`. Evaluates to the new build's id.
+/// counts the build in `$counts` (applied with `apply_counts!` before commit). Evaluates to the new build's id.
 macro_rules! insert_build {
-    ($tx:expr, $project_id:expr, $pipeline_id:expr, $commit_id:expr, $ref_name:expr, $tag:expr, $b:expr) => {{
+    ($tx:expr, $counts:expr, $project_id:expr, $pipeline_id:expr, $commit_id:expr, $ref_name:expr, $tag:expr, $b:expr) => {{
         let b: &$crate::builds::NewBuild = $b;
         let seq: i64 = sqlx::query_scalar($crate::builds::NEXT_SEQ)
             .bind($project_id)
@@ -233,21 +233,17 @@ macro_rules! insert_build {
             .bind(&b.needs)
             .fetch_one(&mut *$tx)
             .await?;
-        sqlx::query($crate::builds::COUNT_DELTA)
-            .bind($project_id)
-            .bind(b.status.as_str())
-            .bind(1_i64)
-            .execute(&mut *$tx)
-            .await?;
+        $counts.add($project_id, b.status, 1);
         id
     }};
 }
 pub(crate) use insert_build;
 
 /// Moves build `$id` from `$from` to `$to` inside transaction `$tx` if it is still `$from`,
-/// setting the timestamps `$to` implies and keeping `build_counts`. Evaluates to whether it moved.
+/// setting the timestamps `$to` implies and noting the change in `$counts`. Evaluates to
+/// whether it moved.
 macro_rules! set_status {
-    ($tx:expr, $project_id:expr, $id:expr, $from:expr, $to:expr, $now:expr) => {{
+    ($tx:expr, $counts:expr, $project_id:expr, $id:expr, $from:expr, $to:expr, $now:expr) => {{
         let (from, to): (kiln_core::BuildStatus, kiln_core::BuildStatus) = ($from, $to);
         let now: i64 = $now;
         let (queued, started, finished) = match to {
@@ -258,7 +254,8 @@ macro_rules! set_status {
         };
         let changed = sqlx::query(
             "UPDATE builds SET status = $1, queued_at = COALESCE($2, queued_at), \
-             started_at = COALESCE($3, started_at), finished_at = COALESCE($4, finished_at) \
+             started_at = COALESCE($3, started_at), \
+             finished_at = CASE WHEN $7 THEN NULL ELSE COALESCE($4, finished_at) END \
              WHERE id = $5 AND status = $6",
         )
         .bind(to.as_str())
@@ -267,24 +264,59 @@ macro_rules! set_status {
         .bind(finished)
         .bind($id)
         .bind(from.as_str())
+        // Back to created (a reset): it has not finished any more.
+        .bind(to == kiln_core::BuildStatus::Created)
         .execute(&mut *$tx)
         .await?
         .rows_affected()
             == 1;
         if changed {
-            for (status, delta) in [(from, -1_i64), (to, 1)] {
-                sqlx::query($crate::builds::COUNT_DELTA)
-                    .bind($project_id)
-                    .bind(status.as_str())
-                    .bind(delta)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
+            $counts.add($project_id, from, -1);
+            $counts.add($project_id, to, 1);
         }
         changed
     }};
 }
 pub(crate) use set_status;
+
+/// A transaction's changes to `build_counts`. They are applied together just before commit,
+/// in key order, so concurrent transactions lock count rows in the same order (no deadlock)
+/// and after every pipeline and build row they touch.
+#[derive(Debug, Default)]
+pub(crate) struct CountDeltas(std::collections::BTreeMap<(i64, &'static str), i64>);
+
+impl CountDeltas {
+    pub(crate) fn add(&mut self, project_id: i64, status: BuildStatus, delta: i64) {
+        *self.0.entry((project_id, status.as_str())).or_default() += delta;
+    }
+
+    pub(crate) fn changes(&self) -> impl Iterator<Item = (i64, &'static str, i64)> + '_ {
+        self.0
+            .iter()
+            .filter(|(_, d)| **d != 0)
+            .map(|((p, s), d)| (*p, *s, *d))
+    }
+}
+
+/// Writes `$counts` in transaction `$tx`.
+macro_rules! apply_counts {
+    ($tx:expr, $counts:expr) => {{
+        for (project_id, status, delta) in $counts.changes() {
+            sqlx::query($crate::builds::COUNT_DELTA)
+                .bind(project_id)
+                .bind(status)
+                .bind(delta)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(crate) use apply_counts;
+
+/// Locks a pipeline's row for the rest of the transaction. Every transaction that changes a
+/// pipeline's builds takes it first, so one sees the other's committed changes when it
+/// processes the pipeline (under READ COMMITTED each statement reads the latest commits).
+pub(crate) const LOCK_PIPELINE: &str = "UPDATE pipelines SET id = id WHERE id = $1";
 
 pub(crate) fn parse_status(s: String) -> Result<BuildStatus, StoreError> {
     s.parse()
@@ -447,60 +479,17 @@ impl Builds<'_> {
                     .await?;
             let current = parse_status(current.ok_or(StoreError::NotFound)?)?;
             let next = current.apply(event)?;
+            let mut counts = CountDeltas::default();
             // Guarded on the status read above: a concurrent change makes this touch no row,
             // and the caller sees a conflict rather than a lost update.
-            if !set_status!(tx, project_id, build_id, current, next, now) {
+            if !set_status!(tx, counts, project_id, build_id, current, next, now) {
                 return Err(StoreError::Conflict("the build changed meanwhile".into()).into());
             }
+            apply_counts!(tx, counts);
             tx.commit().await?;
             Result::<_, TransitionFailure>::Ok(next)
         })?;
         self.versions.bump_builds(project_id);
         Ok(next)
-    }
-
-    /// Makes a new pending build copying `build_id`'s definition (GitLab's `Ci::Build.retry`):
-    /// name, stage, commit, ref, tag, options, commands, when, allow_failure; the user is
-    /// `user_id`. The old build is left as it was. Returns the new build's id.
-    pub async fn retry(
-        &self,
-        project_id: i64,
-        build_id: i64,
-        user_id: Option<i64>,
-    ) -> StoreResult<i64> {
-        let now = now_ms();
-        let id = on_write!(self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let sql = select_builds("b.id = $1 AND b.project_id = $2");
-            let row = sqlx::query(&sql).bind(build_id).bind(project_id).fetch_optional(&mut *tx).await?;
-            let old = row.as_ref().map(build_from_row).transpose()?.ok_or(StoreError::NotFound)?;
-            let commit_id: i64 = sqlx::query_scalar("SELECT commit_id FROM builds WHERE id = $1")
-                .bind(build_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            let needs: Option<String> = sqlx::query_scalar("SELECT needs FROM builds WHERE id = $1")
-                .bind(build_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query("UPDATE builds SET retried = TRUE WHERE id = $1")
-                .bind(build_id)
-                .execute(&mut *tx)
-                .await?;
-            let copy = NewBuild {
-                needs,
-                when: old.when.clone(),
-                allow_failure: old.allow_failure,
-                options: old.options.clone(),
-                commands: old.commands.clone(),
-                user_id,
-                queued_at: Some(now),
-                ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
-            };
-            let id = insert_build!(tx, project_id, old.pipeline_id, commit_id, &old.ref_name, old.tag, &copy);
-            tx.commit().await?;
-            StoreResult::Ok(id)
-        })?;
-        self.versions.bump_builds(project_id);
-        Ok(id)
     }
 }

@@ -2,7 +2,10 @@
 //! makes, finishing, playing, recovery after a crash, and artifacts. Each change is one
 //! transaction that also keeps `build_counts` and the pipeline's status.
 
-use crate::builds::{parse_status, set_status, Builds, TransitionFailure};
+use crate::builds::{
+    apply_counts, build_from_row, insert_build, parse_status, select_builds, set_status, Builds,
+    CountDeltas, NewBuild, TransitionFailure, LOCK_PIPELINE,
+};
 use crate::db::{on_read, on_write, Db};
 use crate::pipelines::Pipelines;
 use crate::row::KilnRow;
@@ -69,9 +72,10 @@ fn pipeline_from_row(row: &impl KilnRow) -> Result<PipelineRecord, sqlx::Error> 
 }
 
 /// Runs core processing on a pipeline inside transaction `$tx` and stores the decisions and
-/// the pipeline status. Evaluates to the ids of builds that became pending.
+/// the pipeline status, noting count changes in `$counts`. Evaluates to the project id and
+/// the ids of builds that became pending. The caller has taken the pipeline's lock.
 macro_rules! process_pipeline {
-    ($tx:expr, $pipeline_id:expr, $now:expr) => {{
+    ($tx:expr, $counts:expr, $pipeline_id:expr, $now:expr) => {{
         let rows = sqlx::query(
             "SELECT id, project_id, name, stage_idx, status, \"when\", allow_failure, needs, retried \
              FROM builds WHERE pipeline_id = $1 ORDER BY id",
@@ -101,7 +105,7 @@ macro_rules! process_pipeline {
         for (id, event) in processing::process(&jobs) {
             let Some(job) = jobs.iter_mut().find(|j| j.id == id) else { continue };
             let Ok(next) = job.status.apply(event) else { continue };
-            if set_status!($tx, project_id, id, job.status, next, $now) {
+            if set_status!($tx, $counts, project_id, id, job.status, next, $now) {
                 job.status = next;
                 if next == BuildStatus::Pending {
                     enqueued.push(id);
@@ -123,6 +127,29 @@ macro_rules! process_pipeline {
         .execute(&mut *$tx)
         .await?;
         (project_id, enqueued)
+    }};
+}
+
+/// Finds build `$build_id` (of project `$project_id` when given) inside transaction `$tx`
+/// and locks its pipeline, before any of the pipeline's builds: every transaction that
+/// changes a pipeline's builds takes that lock first, so they queue instead of deadlocking,
+/// and each sees the others' committed changes when it processes the pipeline.
+/// Evaluates to (project id, pipeline id).
+macro_rules! lock_pipeline_of {
+    ($tx:expr, $build_id:expr, $project_id:expr) => {{
+        let project_id: Option<i64> = $project_id;
+        let row = sqlx::query("SELECT project_id, pipeline_id FROM builds WHERE id = $1")
+            .bind($build_id)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .filter(|row| project_id.is_none_or(|p| row.int("project_id").ok() == Some(p)))
+            .ok_or(StoreError::NotFound)?;
+        let ids: (i64, i64) = (row.int("project_id")?, row.int("pipeline_id")?);
+        sqlx::query(LOCK_PIPELINE)
+            .bind(ids.1)
+            .execute(&mut *$tx)
+            .await?;
+        ids
     }};
 }
 
@@ -158,7 +185,10 @@ impl Pipelines<'_> {
         let now = now_ms();
         let (project_id, enqueued) = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            let result = process_pipeline!(tx, pipeline_id, now);
+            sqlx::query(LOCK_PIPELINE).bind(pipeline_id).execute(&mut *tx).await?;
+            let mut counts = CountDeltas::default();
+            let result = process_pipeline!(tx, counts, pipeline_id, now);
+            apply_counts!(tx, counts);
             tx.commit().await?;
             result
         });
@@ -187,6 +217,10 @@ fn claim_sql(db: &Db) -> &'static str {
 impl Builds<'_> {
     /// Gives the oldest pending build to `runner_id`, moving it to running. Each build is
     /// claimed at most once, whatever the number of runners and servers.
+    ///
+    /// The claim commits before the pipeline's status is brought up to date in a second
+    /// transaction: every other change locks the pipeline before its builds, and a claim that
+    /// held its build while waiting for the pipeline could deadlock with them.
     pub async fn claim(&self, runner_id: i64) -> StoreResult<Option<Claimed>> {
         let now = now_ms();
         let sql = claim_sql(self.db);
@@ -201,15 +235,10 @@ impl Builds<'_> {
                         project_id: row.int("project_id")?,
                         pipeline_id: row.int("pipeline_id")?,
                     };
-                    for (status, delta) in [("pending", -1_i64), ("running", 1)] {
-                        sqlx::query(crate::builds::COUNT_DELTA)
-                            .bind(claimed.project_id)
-                            .bind(status)
-                            .bind(delta)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    process_pipeline!(tx, claimed.pipeline_id, now);
+                    let mut counts = CountDeltas::default();
+                    counts.add(claimed.project_id, BuildStatus::Pending, -1);
+                    counts.add(claimed.project_id, BuildStatus::Running, 1);
+                    apply_counts!(tx, counts);
                     Some(claimed)
                 }
             };
@@ -217,7 +246,12 @@ impl Builds<'_> {
             claimed
         });
         if let Some(c) = claimed {
-            self.versions.bump_builds(c.project_id);
+            Pipelines {
+                db: self.db,
+                versions: self.versions,
+            }
+            .process(c.pipeline_id)
+            .await?;
         }
         Ok(claimed)
     }
@@ -232,17 +266,17 @@ impl Builds<'_> {
         let now = now_ms();
         let (project_id, status, enqueued) = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query("SELECT project_id, pipeline_id, status FROM builds WHERE id = $1")
+            let (project_id, pipeline_id) = lock_pipeline_of!(tx, build_id, None::<i64>);
+            let current: String = sqlx::query_scalar("SELECT status FROM builds WHERE id = $1")
                 .bind(build_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let (project_id, pipeline_id) = (row.int("project_id")?, row.int("pipeline_id")?);
-            let current = parse_status(row.text("status")?)?;
+                .fetch_one(&mut *tx)
+                .await?;
+            let current = parse_status(current)?;
             let event = if finish.success { BuildEvent::Succeed } else { BuildEvent::Fail };
             let mut status = current;
+            let mut counts = CountDeltas::default();
             if let Ok(next) = current.apply(event) {
-                if set_status!(tx, project_id, build_id, current, next, now) {
+                if set_status!(tx, counts, project_id, build_id, current, next, now) {
                     status = next;
                     sqlx::query("UPDATE builds SET failure_reason = $1, exit_code = $2, coverage = $3 WHERE id = $4")
                         .bind(&finish.failure_reason)
@@ -253,7 +287,8 @@ impl Builds<'_> {
                         .await?;
                 }
             }
-            let (_, enqueued) = process_pipeline!(tx, pipeline_id, now);
+            let (_, enqueued) = process_pipeline!(tx, counts, pipeline_id, now);
+            apply_counts!(tx, counts);
             tx.commit().await?;
             (project_id, status, enqueued)
         });
@@ -273,27 +308,97 @@ impl Builds<'_> {
         let now = now_ms();
         let outcome = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query("SELECT pipeline_id, status FROM builds WHERE id = $1 AND project_id = $2")
+            let (_, pipeline_id) = lock_pipeline_of!(tx, build_id, Some(project_id));
+            let current: String = sqlx::query_scalar("SELECT status FROM builds WHERE id = $1")
                 .bind(build_id)
-                .bind(project_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let pipeline_id = row.int("pipeline_id")?;
-            let current = parse_status(row.text("status")?)?;
+                .fetch_one(&mut *tx)
+                .await?;
+            let current = parse_status(current)?;
             let next = current.apply(event)?;
-            if !set_status!(tx, project_id, build_id, current, next, now) {
+            let mut counts = CountDeltas::default();
+            if !set_status!(tx, counts, project_id, build_id, current, next, now) {
                 return Err(StoreError::Conflict("the build changed meanwhile".into()).into());
             }
             if let Some(user) = user_id {
                 sqlx::query("UPDATE builds SET user_id = $1 WHERE id = $2").bind(user).bind(build_id).execute(&mut *tx).await?;
             }
-            let (_, mut enqueued) = process_pipeline!(tx, pipeline_id, now);
+            let (_, mut enqueued) = process_pipeline!(tx, counts, pipeline_id, now);
+            apply_counts!(tx, counts);
             tx.commit().await?;
             if next == BuildStatus::Pending {
                 enqueued.push(build_id);
             }
             Result::<_, TransitionFailure>::Ok((next, enqueued))
+        })?;
+        self.versions.bump_builds(project_id);
+        Ok(outcome)
+    }
+
+    /// Makes a new pending build copying `build_id`'s definition (GitLab's `Ci::Build.retry`):
+    /// name, stage, commit, ref, tag, options, commands, when, allow_failure; the user is
+    /// `user_id`. The old build is left as it was but for its `retried` mark. Jobs skipped
+    /// after it (later stages, or needing it) go back to created, as GitLab's
+    /// `ResetSkippedJobsService` does, and the pipeline is processed again.
+    /// Returns the new build's id and the builds that became pending.
+    pub async fn retry(
+        &self,
+        project_id: i64,
+        build_id: i64,
+        user_id: Option<i64>,
+    ) -> StoreResult<(i64, Vec<i64>)> {
+        let now = now_ms();
+        let outcome = on_write!(self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let (_, pipeline_id) = lock_pipeline_of!(tx, build_id, Some(project_id));
+            let sql = select_builds("b.id = $1");
+            let row = sqlx::query(&sql).bind(build_id).fetch_one(&mut *tx).await?;
+            let old = build_from_row(&row)?;
+            let (commit_id, needs): (i64, Option<String>) =
+                sqlx::query_as("SELECT commit_id, needs FROM builds WHERE id = $1")
+                    .bind(build_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query("UPDATE builds SET retried = TRUE WHERE id = $1")
+                .bind(build_id)
+                .execute(&mut *tx)
+                .await?;
+            let copy = NewBuild {
+                needs,
+                when: old.when.clone(),
+                allow_failure: old.allow_failure,
+                options: old.options.clone(),
+                commands: old.commands.clone(),
+                user_id,
+                queued_at: Some(now),
+                ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
+            };
+            let mut counts = CountDeltas::default();
+            let id = insert_build!(tx, counts, project_id, pipeline_id, commit_id, &old.ref_name, old.tag, &copy);
+            let skipped = sqlx::query(
+                "SELECT id, needs FROM builds WHERE pipeline_id = $1 AND status = 'skipped' \
+                 AND NOT retried AND (stage_idx > $2 OR needs IS NOT NULL) ORDER BY id",
+            )
+            .bind(pipeline_id)
+            .bind(old.stage_idx)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &skipped {
+                let after = match row.opt_text("needs")? {
+                    // A DAG job waits only for what it needs.
+                    Some(needs) => serde_json::from_str::<Vec<String>>(&needs)
+                        .unwrap_or_default()
+                        .contains(&old.name),
+                    None => true,
+                };
+                if after {
+                    let skipped_id = row.int("id")?;
+                    set_status!(tx, counts, project_id, skipped_id, BuildStatus::Skipped, BuildStatus::Created, now);
+                }
+            }
+            let (_, enqueued) = process_pipeline!(tx, counts, pipeline_id, now);
+            apply_counts!(tx, counts);
+            tx.commit().await?;
+            StoreResult::Ok((id, enqueued))
         })?;
         self.versions.bump_builds(project_id);
         Ok(outcome)

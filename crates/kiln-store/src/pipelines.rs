@@ -1,6 +1,6 @@
 //! Pipelines: a commit's run of builds. Created with all their builds in one transaction.
 
-use crate::builds::{insert_build, NewBuild};
+use crate::builds::{apply_counts, insert_build, CountDeltas, NewBuild};
 use crate::db::{on_write, Db};
 use crate::{now_ms, CommitRecord, StoreResult};
 
@@ -74,9 +74,11 @@ impl Pipelines<'_> {
             .fetch_one(&mut *tx)
             .await?;
             let mut ids = Vec::with_capacity(new.builds.len());
+            let mut counts = CountDeltas::default();
             for build in &new.builds {
-                ids.push(insert_build!(tx, new.project_id, pipeline_id, commit_id, &new.ref_name, new.tag, build));
+                ids.push(insert_build!(tx, counts, new.project_id, pipeline_id, commit_id, &new.ref_name, new.tag, build));
             }
+            apply_counts!(tx, counts);
             tx.commit().await?;
             StoreResult::Ok((pipeline_id, ids))
         })?;

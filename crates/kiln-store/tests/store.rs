@@ -293,7 +293,7 @@ async fn retry_makes_a_new_pending_build_and_leaves_the_old_one() {
         .await
         .unwrap();
     let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Failed]).await;
-    let new_id = store.builds().retry(pid, ids[0], Some(uid)).await.unwrap();
+    let (new_id, _) = store.builds().retry(pid, ids[0], Some(uid)).await.unwrap();
     assert!(new_id > ids[0]);
     let (old, new) = (
         store.builds().get(pid, ids[0]).await.unwrap(),

@@ -70,13 +70,12 @@ pub async fn retry(
     if !build.status.is_complete() || build.commands.trim().is_empty() {
         return Err(ApiError::Forbidden(Some("Build is not retryable")));
     }
-    let new_id = app
+    let (new_id, enqueued) = app
         .store
         .builds()
         .retry(project_id, build_id, Some(user.id))
         .await?;
-    app.store.pipelines().process(build.pipeline_id).await?;
-    app.dispatcher.wake(1);
+    app.dispatcher.wake(enqueued.len() + 1);
     show(&app.store, project_id, new_id).await
 }
 

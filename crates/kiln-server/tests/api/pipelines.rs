@@ -431,6 +431,44 @@ async fn retry_runs_the_job_again() {
 }
 
 #[tokio::test]
+async fn retrying_a_failed_job_runs_the_stages_it_had_skipped() {
+    let marker = tempfile::tempdir().expect("marker dir");
+    let flag = marker.path().join("second-try");
+    // Fails the first time, succeeds once the marker exists.
+    let ci = format!(
+        "stages: [test, deploy]\nflaky:\n  stage: test\n  script: [\"test -f {f} || {{ touch {f}; exit 1; }}\"]\n\
+         deploy:\n  stage: deploy\n  script: [echo deployed]\n",
+        f = flag.display()
+    );
+    let (app, owner, _repo, project) = setup(&ci).await;
+    let created = app.create_pipeline(project, "master", &owner).await;
+    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
+    let builds = app.wait_for_pipeline(project, pipeline, &owner).await;
+    assert_eq!(status(&builds, "flaky"), "failed");
+    assert_eq!(status(&builds, "deploy"), "skipped");
+    let deploy = builds["deploy"]["id"].as_i64().unwrap();
+    let first = builds["flaky"]["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v3/projects/{project}/builds/{first}/retry"),
+        &owner,
+    )
+    .await
+    .assert(201);
+    let done = app
+        .wait_for_build(project, deploy, &owner, |b| b["status"] == "success")
+        .await;
+    assert_eq!(done["status"], "success", "{done}");
+    assert!(app
+        .trace(project, deploy, &owner)
+        .await
+        .contains("deployed"));
+    let builds = app.wait_for_pipeline(project, pipeline, &owner).await;
+    assert_eq!(status(&builds, "flaky"), "success");
+    let record = app.store.pipelines().get(pipeline).await.expect("pipeline");
+    assert_eq!(record.status, "success");
+}
+
+#[tokio::test]
 async fn yaml_errors_make_a_failed_pipeline_not_an_error() {
     let (app, owner, repo, project) = setup("job:\n  script: [echo fine]\n").await;
     repo.commit(&[(".gitlab-ci.yml", "job: [unclosed\n")], "Break the YAML");
