@@ -85,11 +85,11 @@ impl PageInfo {
         (page < self.total_pages).then_some(page + 1)
     }
 
+    /// Kaminari 0.16 (GitLab 8.x): every page but the first has a previous one, even a page
+    /// past the end.
     pub fn prev_page(&self) -> Option<u64> {
         let page = self.page as u64;
-        (page > 1 && page <= self.total_pages + 1)
-            .then_some(page - 1)
-            .filter(|_| page > 1)
+        (page > 1).then_some(page - 1)
     }
 }
 
@@ -169,5 +169,7 @@ mod tests {
             (1, None, None)
         );
         assert_eq!(req(3).offset(), 20);
+        let beyond = PageInfo::new(req(7), 25);
+        assert_eq!((beyond.prev_page(), beyond.next_page()), (Some(6), None));
     }
 }

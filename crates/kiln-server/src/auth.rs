@@ -11,15 +11,17 @@ use kiln_store::UserRecord;
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub UserRecord);
 
+/// GitLab reads `params[:private_token] || env['HTTP_PRIVATE_TOKEN']`: the parameter wins.
 pub fn token_of(parts: &Parts) -> Option<String> {
-    for name in ["private-token", "private_token"] {
-        if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
-            return Some(value.trim().to_owned());
-        }
+    if let Some(token) = QueryPairs::parse(parts.uri.query()).get("private_token") {
+        return Some(token.to_owned());
     }
-    QueryPairs::parse(parts.uri.query())
-        .get("private_token")
-        .map(str::to_owned)
+    ["private-token", "private_token"]
+        .into_iter()
+        .find_map(|name| {
+            let value = parts.headers.get(name)?.to_str().ok()?;
+            Some(value.trim().to_owned())
+        })
 }
 
 impl FromRequestParts<AppState> for CurrentUser {

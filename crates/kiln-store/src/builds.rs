@@ -418,13 +418,25 @@ impl Builds<'_> {
             "{commit_filter}{status_filter} ORDER BY b.id DESC LIMIT $3 OFFSET $4"
         ));
         on_read!(self.db, pool => {
-            let commit_id: Option<i64> =
+            // The full sha, or an unambiguous prefix of it (GitLab takes short shas here).
+            let mut commit_ids: Vec<i64> =
                 sqlx::query_scalar("SELECT id FROM commits WHERE project_id = $1 AND sha = $2")
                     .bind(project_id)
                     .bind(sha)
-                    .fetch_optional(pool)
+                    .fetch_all(pool)
                     .await?;
-            let commit_id = commit_id.ok_or(StoreError::NotFound)?;
+            if commit_ids.is_empty() && sha.len() >= 4 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                commit_ids = sqlx::query_scalar(
+                    "SELECT id FROM commits WHERE project_id = $1 AND sha LIKE $2 LIMIT 2",
+                )
+                .bind(project_id)
+                .bind(format!("{}%", sha.to_ascii_lowercase()))
+                .fetch_all(pool)
+                .await?;
+            }
+            let [commit_id] = commit_ids[..] else {
+                return Err(StoreError::NotFound);
+            };
             let total: i64 = sqlx::query_scalar(&count_sql)
                 .bind(project_id)
                 .bind(commit_id)

@@ -34,7 +34,7 @@ pub struct Commit<'a> {
     pub id: &'a str,
     pub message: &'a str,
     pub short_id: &'a str,
-    pub title: &'a str,
+    pub title: std::borrow::Cow<'a, str>,
 }
 
 #[derive(Serialize)]
@@ -136,8 +136,26 @@ fn commit(c: &CommitRecord) -> Commit<'_> {
         id: &c.sha,
         message: &c.message,
         short_id: c.sha.get(..8).unwrap_or(&c.sha),
-        title: c.message.lines().next().unwrap_or(""),
+        title: commit_title(&c.message),
     }
+}
+
+/// GitLab's `Commit#title`: the first line, or "--no commit message"; a line of 100
+/// characters or more is cut at its last space within 80 characters and ends in "…".
+pub fn commit_title(message: &str) -> std::borrow::Cow<'_, str> {
+    let first = message.lines().next().unwrap_or("");
+    if message.trim().is_empty() {
+        return "--no commit message".into();
+    }
+    if first.chars().count() < 100 {
+        return first.into();
+    }
+    // ActiveSupport's truncate(81, separator: ' ', omission: '…').
+    let room: String = first.chars().take(81).collect();
+    let stop = room
+        .rfind(' ')
+        .unwrap_or_else(|| room.char_indices().nth(80).map_or(room.len(), |(i, _)| i));
+    format!("{}…", &room[..stop]).into()
 }
 
 fn runner(r: &RunnerSummary) -> Runner<'_> {
@@ -168,6 +186,24 @@ mod tests {
         assert_eq!(
             super::gravatar("admin@example.com"),
             "http://www.gravatar.com/avatar/e64c7d89f26bd1972efa854d13d7dd61?s=80&d=identicon"
+        );
+    }
+
+    #[test]
+    fn commit_titles_as_gitlab_cuts_them() {
+        assert_eq!(super::commit_title("Fix it\n\nBecause."), "Fix it");
+        assert_eq!(super::commit_title(""), "--no commit message");
+        assert_eq!(super::commit_title("  \n"), "--no commit message");
+        let short = "x".repeat(99);
+        assert_eq!(super::commit_title(&short), short);
+        let words = "word ".repeat(30);
+        let cut = super::commit_title(&words);
+        assert!(cut.ends_with('…') && cut.chars().count() <= 81, "{cut}");
+        assert_eq!(cut, format!("{}…", "word ".repeat(16).trim_end()));
+        let unbroken = "y".repeat(120);
+        assert_eq!(
+            super::commit_title(&unbroken),
+            format!("{}…", "y".repeat(80))
         );
     }
 }

@@ -27,7 +27,8 @@ pub async fn list_for_commit(
         .list_for_commit(project_id, sha, scope, page)
         .await
     {
-        Err(StoreError::NotFound) => Err(ApiError::NotFound("Commit")),
+        // GitLab 8.x: `return not_found! unless commit`, the plain message.
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("")),
         other => Ok(other?),
     }
 }

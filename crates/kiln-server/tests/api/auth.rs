@@ -27,6 +27,20 @@ async fn every_token_spelling_is_accepted() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // GitLab reads the parameter first: a good one wins over a bad header, and the reverse.
+    for (param, header, status) in [
+        (root.token.as_str(), "bad", 200),
+        ("bad", root.token.as_str(), 401),
+    ] {
+        let response = app
+            .client
+            .get(format!("{url}?private_token={param}"))
+            .header("PRIVATE-TOKEN", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "param {param}, header {header}");
+    }
 }
 
 #[tokio::test]

@@ -188,12 +188,34 @@ async fn commit_builds_list_only_that_commit() {
         .await;
     assert_eq!(r.ids(), vec![again[0], first[1], first[0]]);
     assert_eq!(r.header("x-total"), "3");
+    for scope in [
+        "scope[]=pending&scope[]=success",
+        "scope[0]=pending&scope[1]=success",
+    ] {
+        let r = app
+            .get(
+                &format!("/api/v3/projects/{project}/repository/commits/aaa/builds?{scope}"),
+                &root,
+            )
+            .await;
+        assert_eq!(r.ids(), vec![again[0], first[0]], "{scope}");
+    }
+    let long = app
+        .pipeline(project, "abcdef0123456789", &[BuildStatus::Failed])
+        .await;
+    let short = app
+        .get(
+            &format!("/api/v3/projects/{project}/repository/commits/abcdef01/builds"),
+            &root,
+        )
+        .await;
+    assert_eq!(short.ids(), long);
     app.get(
         &format!("/api/v3/projects/{project}/repository/commits/ccc/builds"),
         &root,
     )
     .await
-    .assert_error(404, "404 Commit Not Found");
+    .assert_error(404, "404 Not Found");
 }
 
 #[tokio::test]

@@ -84,7 +84,11 @@ async fn first_middle_last_and_empty_pages() {
         )
         .await;
     assert_eq!(beyond.assert(200), &serde_json::json!([]));
-    assert_eq!(beyond.header("x-next-page"), "");
+    expect(&beyond, "9", "", "8");
+    assert_eq!(
+        beyond.header("link"),
+        [link(8, "prev"), link(1, "first"), link(3, "last")].join(", ")
+    );
 
     let empty_project = app.project("group/empty", Visibility::Private).await;
     let empty = app
