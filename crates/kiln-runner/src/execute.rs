@@ -142,13 +142,14 @@ pub async fn execute<S: TraceSink>(
     }
     outcome.coverage = coverage.finish();
 
-    if !spec.after_script.is_empty() && !outcome.canceled {
+    // Always, as current GitLab does: after a failure, a timeout and a cancel too.
+    if !spec.after_script.is_empty() {
         trace.note("\x1b[32;1mRunning after_script\x1b[0;m").await;
         let mut env = env.clone();
-        let status = if outcome.failure.is_none() {
-            "success"
-        } else {
-            "failed"
+        let status = match (outcome.canceled, outcome.failure) {
+            (true, _) => "canceled",
+            (false, None) => "success",
+            (false, Some(_)) => "failed",
         };
         env.push(("CI_JOB_STATUS".into(), status.into()));
         // Its own cancel channel: a cancel already handled must not cut after_script short.

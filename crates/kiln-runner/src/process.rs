@@ -35,6 +35,18 @@ pub struct Running {
     err_open: bool,
     deadline: Pin<Box<Sleep>>,
     grace: Duration,
+    /// bash has been reaped; its group needs no more killing.
+    reaped: bool,
+}
+
+impl Drop for Running {
+    /// A job dropped before its end (the server shutting down, `kiln run` interrupted) takes
+    /// its whole process group with it, not only bash (`kill_on_drop`).
+    fn drop(&mut self) {
+        if let (false, Some(pgid)) = (self.reaped, self.pgid) {
+            kill_group(pgid, libc::SIGKILL);
+        }
+    }
 }
 
 impl Running {
@@ -83,6 +95,7 @@ impl Running {
             err_open: true,
             deadline: Box::pin(tokio::time::sleep(timeout)),
             grace,
+            reaped: false,
         })
     }
 
@@ -116,6 +129,7 @@ impl Running {
                 }
                 status = self.child.wait(), if !self.out_open && !self.err_open => {
                     let status = status?;
+                    self.reaped = true;
                     return Ok(Event::Done(status.code().map_or(Exit::Signaled, Exit::Code)));
                 }
             }
@@ -135,6 +149,7 @@ impl Running {
             kill_group(pgid, libc::SIGKILL);
         }
         let _ = self.child.wait().await;
+        self.reaped = true;
         Ok(Event::Done(why))
     }
 }

@@ -167,6 +167,47 @@ async fn cancel_kills_a_running_sleep_and_its_children() {
 }
 
 #[tokio::test]
+async fn after_script_runs_after_a_cancel_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = spec(&["sleep 30"]);
+    job.after_script = vec!["echo cleaning up after $CI_JOB_STATUS".into()];
+    let (tx, rx) = watch::channel(false);
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = tx.send(true);
+        tx
+    });
+    let mut sink = Collect::default();
+    let outcome = execute(&job, &config(dir.path()), &mut sink, rx).await;
+    let _tx = canceller.await.unwrap();
+    assert!(outcome.canceled);
+    let trace = sink.text();
+    assert!(trace.contains("cleaning up after canceled"), "{trace}");
+}
+
+#[tokio::test]
+async fn a_job_dropped_midway_takes_its_process_group_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("marker");
+    let started = dir.path().join("started");
+    let job = spec(&[&format!(
+        "touch {}; (sleep 1; touch {}) & sleep 30",
+        started.display(),
+        marker.display()
+    )]);
+    let cfg = config(dir.path());
+    let (_tx, rx) = watch::channel(false);
+    let mut sink = Collect::default();
+    // The server shutting down drops the job's future wherever it is.
+    let run = execute(&job, &cfg, &mut sink, rx);
+    let dropped = tokio::time::timeout(Duration::from_millis(500), run).await;
+    assert!(dropped.is_err(), "the job was still running");
+    assert!(started.exists(), "the script had started");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!marker.exists(), "the marker file never appears");
+}
+
+#[tokio::test]
 async fn artifacts_are_zipped_and_too_large_ones_fail_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let mut job = spec(&[

@@ -46,7 +46,11 @@ impl Config {
         Config {
             external_url: external_url.into(),
             read_cache_ttl: Duration::from_secs(1),
-            data_dir: data_dir.into(),
+            // Absolute, so that CI_PROJECT_DIR and stored artifact paths survive a `cd`.
+            data_dir: {
+                let dir: PathBuf = data_dir.into();
+                std::path::absolute(&dir).unwrap_or(dir)
+            },
             builds_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_trace_bytes: 100 * 1024 * 1024,
             max_artifacts_bytes: 100 * 1024 * 1024,
@@ -67,26 +71,31 @@ pub struct AppInner {
 /// What every handler gets.
 pub type AppState = Arc<AppInner>;
 
-/// The application state, with its background work (embedded runner, expiry, polling) started.
+/// The application state of a server, with its background work started: recovery of the
+/// builds a previous run left running, the embedded runner, expiry, polling.
 pub async fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
+    let state = state(store, config);
+    runner::start(state.clone(), state.config.builds_concurrency).await?;
+    background::start(state.clone());
+    Ok(state)
+}
+
+/// The application state alone, for a command that creates pipelines without serving
+/// (`kiln pipeline run`): it runs nothing and must not touch the server's running builds.
+pub fn state(store: Store, config: Config) -> AppState {
     let executor = runner::executor_config(
         &config.data_dir,
         config.max_trace_bytes,
         config.max_artifacts_bytes,
     );
-    let state: AppState = Arc::new(AppInner {
+    Arc::new(AppInner {
         cache: cache::ReadCache::new(config.read_cache_ttl),
         mirrors: git::Mirrors::new(config.data_dir.join("repos")),
         dispatcher: dispatch::Dispatcher::default(),
         executor,
         store,
         config,
-    });
-    if state.config.builds_concurrency > 0 {
-        runner::start(state.clone(), state.config.builds_concurrency).await?;
-    }
-    background::start(state.clone());
-    Ok(state)
+    })
 }
 
 /// The whole HTTP application over `state`.

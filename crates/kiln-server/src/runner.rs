@@ -10,6 +10,7 @@ use kiln_runner::{ArtifactsSpec, ExecutorConfig, JobSpec, TraceSink};
 use kiln_store::{Claimed, Finish, ProjectRef, Store};
 use std::path::PathBuf;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How often idle workers look for work even without a wake (other servers' builds).
 const POLL: Duration = Duration::from_secs(1);
@@ -34,13 +35,13 @@ impl TraceSink for StoreTrace {
     }
 }
 
-/// Starts `concurrency` workers. Builds this runner left running before a restart are
-/// failed first: their processes are gone.
+/// Starts `concurrency` workers (none with `--no-embedded-runner`). Builds this runner left
+/// running before a restart are failed first, workers or not: their processes are gone.
 pub async fn start(app: AppState, concurrency: usize) -> anyhow::Result<()> {
     let runner_id = app
         .store
         .runners()
-        .find_or_create(&embedded_description(&app.config))
+        .find_or_create(&embedded_description(&app.config)?)
         .await?;
     let note = b"\n\x1b[31;1mERROR: Job failed (system failure): the server restarted while this build ran; its process is gone.\x1b[0;m\n";
     let orphans = app
@@ -54,17 +55,30 @@ pub async fn start(app: AppState, concurrency: usize) -> anyhow::Result<()> {
             "failed builds left running by a previous run"
         );
     }
-    for _ in 0..concurrency.max(1) {
+    for _ in 0..concurrency {
         tokio::spawn(worker(app.clone(), runner_id));
     }
     Ok(())
 }
 
-/// The embedded runner's identity: one per host and data dir, so that a restarted server
-/// recognises the builds it left running.
-pub fn embedded_description(config: &crate::Config) -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    format!("embedded runner ({host}, {})", config.data_dir.display())
+/// The embedded runner's identity: one per data dir, kept in the file `runner-id` there, so
+/// that a restarted server recognises the builds it left running (even in a new container
+/// with another host name), and two servers sharing a database never take each other's.
+pub fn embedded_description(config: &crate::Config) -> std::io::Result<String> {
+    let file = config.data_dir.join("runner-id");
+    let id = match std::fs::read_to_string(&file) {
+        Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let id = kiln_store::new_secret()[..12].to_ascii_lowercase();
+            std::fs::write(&file, &id)?;
+            id
+        }
+    };
+    Ok(format!(
+        "embedded runner {id} ({})",
+        config.data_dir.display()
+    ))
 }
 
 async fn worker(app: AppState, runner_id: i64) {
@@ -94,7 +108,11 @@ async fn run(app: &AppState, claimed: Claimed) {
         ..
     } = claimed;
     let span = tracing::info_span!("build", id = build_id, project = project_id);
-    let _enter = span.enter();
+    run_in(app, claimed).instrument(span).await
+}
+
+async fn run_in(app: &AppState, claimed: Claimed) {
+    let build_id = claimed.build_id;
     let cancel = app.dispatcher.register(build_id);
     let watcher = tokio::spawn(watch_for_cancel(app.clone(), build_id));
     let (finish, plan) = match execute(app, claimed, cancel).await {
@@ -112,21 +130,24 @@ async fn run(app: &AppState, claimed: Claimed) {
                 failure_reason: Some("runner_system_failure".into()),
                 exit_code: None,
                 coverage: None,
+                retry: false,
             };
             (finish, None)
         }
     };
     watcher.abort();
     app.dispatcher.unregister(build_id);
+    let mut finish = finish;
+    if let Some(plan) = &plan {
+        match wants_retry(app, claimed, plan, &finish).await {
+            Ok(retry) => finish.retry = retry,
+            Err(err) => tracing::error!(error = %err, "deciding on a retry failed"),
+        }
+    }
     match app.store.builds().finish(build_id, &finish).await {
         Ok((status, enqueued)) => {
             tracing::info!(status = %status, "build finished");
             app.dispatcher.wake(enqueued.len());
-            if let (BuildStatus::Failed, Some(plan)) = (status, &plan) {
-                if let Err(err) = retry_if_asked(app, claimed, plan, &finish).await {
-                    tracing::error!(error = %err, "retrying the build failed");
-                }
-            }
         }
         Err(err) => tracing::error!(error = %err, "recording the build's end failed"),
     }
@@ -294,48 +315,34 @@ async fn execute(
         failure_reason: outcome.failure.map(|r| r.as_str().to_owned()),
         exit_code: outcome.exit_code.map(i64::from),
         coverage: outcome.coverage,
+        retry: false,
     };
     Ok((finish, plan))
 }
 
 /// GitLab's `retry:`: a failed job whose attempts are still within `max` (and whose failure
 /// reason is one `retry: when:` names, if it names any) runs again as a new build.
-async fn retry_if_asked(
+async fn wants_retry(
     app: &AppState,
     claimed: Claimed,
     plan: &JobPlan,
     finish: &Finish,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let reason = finish
         .failure_reason
         .as_deref()
         .unwrap_or("unknown_failure");
     let wanted =
         plan.retry.when.is_empty() || plan.retry.when.iter().any(|w| w == "always" || w == reason);
-    if plan.retry.max == 0 || !wanted {
-        return Ok(());
+    if finish.success || plan.retry.max == 0 || !wanted {
+        return Ok(false);
     }
     let attempts = app
         .store
         .builds()
         .attempts(claimed.pipeline_id, &plan.name)
         .await?;
-    if attempts > i64::from(plan.retry.max) {
-        return Ok(());
-    }
-    let build = app
-        .store
-        .builds()
-        .get(claimed.project_id, claimed.build_id)
-        .await?;
-    let user = build.user.as_ref().map(|u| u.id);
-    let (_, enqueued) = app
-        .store
-        .builds()
-        .retry(claimed.project_id, claimed.build_id, user)
-        .await?;
-    app.dispatcher.wake(enqueued.len() + 1);
-    Ok(())
+    Ok(attempts <= i64::from(plan.retry.max))
 }
 
 pub fn artifacts_path(app: &AppState, project_id: i64, build_id: i64) -> PathBuf {

@@ -38,6 +38,9 @@ pub struct Finish {
     pub failure_reason: Option<String>,
     pub exit_code: Option<i64>,
     pub coverage: Option<f64>,
+    /// If it failed, run it again as a new build in the same transaction (`retry:`), so that
+    /// nothing sees the failure in between (later stages skipped, on_failure jobs started).
+    pub retry: bool,
 }
 
 /// A build a runner has claimed.
@@ -150,6 +153,84 @@ macro_rules! lock_pipeline_of {
             .execute(&mut *$tx)
             .await?;
         ids
+    }};
+}
+
+/// Retries build `$build_id` of locked pipeline `$pipeline_id` inside transaction `$tx`: marks
+/// it retried, inserts a pending copy for user `$user_id` (the old build's user when None),
+/// and puts the jobs skipped after it (later stages, or needing it) back to created, as
+/// GitLab's `ResetSkippedJobsService` does. The caller processes the pipeline next.
+/// Evaluates to the new build's id.
+macro_rules! retry_build {
+    ($tx:expr, $counts:expr, $project_id:expr, $pipeline_id:expr, $build_id:expr, $user_id:expr, $now:expr) => {{
+        let (project_id, pipeline_id, build_id, now): (i64, i64, i64, i64) =
+            ($project_id, $pipeline_id, $build_id, $now);
+        let sql = select_builds("b.id = $1");
+        let row = sqlx::query(&sql)
+            .bind(build_id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        let old = build_from_row(&row)?;
+        let (commit_id, needs): (i64, Option<String>) =
+            sqlx::query_as("SELECT commit_id, needs FROM builds WHERE id = $1")
+                .bind(build_id)
+                .fetch_one(&mut *$tx)
+                .await?;
+        sqlx::query("UPDATE builds SET retried = TRUE WHERE id = $1")
+            .bind(build_id)
+            .execute(&mut *$tx)
+            .await?;
+        let user_id: Option<i64> = $user_id;
+        let copy = NewBuild {
+            needs,
+            when: old.when.clone(),
+            allow_failure: old.allow_failure,
+            options: old.options.clone(),
+            commands: old.commands.clone(),
+            user_id: user_id.or(old.user.as_ref().map(|u| u.id)),
+            queued_at: Some(now),
+            ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
+        };
+        let id = insert_build!(
+            $tx,
+            $counts,
+            project_id,
+            pipeline_id,
+            commit_id,
+            &old.ref_name,
+            old.tag,
+            &copy
+        );
+        let skipped = sqlx::query(
+            "SELECT id, needs FROM builds WHERE pipeline_id = $1 AND status = 'skipped' \
+             AND NOT retried AND (stage_idx > $2 OR needs IS NOT NULL) ORDER BY id",
+        )
+        .bind(pipeline_id)
+        .bind(old.stage_idx)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for row in &skipped {
+            let after = match row.opt_text("needs")? {
+                // A DAG job waits only for what it needs.
+                Some(needs) => serde_json::from_str::<Vec<String>>(&needs)
+                    .unwrap_or_default()
+                    .contains(&old.name),
+                None => true,
+            };
+            if after {
+                let skipped_id = row.int("id")?;
+                set_status!(
+                    $tx,
+                    $counts,
+                    project_id,
+                    skipped_id,
+                    BuildStatus::Skipped,
+                    BuildStatus::Created,
+                    now
+                );
+            }
+        }
+        id
     }};
 }
 
@@ -287,7 +368,13 @@ impl Builds<'_> {
                         .await?;
                 }
             }
-            let (_, enqueued) = process_pipeline!(tx, counts, pipeline_id, now);
+            let retried = if finish.retry && status == BuildStatus::Failed {
+                Some(retry_build!(tx, counts, project_id, pipeline_id, build_id, None, now))
+            } else {
+                None
+            };
+            let (_, mut enqueued) = process_pipeline!(tx, counts, pipeline_id, now);
+            enqueued.extend(retried);
             apply_counts!(tx, counts);
             tx.commit().await?;
             (project_id, status, enqueued)
@@ -336,10 +423,9 @@ impl Builds<'_> {
 
     /// Makes a new pending build copying `build_id`'s definition (GitLab's `Ci::Build.retry`):
     /// name, stage, commit, ref, tag, options, commands, when, allow_failure; the user is
-    /// `user_id`. The old build is left as it was but for its `retried` mark. Jobs skipped
-    /// after it (later stages, or needing it) go back to created, as GitLab's
-    /// `ResetSkippedJobsService` does, and the pipeline is processed again.
-    /// Returns the new build's id and the builds that became pending.
+    /// `user_id` (the old build's when None). The old build is left as it was but for its
+    /// `retried` mark. Jobs skipped after it go back to created and the pipeline is processed
+    /// again (see `retry_build!`). Returns the new build's id and the builds that became pending.
     pub async fn retry(
         &self,
         project_id: i64,
@@ -350,51 +436,8 @@ impl Builds<'_> {
         let outcome = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
             let (_, pipeline_id) = lock_pipeline_of!(tx, build_id, Some(project_id));
-            let sql = select_builds("b.id = $1");
-            let row = sqlx::query(&sql).bind(build_id).fetch_one(&mut *tx).await?;
-            let old = build_from_row(&row)?;
-            let (commit_id, needs): (i64, Option<String>) =
-                sqlx::query_as("SELECT commit_id, needs FROM builds WHERE id = $1")
-                    .bind(build_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            sqlx::query("UPDATE builds SET retried = TRUE WHERE id = $1")
-                .bind(build_id)
-                .execute(&mut *tx)
-                .await?;
-            let copy = NewBuild {
-                needs,
-                when: old.when.clone(),
-                allow_failure: old.allow_failure,
-                options: old.options.clone(),
-                commands: old.commands.clone(),
-                user_id,
-                queued_at: Some(now),
-                ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
-            };
             let mut counts = CountDeltas::default();
-            let id = insert_build!(tx, counts, project_id, pipeline_id, commit_id, &old.ref_name, old.tag, &copy);
-            let skipped = sqlx::query(
-                "SELECT id, needs FROM builds WHERE pipeline_id = $1 AND status = 'skipped' \
-                 AND NOT retried AND (stage_idx > $2 OR needs IS NOT NULL) ORDER BY id",
-            )
-            .bind(pipeline_id)
-            .bind(old.stage_idx)
-            .fetch_all(&mut *tx)
-            .await?;
-            for row in &skipped {
-                let after = match row.opt_text("needs")? {
-                    // A DAG job waits only for what it needs.
-                    Some(needs) => serde_json::from_str::<Vec<String>>(&needs)
-                        .unwrap_or_default()
-                        .contains(&old.name),
-                    None => true,
-                };
-                if after {
-                    let skipped_id = row.int("id")?;
-                    set_status!(tx, counts, project_id, skipped_id, BuildStatus::Skipped, BuildStatus::Created, now);
-                }
-            }
+            let id = retry_build!(tx, counts, project_id, pipeline_id, build_id, user_id, now);
             let (_, enqueued) = process_pipeline!(tx, counts, pipeline_id, now);
             apply_counts!(tx, counts);
             tx.commit().await?;
@@ -423,6 +466,7 @@ impl Builds<'_> {
             failure_reason: Some(reason.to_owned()),
             exit_code: None,
             coverage: None,
+            retry: false,
         };
         for id in &ids {
             self.append_trace(*id, note).await?;

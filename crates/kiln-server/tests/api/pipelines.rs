@@ -616,10 +616,11 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
     };
     let (_, ids) = store.pipelines().create(&new).await.unwrap();
     let mut config = kiln_server::Config::new("http://127.0.0.1", data_dir.path());
-    config.builds_concurrency = 1;
+    // No workers: recovery happens with `--no-embedded-runner` too.
+    config.builds_concurrency = 0;
     let runner = store
         .runners()
-        .find_or_create(&kiln_server::runner::embedded_description(&config))
+        .find_or_create(&kiln_server::runner::embedded_description(&config).unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -713,6 +714,30 @@ async fn retry_max_runs_a_failing_job_again_automatically() {
         app.store.pipelines().get(pipeline).await.unwrap().status,
         "failed"
     );
+}
+
+#[tokio::test]
+async fn an_automatic_retry_that_succeeds_never_shows_the_failure_to_later_jobs() {
+    let marker = tempfile::tempdir().expect("marker dir");
+    let flag = marker.path().join("second-try");
+    let ci = format!(
+        "stages: [test, after]\nflaky:\n  stage: test\n  retry: 1\n  script: [\"test -f {f} || {{ touch {f}; exit 1; }}\"]\n\
+         rescue:\n  stage: after\n  when: on_failure\n  script: [echo rescued]\n\
+         next:\n  stage: after\n  script: [echo next]\n",
+        f = flag.display()
+    );
+    let (app, owner, _repo, project) = setup(&ci).await;
+    let created = app.create_pipeline(project, "master", &owner).await;
+    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
+    let builds = app.wait_for_pipeline(project, pipeline, &owner).await;
+    assert_eq!(status(&builds, "flaky"), "success");
+    assert_eq!(status(&builds, "next"), "success");
+    // The failed first attempt was never seen by processing: on_failure did not run.
+    assert_eq!(status(&builds, "rescue"), "skipped");
+    let rescue = builds["rescue"]["id"].as_i64().unwrap();
+    assert_eq!(app.trace(project, rescue, &owner).await, "");
+    let record = app.store.pipelines().get(pipeline).await.expect("pipeline");
+    assert_eq!(record.status, "success");
 }
 
 #[tokio::test]

@@ -27,9 +27,8 @@ pub async fn run(cli: &Cli, command: &PipelineCommand) -> anyhow::Result<()> {
         variables,
     } = command;
     let store = Store::open(&cli.database_url()?).await?;
-    let mut config = kiln_server::Config::new("http://127.0.0.1:8080", cli.data_dir.clone());
-    config.builds_concurrency = 0;
-    let app = kiln_server::start(store.clone(), config).await?;
+    let config = kiln_server::Config::new("http://127.0.0.1:8080", cli.data_dir.clone());
+    let app = kiln_server::state(store.clone(), config);
     let reference =
         ProjectRef::parse(project).with_context(|| format!("{project:?} is not a project"))?;
     let project = store

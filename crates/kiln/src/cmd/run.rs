@@ -178,6 +178,16 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             took: None,
         })
         .collect();
+    // Ctrl-C cancels the running job (its whole process group, after_script still runs) and
+    // ends the run; the jobs left are not started.
+    let (interrupt, interrupted) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = interrupt.send(true);
+        }
+        // Keep the sender: a closed channel would read as a cancel.
+        std::future::pending::<()>().await
+    });
     loop {
         for (id, event) in processing::process(&states) {
             if let Some(state) = states.iter_mut().find(|s| s.id == id) {
@@ -205,13 +215,14 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         let mut spec = job_spec(job, index as i64 + 1, &dir, &ref_name, &sha);
         spec.dependencies = kiln_server::runner::dependencies_of(job, &available);
         let started = Instant::now();
-        let (_cancel, rx) = tokio::sync::watch::channel(false);
-        let outcome = kiln_runner::execute(&spec, &config, &mut Stdout, rx).await;
+        let outcome = kiln_runner::execute(&spec, &config, &mut Stdout, interrupted.clone()).await;
         if let Some(zip) = outcome.artifacts.clone() {
             artifacts.insert(job.name.clone(), zip);
         }
         let state = &mut states[index];
-        let event = if outcome.success() {
+        let event = if outcome.canceled {
+            BuildEvent::Cancel
+        } else if outcome.success() {
             BuildEvent::Succeed
         } else {
             BuildEvent::Fail
@@ -220,6 +231,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             .apply(event)
             .unwrap_or(BuildStatus::Failed);
         rows[index].took = Some(started.elapsed());
+        if outcome.canceled {
+            break;
+        }
     }
     for (row, state) in rows.iter_mut().zip(&states) {
         row.status = state.status;
