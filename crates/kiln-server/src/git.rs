@@ -61,7 +61,7 @@ impl Mirrors {
         let (root, url, target) = (self.root.clone(), url.to_owned(), path.clone());
         tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&root).map_err(|e| GitError::Failed(e.to_string()))?;
-            if target.join("HEAD").exists() {
+            if path_exists(&target) {
                 git(
                     &target,
                     &["fetch", "--prune", "--quiet", "--force", "origin"],
@@ -87,6 +87,31 @@ impl Mirrors {
         .map_err(|e| GitError::Failed(e.to_string()))??;
         Ok(path)
     }
+
+    /// The mirror, fetched first if it lacks `sha`: a build may come from a pipeline that
+    /// another server (sharing the database) created from a newer fetch.
+    pub async fn with_commit(
+        &self,
+        project_id: i64,
+        url: &str,
+        sha: &str,
+    ) -> Result<PathBuf, GitError> {
+        let path = self.path(project_id);
+        let (repo, object) = (path.clone(), format!("{sha}^{{commit}}"));
+        let present = tokio::task::spawn_blocking(move || {
+            path_exists(&repo) && git(&repo, &["cat-file", "-e", &object]).is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if present {
+            return Ok(path);
+        }
+        self.sync(project_id, url).await
+    }
+}
+
+fn path_exists(repo: &Path) -> bool {
+    repo.join("HEAD").exists()
 }
 
 fn git(repo: &Path, args: &[&str]) -> Result<String, GitError> {

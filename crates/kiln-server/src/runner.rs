@@ -262,10 +262,16 @@ async fn execute(
             dependencies: vec![],
         },
     };
-    spec.repo = project
-        .repo_url
-        .as_ref()
-        .map(|_| app.mirrors.path(project.id).to_string_lossy().into_owned());
+    spec.repo = match &project.repo_url {
+        Some(url) => Some(
+            app.mirrors
+                .with_commit(project.id, url, &build.commit.sha)
+                .await?
+                .to_string_lossy()
+                .into_owned(),
+        ),
+        None => None,
+    };
     spec.sha = build.commit.sha.clone();
     spec.ref_name = build.ref_name.clone();
     spec.variables = variables::for_build(

@@ -577,7 +577,8 @@ impl Builds<'_> {
         })
     }
 
-    /// The newest successful build named `name` on `ref_name` (GitLab's artifacts download by ref).
+    /// The build named `name` of the newest successful pipeline on `ref_name` (GitLab's
+    /// artifacts download by ref).
     pub async fn latest_successful(
         &self,
         project_id: i64,
@@ -586,8 +587,11 @@ impl Builds<'_> {
     ) -> StoreResult<i64> {
         let id: Option<i64> = on_read!(self.db, pool => {
             sqlx::query_scalar(
-                "SELECT id FROM builds WHERE project_id = $1 AND ref = $2 AND name = $3 AND status = 'success' \
-                 ORDER BY id DESC LIMIT 1",
+                // GitLab's `latest_successful_builds_for(ref)`: the newest successful pipeline
+                // of the ref, its current build of that name with artifacts.
+                "SELECT id FROM builds WHERE pipeline_id = (SELECT id FROM pipelines \
+                 WHERE project_id = $1 AND ref = $2 AND status = 'success' ORDER BY id DESC LIMIT 1) \
+                 AND name = $3 AND NOT retried AND artifacts_file IS NOT NULL ORDER BY id DESC LIMIT 1",
             )
             .bind(project_id).bind(ref_name).bind(name).fetch_optional(pool).await?
         });
@@ -618,6 +622,31 @@ impl Builds<'_> {
                 .bind(build_id).fetch_all(pool).await?;
             Ok(chunks.concat())
         })
+    }
+
+    /// Up to `limit` trace chunks from sequence number `from_seq` on, in order, as
+    /// (seq, data): a reader pages through a long trace instead of holding it whole.
+    pub async fn trace_chunks(
+        &self,
+        build_id: i64,
+        from_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        on_read!(self.db, pool => {
+            Ok(sqlx::query_as(
+                "SELECT seq, data FROM trace_chunks WHERE build_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(build_id).bind(from_seq).bind(limit).fetch_all(pool).await?)
+        })
+    }
+
+    /// Whether the build has written any trace.
+    pub async fn has_trace(&self, build_id: i64) -> StoreResult<bool> {
+        let n: i64 = on_read!(self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM trace_chunks WHERE build_id = $1 LIMIT 1) t")
+                .bind(build_id).fetch_one(pool).await?
+        });
+        Ok(n > 0)
     }
 
     /// What a runner needs beyond the build record: the pipeline.

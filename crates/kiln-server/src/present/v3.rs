@@ -102,8 +102,9 @@ impl<'a> Presenter<'a> {
             status: b.status.as_str(),
             tag: b.tag,
             user: b.user.as_ref().map(|u| self.user(u)),
-            artifacts_file: artifacts.map(|filename| ArtifactsFile {
-                filename: filename.rsplit('/').next().unwrap_or(filename),
+            // The name gitlab-runner uploads under, and the one the download carries.
+            artifacts_file: artifacts.map(|_| ArtifactsFile {
+                filename: "artifacts.zip",
                 size: b.artifacts_size.unwrap_or(0),
             }),
         }

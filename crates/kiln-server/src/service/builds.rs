@@ -116,7 +116,7 @@ pub async fn erase(
     user: &UserRecord,
 ) -> Result<BuildRecord, ApiError> {
     let build = show(&app.store, project_id, build_id).await?;
-    let has_trace = !app.store.builds().trace(build_id).await?.is_empty();
+    let has_trace = app.store.builds().has_trace(build_id).await?;
     if !build.status.is_complete()
         || build.erased_at.is_some()
         || !(has_trace || build.artifacts_file.is_some())

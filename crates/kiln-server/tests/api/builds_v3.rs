@@ -406,3 +406,83 @@ async fn malformed_paths_and_bodies_get_json_errors() {
     assert_eq!(r.status.as_u16(), 413);
     assert_eq!(r.body["message"], "413 Request Entity Too Large");
 }
+
+#[tokio::test]
+async fn a_long_trace_is_served_whole_and_in_order() {
+    let (app, root, project) = app_with_project(Visibility::Private).await;
+    let id = app.pipeline(project, "aaa", &[BuildStatus::Success]).await[0];
+    // More chunks than the endpoint reads at a time.
+    let mut expected = String::new();
+    for i in 0..50 {
+        let line = format!("line {i}\n");
+        app.store
+            .builds()
+            .append_trace(id, line.as_bytes())
+            .await
+            .unwrap();
+        expected.push_str(&line);
+    }
+    assert_eq!(app.trace(project, id, &root).await, expected);
+}
+
+#[tokio::test]
+async fn artifacts_by_ref_come_from_the_newest_successful_pipeline_and_expire_on_time() {
+    let (app, root, project) = app_with_project(Visibility::Private).await;
+    let files = tempfile::tempdir().unwrap();
+    let attach = |id: i64, content: &str, expire_at: Option<i64>| {
+        let file = files.path().join(format!("{id}.zip"));
+        std::fs::write(&file, content).unwrap();
+        let store = app.store.clone();
+        async move {
+            store
+                .builds()
+                .set_artifacts(project, id, &file.to_string_lossy(), 1, expire_at)
+                .await
+                .unwrap();
+        }
+    };
+    let good = app.pipeline(project, "aaa", &[BuildStatus::Success]).await;
+    let bad = app
+        .pipeline(project, "bbb", &[BuildStatus::Success, BuildStatus::Failed])
+        .await;
+    for ids in [&good, &bad] {
+        let pipeline = app
+            .store
+            .builds()
+            .get(project, ids[0])
+            .await
+            .unwrap()
+            .pipeline_id;
+        app.store.pipelines().process(pipeline).await.unwrap();
+    }
+    attach(good[0], "from the successful pipeline", None).await;
+    attach(bad[0], "from the failed pipeline", None).await;
+    let download = format!("/api/v3/projects/{project}/builds/artifacts/master/download?job=job0");
+    let url = format!("{}{download}", app.base);
+    let body = |url: String| {
+        let client = app.client.clone();
+        let token = root.token.clone();
+        async move {
+            let response = client
+                .get(url)
+                .header("PRIVATE-TOKEN", token)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        body(url.clone()).await,
+        (200, "from the successful pipeline".into())
+    );
+
+    // Past its expiry the archive is gone at once, before any sweep.
+    attach(good[0], "expired", Some(kiln_store::now_ms() - 1)).await;
+    let direct = format!(
+        "{}/api/v3/projects/{project}/builds/{}/artifacts",
+        app.base, good[0]
+    );
+    assert_eq!(body(direct).await.0, 404);
+    assert_eq!(body(url).await.0, 404);
+}

@@ -248,7 +248,7 @@ build:
             app.base
         )
     );
-    assert_eq!(build["artifacts_file"]["filename"], format!("{id}.zip"));
+    assert_eq!(build["artifacts_file"]["filename"], "artifacts.zip");
 
     let response = app
         .client

@@ -139,6 +139,16 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             let Some(ProjectRef::Path { namespace, path }) = ProjectRef::parse(path) else {
                 anyhow::bail!("--path must be NAMESPACE/NAME, got {path:?}");
             };
+            // A local path is kept absolute: `serve` may start from another directory.
+            let repo = repo.as_deref().map(|repo| {
+                let local = std::path::Path::new(repo);
+                match std::path::absolute(local) {
+                    Ok(abs) if !repo.contains("://") && local.exists() => {
+                        abs.to_string_lossy().into_owned()
+                    }
+                    _ => repo.to_owned(),
+                }
+            });
             store
                 .projects()
                 .create(&namespace, &path, *visibility, repo.as_deref())

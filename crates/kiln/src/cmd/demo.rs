@@ -1,7 +1,7 @@
 //! `kiln serve --demo`: a small git repository made by Kiln (stages, a failing job allowed to
 //! fail, a manual job, coverage, an artifact), a public project on it, and its pipeline running.
 
-use kiln_core::Visibility;
+use kiln_core::{PageRequest, Scope, Visibility};
 use kiln_server::service::pipelines::{self, PipelineRequest};
 use kiln_server::AppState;
 use kiln_store::{ProjectRef, StoreError};
@@ -92,7 +92,16 @@ pub async fn create(app: &AppState, external_url: &str) -> anyhow::Result<()> {
     );
     println!("  user demo, token {token}");
     println!("  curl -H \"PRIVATE-TOKEN: {token}\" \"{external_url}/api/v3/projects/{id}/builds\"");
-    println!("  curl -H \"PRIVATE-TOKEN: {token}\" \"{external_url}/api/v3/projects/{id}/builds/1/trace\"");
+    // The demo pipeline's first build (the data dir may hold other projects' builds).
+    let page = PageRequest {
+        page: 1,
+        per_page: 100,
+    };
+    let builds = store.builds().list(id, &Scope::all(), page).await?;
+    if let Some(first) = builds.builds.last() {
+        let build = first.id;
+        println!("  curl -H \"PRIVATE-TOKEN: {token}\" \"{external_url}/api/v3/projects/{id}/builds/{build}/trace\"");
+    }
     Ok(())
 }
 

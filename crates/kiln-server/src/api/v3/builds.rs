@@ -7,7 +7,7 @@ use crate::present::v3::Presenter;
 use crate::query::QueryPairs;
 use crate::service::{builds as service, projects::authorize};
 use crate::{ApiError, AppState};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -203,14 +203,13 @@ pub async fn trace(
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let build = service::show(&state.store, project.id, build_id(&build)?).await?;
-    let trace = state.store.builds().trace(build.id).await?;
     let disposition = format!("infile; filename=\"{}.log\"", build.id);
     Ok((
         [
             (header::CONTENT_TYPE, "text/plain".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        trace,
+        Body::from_stream(trace_stream(state.store.clone(), build.id)),
     )
         .into_response())
 }
@@ -260,15 +259,51 @@ fn record_not_found() -> ApiError {
     ApiError::NotFoundMessage("404 Not found")
 }
 
+/// The trace as it is now, read a few chunks at a time: a 100 MB trace is never held whole.
+fn trace_stream(
+    store: kiln_store::Store,
+    build_id: i64,
+) -> impl futures_util::Stream<Item = Result<Bytes, kiln_store::StoreError>> {
+    const CHUNKS_PER_READ: i64 = 16;
+    futures_util::stream::try_unfold(Some(0_i64), move |next| {
+        let store = store.clone();
+        async move {
+            let Some(from) = next else { return Ok(None) };
+            let chunks = store
+                .builds()
+                .trace_chunks(build_id, from, CHUNKS_PER_READ)
+                .await?;
+            let Some(&(last, _)) = chunks.last() else {
+                return Ok(None);
+            };
+            let more = (chunks.len() as i64 == CHUNKS_PER_READ).then_some(last + 1);
+            let data: Vec<u8> = chunks.into_iter().flat_map(|(_, data)| data).collect();
+            Ok(Some((Bytes::from(data), more)))
+        }
+    })
+}
+
 async fn send_artifacts(build: &BuildRecord) -> Result<Response, ApiError> {
+    let now = kiln_store::now_ms();
     let file = build
         .artifacts_file
         .as_deref()
         .filter(|_| build.erased_at.is_none())
+        // Expired: gone, even before the sweep removes the file.
+        .filter(|_| build.artifacts_expire_at.is_none_or(|at| at > now))
         .ok_or(ApiError::NotFound(""))?;
-    let bytes = tokio::fs::read(file)
+    let file = tokio::fs::File::open(file)
         .await
         .map_err(|_| ApiError::NotFound(""))?;
+    let bytes = Body::from_stream(futures_util::stream::try_unfold(
+        file,
+        |mut file| async move {
+            let mut buf = vec![0_u8; 64 * 1024];
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await?;
+            buf.truncate(n);
+            std::io::Result::Ok((n > 0).then(|| (Bytes::from(buf), file)))
+        },
+    ));
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
