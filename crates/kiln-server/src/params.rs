@@ -5,7 +5,10 @@ use crate::query::QueryPairs;
 use crate::ApiError;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
-use serde_json::Value;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
 
 /// Bodies larger than this are refused with 413.
 const MAX_BODY: usize = 1024 * 1024;
@@ -82,15 +85,108 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     }
 }
 
-/// `variables[KEY]=value` pairs (GitLab's trigger form) as (KEY, value).
-pub fn variables(params: &QueryPairs) -> Vec<(String, String)> {
-    params
+/// Grape's answer to parameters that fail its declared checks: 400 with every problem, in the
+/// order the parameters are declared, in one `{"error": …}` (`ref is missing, token is missing`).
+pub fn grape_error(problems: &[String]) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": problems.join(", ") })),
+    )
+        .into_response()
+}
+
+/// Grape's `requires`: `"<name> is missing"` for each name not given at all. Given but empty
+/// counts as given, as in Grape.
+pub fn missing(params: &QueryPairs, names: &[&str]) -> Vec<String> {
+    names
         .iter()
-        .filter_map(|(k, v)| {
-            let key = k.strip_prefix("variables[")?.strip_suffix(']')?;
-            (!key.is_empty()).then(|| (key.to_owned(), v.to_owned()))
-        })
+        .filter(|name| params.get(name).is_none())
+        .map(|name| format!("{name} is missing"))
         .collect()
+}
+
+/// Why `variables` could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariablesError {
+    /// Not the declared type (a hash for v3 triggers, an array for v4): Grape's
+    /// `variables is invalid`.
+    Invalid,
+    /// A hash, but with a value that is not a string (`variables[A][]=1`).
+    NotStrings,
+}
+
+/// GitLab's trigger form, a hash: `variables[KEY]=value` (or JSON `{"variables": {"KEY": "value"}}`)
+/// as (KEY, value) in the order given; a repeated KEY keeps its last value, as Rack does.
+pub fn variables(params: &QueryPairs) -> Result<Vec<(String, String)>, VariablesError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut not_strings = false;
+    for (k, v) in params.iter() {
+        let Some(rest) = variables_rest(k, v)? else {
+            continue;
+        };
+        // `rest` is what follows `variables`: `[KEY]`, `[KEY][]`, `[]`, …
+        let inner = rest.strip_prefix('[').ok_or(VariablesError::Invalid)?;
+        let close = inner.find(']').ok_or(VariablesError::Invalid)?;
+        let (key, after) = (&inner[..close], &inner[close + 1..]);
+        if key.is_empty() {
+            // `variables[]=…`: an array, not a hash.
+            return Err(VariablesError::Invalid);
+        }
+        if !after.is_empty() {
+            not_strings = true;
+            continue;
+        }
+        match out.iter_mut().find(|(existing, _)| existing == key) {
+            Some(slot) => slot.1 = v.to_owned(),
+            None => out.push((key.to_owned(), v.to_owned())),
+        }
+    }
+    if not_strings {
+        return Err(VariablesError::NotStrings);
+    }
+    Ok(out)
+}
+
+/// The v4 form, an array of hashes: `variables[][key]=K&variables[][value]=V…` (or JSON
+/// `{"variables": [{"key": "K", "value": "V"}]}`) as (K, V) in order. Entries are grouped as
+/// Rack groups them: a field already set in the last entry starts a new one. An entry without a
+/// key is left out; `variable_type` and unknown fields are ignored.
+pub fn variable_list(params: &QueryPairs) -> Result<Vec<(String, String)>, VariablesError> {
+    let mut entries: Vec<Vec<(&str, &str)>> = Vec::new();
+    for (k, v) in params.iter() {
+        let Some(rest) = variables_rest(k, v)? else {
+            continue;
+        };
+        let field = rest
+            .strip_prefix("[][")
+            .and_then(|f| f.strip_suffix(']'))
+            .filter(|f| !f.contains(['[', ']']))
+            .ok_or(VariablesError::Invalid)?;
+        match entries.last_mut() {
+            Some(entry) if !entry.iter().any(|(f, _)| *f == field) => entry.push((field, v)),
+            _ => entries.push(vec![(field, v)]),
+        }
+    }
+    Ok(entries
+        .iter()
+        .filter_map(|entry| {
+            let get = |name: &str| entry.iter().find(|(f, _)| *f == name).map(|(_, v)| *v);
+            let key = get("key").filter(|k| !k.is_empty())?;
+            Some((key.to_owned(), get("value").unwrap_or("").to_owned()))
+        })
+        .collect())
+}
+
+/// For a pair that belongs to `variables`, what follows the name; `None` for other parameters
+/// and for a plain empty `variables` (JSON `null`, as if not given).
+fn variables_rest<'a>(key: &'a str, value: &str) -> Result<Option<&'a str>, VariablesError> {
+    match key.strip_prefix("variables") {
+        Some("") if value.is_empty() => Ok(None),
+        // A plain string where a hash or an array was declared.
+        Some("") => Err(VariablesError::Invalid),
+        Some(rest) if rest.starts_with('[') => Ok(Some(rest)),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +212,85 @@ mod tests {
         );
         assert_eq!(
             variables(&QueryPairs(out)),
-            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+            Ok(vec![("A".into(), "1".into()), ("B".into(), "2".into())])
+        );
+    }
+
+    fn pairs(raw: &str) -> QueryPairs {
+        QueryPairs::parse(Some(raw))
+    }
+
+    fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_trigger_hash_form_and_what_grape_refuses() {
+        assert_eq!(
+            variables(&pairs("ref=x&variables[A]=1&variables[B]=2&variables[A]=3")),
+            Ok(owned(&[("A", "3"), ("B", "2")]))
+        );
+        assert_eq!(variables(&pairs("ref=x")), Ok(vec![]));
+        assert_eq!(
+            variables(&pairs("variables=value")),
+            Err(VariablesError::Invalid)
+        );
+        assert_eq!(
+            variables(&pairs("variables[]=a")),
+            Err(VariablesError::Invalid)
+        );
+        assert_eq!(
+            variables(&pairs("variables[][key]=A&variables[][value]=1")),
+            Err(VariablesError::Invalid)
+        );
+        assert_eq!(
+            variables(&pairs("variables[A][]=1&variables[A][]=2")),
+            Err(VariablesError::NotStrings)
+        );
+    }
+
+    #[test]
+    fn the_v4_array_form_groups_like_rack() {
+        let form = "ref=x&variables[][key]=K&variables[][value]=V&variables[][key]=L\
+                    &variables[][variable_type]=env_var&variables[][value]=W";
+        assert_eq!(
+            variable_list(&pairs(form)),
+            Ok(owned(&[("K", "V"), ("L", "W")]))
+        );
+        let mut json = Vec::new();
+        flatten(
+            "",
+            &serde_json::json!({"ref": "x", "variables": [
+                {"key": "K", "value": "V"}, {"value": "W", "key": "L"}, {"value": "no key"}
+            ]}),
+            &mut json,
+        );
+        assert_eq!(
+            variable_list(&QueryPairs(json)),
+            Ok(owned(&[("K", "V"), ("L", "W")]))
+        );
+        assert_eq!(
+            variable_list(&pairs("variables[K]=V")),
+            Err(VariablesError::Invalid)
+        );
+        assert_eq!(
+            variable_list(&pairs("variables=V")),
+            Err(VariablesError::Invalid)
+        );
+        assert_eq!(variable_list(&pairs("variables=")), Ok(vec![]));
+    }
+
+    #[test]
+    fn missing_names_each_absent_parameter_in_order() {
+        assert_eq!(
+            missing(&pairs("token="), &["ref", "token"]),
+            vec!["ref is missing".to_owned()]
+        );
+        assert_eq!(
+            missing(&pairs(""), &["ref", "token"]),
+            vec!["ref is missing".to_owned(), "token is missing".to_owned()]
         );
     }
 }

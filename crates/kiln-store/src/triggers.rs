@@ -26,11 +26,30 @@ impl Triggers<'_> {
         })
     }
 
-    /// Records a use of the trigger with its variables (a JSON object); returns the request id.
-    pub async fn record_request(&self, trigger_id: i64, variables: &str) -> StoreResult<i64> {
+    /// The trigger of `token` in any project: (trigger id, project id).
+    pub async fn find_any(&self, token: &str) -> StoreResult<Option<(i64, i64)>> {
+        on_read!(self.db, pool => {
+            Ok(sqlx::query_as("SELECT id, project_id FROM triggers WHERE token_hash = $1")
+                .bind(hash_secret(token)).fetch_optional(pool).await?)
+        })
+    }
+
+    /// Records a use of the trigger with its variables (a JSON object) that created
+    /// `pipeline_id`, and links the pipeline to it; returns the request id.
+    pub async fn record_request(
+        &self,
+        trigger_id: i64,
+        variables: &str,
+        pipeline_id: i64,
+    ) -> StoreResult<i64> {
         on_write!(self.db, pool => {
-            Ok(sqlx::query_scalar("INSERT INTO trigger_requests (trigger_id, variables, created_at) VALUES ($1, $2, $3) RETURNING id")
-                .bind(trigger_id).bind(variables).bind(now_ms()).fetch_one(pool).await?)
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar("INSERT INTO trigger_requests (trigger_id, variables, created_at) VALUES ($1, $2, $3) RETURNING id")
+                .bind(trigger_id).bind(variables).bind(now_ms()).fetch_one(&mut *tx).await?;
+            sqlx::query("UPDATE pipelines SET trigger_request_id = $1 WHERE id = $2")
+                .bind(id).bind(pipeline_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(id)
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api_edges;
 mod auth;
 mod builds_v3;
 mod pagination;

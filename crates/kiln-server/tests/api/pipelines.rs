@@ -491,9 +491,12 @@ async fn yaml_errors_make_a_failed_pipeline_not_an_error() {
         body["yaml_errors"].as_str().unwrap().contains("nowhere"),
         "{body}"
     );
-    app.create_pipeline(project, "no-such-branch", &owner)
-        .await
-        .assert_error(400, "Reference not found");
+    let missing = app.create_pipeline(project, "no-such-branch", &owner).await;
+    assert_eq!(missing.status, 400);
+    assert_eq!(
+        missing.body,
+        serde_json::json!({"message": {"base": ["Reference not found"]}})
+    );
 }
 
 #[tokio::test]

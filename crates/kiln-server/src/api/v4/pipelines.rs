@@ -1,4 +1,10 @@
-//! `POST /projects/:id/pipeline?ref=REF` (developer access): 201 with the pipeline.
+//! `POST /projects/:id/pipeline?ref=REF` (developer access, current GitLab's
+//! `lib/api/ci/pipelines.rb`): 201 with the pipeline.
+//!
+//! Grape checks the declared parameters (`requires :ref`, `optional :variables, type: Array`)
+//! before the endpoint looks at the project, so a missing ref is `{"error":"ref is missing"}`
+//! whatever the project. A pipeline that cannot be created is `render_validation_error!`:
+//! 400 `{"message":{"base":["Reference not found"]}}`.
 
 use crate::auth::CurrentUser;
 use crate::params::{self, Params};
@@ -11,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_core::Permission;
+use serde_json::json;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -18,28 +25,21 @@ pub async fn create(
     Path(id): Path<String>,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
+    let mut problems = params::missing(&params, &["ref"]);
+    // `variables[][key]=K&variables[][value]=V…`, or a JSON array of {key, value}.
+    let variables = params::variable_list(&params);
+    if variables.is_err() {
+        problems.push("variables is invalid".to_owned());
+    }
+    let variables = match variables {
+        Ok(variables) if problems.is_empty() => variables,
+        _ => return Ok(params::grape_error(&problems)),
+    };
     let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
-    let ref_name = params
-        .get("ref")
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("400 (Bad request) \"ref\" not given".into()))?;
-    // v4 sends `variables[][key]`/`[value]` pairs or a JSON array of {key, value}.
-    let mut variables = params::variables(&params);
-    let keys: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| *k == "variables[][key]")
-        .map(|(_, v)| v)
-        .collect();
-    let values: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| *k == "variables[][value]")
-        .map(|(_, v)| v)
-        .collect();
-    variables.extend(
-        keys.into_iter()
-            .zip(values)
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
+    let ref_name = params.get("ref").unwrap_or_default();
+    if ref_name.is_empty() {
+        return Ok(not_created("Reference not found"));
+    }
     let request = PipelineRequest {
         project: &project,
         ref_name,
@@ -48,7 +48,11 @@ pub async fn create(
         variables,
         trigger_request_id: None,
     };
-    let pipeline_id = service::create(&state, request).await?;
+    let pipeline_id = match service::create(&state, request).await {
+        Ok(pipeline_id) => pipeline_id,
+        Err(ApiError::BadRequest(message)) => return Ok(not_created(&message)),
+        Err(err) => return Err(err),
+    };
     let pipeline = state.store.pipelines().get(pipeline_id).await?;
     let presenter = v4::Presenter {
         external_url: &state.config.external_url,
@@ -58,4 +62,13 @@ pub async fn create(
         Json(presenter.pipeline(&project, &pipeline, Some(&user))),
     )
         .into_response())
+}
+
+/// GitLab's `render_validation_error!` for a pipeline that was not saved: its errors on `base`.
+fn not_created(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "message": { "base": [message] } })),
+    )
+        .into_response()
 }
