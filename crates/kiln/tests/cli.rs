@@ -239,6 +239,20 @@ fn kiln_run_runs_the_pipeline_locally_and_fails_when_it_fails() {
 }
 
 #[test]
+fn kiln_run_gives_jobs_the_servers_variables() {
+    let dir = tempfile::tempdir().expect("dir");
+    git_repo(
+        dir.path(),
+        "default-only:\n  rules:\n    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH\n  \
+         script: ['echo \"vars $CI_PIPELINE_SOURCE $CI_COMMIT_REF_SLUG $CI_BUILD_REF_NAME $CI_COMMIT_TITLE\"']\n",
+    );
+    let out = kiln_in(dir.path(), &["run"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("vars push main main ci"), "{stdout}");
+}
+
+#[test]
 fn kiln_lint_prints_errors() {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(

@@ -148,7 +148,8 @@ fn new_builds(plan: &PipelinePlan, user_id: Option<i64>) -> Vec<NewBuild> {
 }
 
 /// The variables `rules: if:` may look at when the pipeline is compiled.
-fn compile_variables(
+/// The variables `rules:` and `only: variables` see when the file is compiled.
+pub fn compile_variables(
     project: &ProjectRecord,
     ref_name: &str,
     tag: bool,

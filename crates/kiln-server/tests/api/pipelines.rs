@@ -138,6 +138,38 @@ ship:
 }
 
 #[tokio::test]
+async fn after_a_real_failure_on_failure_and_always_jobs_run_and_on_success_ones_skip() {
+    let ci = r#"
+stages: [test, after]
+broken:
+  stage: test
+  script: [exit 3]
+notify:
+  stage: after
+  when: on_failure
+  script: [echo notifying]
+cleanup:
+  stage: after
+  when: always
+  script: [echo cleaning]
+publish:
+  stage: after
+  script: [echo publishing]
+"#;
+    let (app, owner, _repo, project) = setup(ci).await;
+    let builds = run_pipeline(&app, &owner, project, "master").await;
+    assert_eq!(status(&builds, "broken"), "failed");
+    assert_eq!(status(&builds, "notify"), "success");
+    assert_eq!(status(&builds, "cleanup"), "success");
+    assert_eq!(status(&builds, "publish"), "skipped");
+    let notify = builds["notify"]["id"].as_i64().unwrap();
+    assert!(app
+        .trace(project, notify, &owner)
+        .await
+        .contains("notifying"));
+}
+
+#[tokio::test]
 async fn needs_start_a_job_before_its_stage_is_reached() {
     let ci = r#"
 stages: [build, test]

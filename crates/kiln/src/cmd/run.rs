@@ -6,8 +6,11 @@
 use anyhow::{bail, Context};
 use clap::Args;
 use kiln_ci::{CompileContext, JobPlan};
+use kiln_core::Visibility;
 use kiln_core::{processing, BuildEvent, BuildStatus, JobState, JobWhen, PipelineStatus};
 use kiln_runner::{ExecutorConfig, JobSpec, TraceSink};
+use kiln_server::service::{pipelines::compile_variables, variables};
+use kiln_store::{BuildRecord, CommitRecord, PipelineRecord, ProjectRecord};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -102,21 +105,21 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| git(&cwd, &["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD"))
         .unwrap_or_else(|| "main".into());
-    let sha = git(&cwd, &["rev-parse", "HEAD"]).unwrap_or_else(|| "0".repeat(40));
-    let mut vars = BTreeMap::new();
-    for (k, v) in [
-        ("CI", "true"),
-        ("CI_COMMIT_REF_NAME", ref_name.as_str()),
-        ("CI_COMMIT_BRANCH", ref_name.as_str()),
-        ("CI_COMMIT_SHA", sha.as_str()),
-        ("CI_PIPELINE_SOURCE", "push"),
-    ] {
-        vars.insert(k.to_owned(), v.to_owned());
-    }
+    let local = LocalPipeline::read(&cwd, &ref_name);
+    let sha = local.commit.sha.clone();
+    let tag = local.tag;
+    let vars = compile_variables(
+        &local.project,
+        &ref_name,
+        tag,
+        &sha,
+        &local.commit.message,
+        "push",
+    );
     let read = read_relative(&cwd);
     let ctx = CompileContext {
         ref_name: &ref_name,
-        tag: false,
+        tag,
         source: "push",
         variables: &vars,
         read_file: &read,
@@ -212,7 +215,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     .map(|j| (name.clone(), j.stage_idx as i64, zip.clone()))
             })
             .collect();
-        let mut spec = job_spec(job, index as i64 + 1, &dir, &ref_name, &sha);
+        let mut spec = local.job_spec(job, index as i64 + 1, &dir);
         spec.dependencies = kiln_server::runner::dependencies_of(job, &available);
         let started = Instant::now();
         let outcome = kiln_runner::execute(&spec, &config, &mut Stdout, interrupted.clone()).await;
@@ -263,35 +266,137 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn job_spec(job: &JobPlan, id: i64, dir: &Path, ref_name: &str, sha: &str) -> JobSpec {
-    let mut spec = kiln_server::runner::spec_from_plan(job, id, 3600);
-    let predefined = [
-        ("CI", "true".to_owned()),
-        ("GITLAB_CI", "true".to_owned()),
-        ("CI_JOB_ID", id.to_string()),
-        ("CI_JOB_NAME", job.name.clone()),
-        ("CI_JOB_STAGE", job.stage.clone()),
-        ("CI_BUILD_NAME", job.name.clone()),
-        ("CI_BUILD_STAGE", job.stage.clone()),
-        ("CI_COMMIT_REF_NAME", ref_name.to_owned()),
-        ("CI_BUILD_REF_NAME", ref_name.to_owned()),
-        ("CI_COMMIT_SHA", sha.to_owned()),
-        ("CI_BUILD_REF", sha.to_owned()),
-        (
-            "CI_COMMIT_SHORT_SHA",
-            sha.get(..8).unwrap_or(sha).to_owned(),
-        ),
-    ];
-    let mut variables: Vec<(String, String)> = predefined
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-    variables.append(&mut spec.variables);
-    spec.variables = variables;
-    spec.workdir = Some(dir.to_owned());
-    spec.sha = sha.to_owned();
-    spec.ref_name = ref_name.to_owned();
-    spec
+/// What the server would know of this pipeline, made from the working directory's git
+/// repository, so that jobs see the same predefined variables locally as on the server.
+struct LocalPipeline {
+    project: ProjectRecord,
+    pipeline: PipelineRecord,
+    commit: CommitRecord,
+    ref_name: String,
+    tag: bool,
+}
+
+impl LocalPipeline {
+    fn read(cwd: &Path, ref_name: &str) -> LocalPipeline {
+        let field = |format: &str| git(cwd, &["log", "-1", &format!("--format={format}")]);
+        let sha = git(cwd, &["rev-parse", "HEAD"]).unwrap_or_else(|| "0".repeat(40));
+        let commit = CommitRecord {
+            sha: sha.clone(),
+            message: field("%B").unwrap_or_default(),
+            author_name: field("%an").unwrap_or_default(),
+            author_email: field("%ae").unwrap_or_default(),
+            authored_at: field("%at")
+                .and_then(|t| t.parse::<i64>().ok())
+                .map_or(0, |t| t * 1000),
+            author_tz_offset_minutes: 0,
+        };
+        let tag = git(
+            cwd,
+            &[
+                "rev-parse",
+                "-q",
+                "--verify",
+                &format!("refs/tags/{ref_name}"),
+            ],
+        )
+        .is_some();
+        // origin's default branch if known, else main or master, else the ref itself.
+        let default_branch = git(
+            cwd,
+            &["symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"],
+        )
+        .and_then(|b| b.strip_prefix("origin/").map(str::to_owned))
+        .or_else(|| {
+            ["main", "master"].into_iter().find_map(|b| {
+                git(
+                    cwd,
+                    &["rev-parse", "-q", "--verify", &format!("refs/heads/{b}")],
+                )
+                .map(|_| b.to_owned())
+            })
+        })
+        .unwrap_or_else(|| ref_name.to_owned());
+        let name = cwd.file_name().map_or_else(
+            || "project".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let project = ProjectRecord {
+            id: 0,
+            namespace: "local".into(),
+            path: name.clone(),
+            name,
+            visibility: Visibility::Private,
+            repo_url: None,
+            default_branch,
+            build_timeout: 3600,
+            created_at: 0,
+        };
+        let pipeline = PipelineRecord {
+            id: 0,
+            project_id: 0,
+            sha,
+            ref_name: ref_name.to_owned(),
+            tag,
+            status: "running".into(),
+            source: "push".into(),
+            variables: "[]".into(),
+            yaml_errors: None,
+            user_id: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+        };
+        LocalPipeline {
+            project,
+            pipeline,
+            commit,
+            ref_name: ref_name.to_owned(),
+            tag,
+        }
+    }
+
+    /// The executor's job, with the variables the server would give it.
+    fn job_spec(&self, job: &JobPlan, id: i64, dir: &Path) -> JobSpec {
+        let mut spec = kiln_server::runner::spec_from_plan(job, id, 3600);
+        let build = BuildRecord {
+            id,
+            project_id: 0,
+            pipeline_id: 0,
+            name: job.name.clone(),
+            stage: job.stage.clone(),
+            stage_idx: job.stage_idx as i64,
+            status: BuildStatus::Running,
+            ref_name: self.ref_name.clone(),
+            tag: self.tag,
+            when: job.when.as_str().to_owned(),
+            allow_failure: job.allow_failure,
+            coverage: None,
+            options: String::new(),
+            commands: String::new(),
+            created_at: 0,
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+            artifacts_file: None,
+            artifacts_size: None,
+            artifacts_expire_at: None,
+            erased_at: None,
+            commit: self.commit.clone(),
+            user: None,
+            runner: None,
+        };
+        spec.variables = variables::for_build(
+            "http://localhost",
+            &self.project,
+            &self.pipeline,
+            &build,
+            &spec.variables,
+        );
+        spec.workdir = Some(dir.to_owned());
+        spec.sha = self.commit.sha.clone();
+        spec.ref_name = self.ref_name.clone();
+        spec
+    }
 }
 
 fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
