@@ -107,6 +107,12 @@ async fn each_role_on_a_private_project() {
         let list = app
             .get(&format!("/api/v3/projects/{project}/builds"), &actor)
             .await;
+        let commit_list = app
+            .get(
+                &format!("/api/v3/projects/{project}/repository/commits/sha{i}/builds"),
+                &actor,
+            )
+            .await;
         let show = app
             .get(
                 &format!("/api/v3/projects/{project}/builds/{}", ids[0]),
@@ -127,12 +133,12 @@ async fn each_role_on_a_private_project() {
             .await;
         match role {
             None => {
-                for response in [&list, &show, &cancel, &retry] {
+                for response in [&list, &commit_list, &show, &cancel, &retry] {
                     response.assert_error(404, "404 Project Not Found");
                 }
             }
             Some(_) => {
-                for response in [&list, &show] {
+                for response in [&list, &commit_list, &show] {
                     if read {
                         response.assert(200);
                     } else {
@@ -221,5 +227,54 @@ async fn public_and_internal_builds_are_readable_but_not_changeable_by_strangers
         )
         .await
         .assert_error(403, "403 Forbidden");
+    }
+}
+
+#[tokio::test]
+async fn members_of_a_public_project_change_builds_by_their_role() {
+    let app = TestApp::spawn().await;
+    let project = app.project("group/open", Visibility::Public).await;
+    for (i, (level, allowed)) in [
+        (AccessLevel::Guest, false),
+        (AccessLevel::Reporter, false),
+        (AccessLevel::Developer, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let actor = app.user(&format!("member{i}"), false).await;
+        app.member(project, &actor, level).await;
+        let ids = app
+            .pipeline(
+                project,
+                &format!("open{i}"),
+                &[BuildStatus::Running, BuildStatus::Success],
+            )
+            .await;
+        app.get(
+            &format!("/api/v3/projects/{project}/builds/{}", ids[0]),
+            &actor,
+        )
+        .await
+        .assert(200);
+        let cancel = app
+            .post(
+                &format!("/api/v3/projects/{project}/builds/{}/cancel", ids[0]),
+                &actor,
+            )
+            .await;
+        let retry = app
+            .post(
+                &format!("/api/v3/projects/{project}/builds/{}/retry", ids[1]),
+                &actor,
+            )
+            .await;
+        if allowed {
+            assert_eq!(cancel.assert(201)["status"], "canceled");
+            assert_eq!(retry.assert(201)["status"], "pending");
+        } else {
+            cancel.assert_error(403, "403 Forbidden");
+            retry.assert_error(403, "403 Forbidden");
+        }
     }
 }
