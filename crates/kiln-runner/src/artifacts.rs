@@ -1,8 +1,9 @@
 //! The artifacts archive: the job's `artifacts:paths` (globs, files and directories) zipped.
 
 use crate::ArtifactsSpec;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub struct Archive {
     pub path: PathBuf,
@@ -12,8 +13,15 @@ pub struct Archive {
     pub unmatched: Vec<String>,
 }
 
-/// Zips what `spec` names under `root` into `out`. Paths may not leave `root`.
-pub fn archive(root: &Path, spec: &ArtifactsSpec, out: &Path) -> std::io::Result<Archive> {
+/// Zips what `spec` names under `root` into `out`. Paths may not leave `root`. Stops as soon
+/// as the archive passes `limit` bytes (its `size` then says so): a job's huge output never
+/// fills the disk first.
+pub fn archive(
+    root: &Path,
+    spec: &ArtifactsSpec,
+    out: &Path,
+    limit: u64,
+) -> std::io::Result<Archive> {
     let mut files = Vec::new();
     let mut unmatched = Vec::new();
     let excluded = |rel: &Path| {
@@ -40,6 +48,11 @@ pub fn archive(root: &Path, spec: &ArtifactsSpec, out: &Path) -> std::io::Result
             collect(&path, &mut files)?;
         }
     }
+    if spec.untracked {
+        for rel in untracked(root)? {
+            collect(&root.join(rel), &mut files)?;
+        }
+    }
     files.sort();
     files.dedup();
     let file = std::fs::File::create(out)?;
@@ -57,7 +70,24 @@ pub fn archive(root: &Path, spec: &ArtifactsSpec, out: &Path) -> std::io::Result
         zip.start_file(rel.to_string_lossy(), options)
             .map_err(std::io::Error::other)?;
         let mut source = std::fs::File::open(path)?;
-        std::io::copy(&mut source, &mut zip)?;
+        let mut buf = vec![0_u8; 1 << 20];
+        loop {
+            let n = source.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            zip.write_all(&buf[..n])?;
+            // The deflater writes through to the file as it goes.
+            let written = std::fs::metadata(out)?.len();
+            if written > limit {
+                return Ok(Archive {
+                    path: out.to_owned(),
+                    size: written,
+                    files: count,
+                    unmatched,
+                });
+            }
+        }
         count += 1;
     }
     zip.finish().map_err(std::io::Error::other)?.flush()?;
@@ -75,6 +105,25 @@ pub fn unpack(zip: &Path, into: &Path) -> std::io::Result<()> {
     let mut archive =
         zip::ZipArchive::new(std::fs::File::open(zip)?).map_err(std::io::Error::other)?;
     archive.extract(into).map_err(std::io::Error::other)
+}
+
+/// Files git does not track under `root` (`git ls-files --others`, ignored ones included,
+/// as GitLab's `artifacts:untracked`); none outside a git work tree.
+fn untracked(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args(["ls-files", "--others", "-z"])
+        .output()?;
+    if !out.status.success() {
+        return Ok(Vec::new());
+    }
+    Ok(out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+        .collect())
 }
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {

@@ -186,13 +186,34 @@ pub async fn execute<S: TraceSink>(
         };
         if wanted && !outcome.canceled {
             trace.note("\x1b[32;1mUploading artifacts…\x1b[0;m").await;
-            let out = config.builds_dir.join(format!("{}-artifacts.zip", spec.id));
+            let name = crate::expand_variables(&spec_artifacts.name, &env);
+            // A file name: no folders, never empty.
+            let name: String = name
+                .chars()
+                .map(|c| {
+                    if matches!(c, '/' | '\\' | '\0') {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let name = if name.trim().is_empty() {
+                "artifacts".to_owned()
+            } else {
+                name
+            };
+            let out = config
+                .builds_dir
+                .join(format!("{}-artifacts", spec.id))
+                .join(format!("{name}.zip"));
             let (root, what, target) = (dir.clone(), spec_artifacts.clone(), out.clone());
+            let limit = config.max_artifacts_bytes;
             let archived = tokio::task::spawn_blocking(move || {
                 if let Some(parent) = target.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                artifacts::archive(&root, &what, &target)
+                artifacts::archive(&root, &what, &target, limit)
             })
             .await;
             match archived {
@@ -207,7 +228,7 @@ pub async fn execute<S: TraceSink>(
                     if archive.size > config.max_artifacts_bytes {
                         trace
                             .note(&format!(
-                                "\x1b[31;1mERROR: Uploading artifacts failed: the archive is {} bytes, over the limit of {} bytes (--max-artifacts-size)\x1b[0;m",
+                                "\x1b[31;1mERROR: Uploading artifacts failed: the archive passed {} bytes, over the limit of {} bytes (--max-artifacts-size)\x1b[0;m",
                                 archive.size, config.max_artifacts_bytes
                             ))
                             .await;

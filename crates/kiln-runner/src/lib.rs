@@ -46,6 +46,12 @@ pub struct JobSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArtifactsSpec {
+    /// `artifacts:name`, variables not yet expanded; the archive is `<name>.zip`.
+    #[serde(default = "default_artifacts_name")]
+    pub name: String,
+    /// `artifacts:untracked`: every file git does not track, ignored ones included.
+    #[serde(default)]
+    pub untracked: bool,
     pub paths: Vec<String>,
     pub exclude: Vec<String>,
     /// on_success, on_failure or always.
@@ -110,5 +116,84 @@ pub struct Outcome {
 impl Outcome {
     pub fn success(&self) -> bool {
         self.failure.is_none() && !self.canceled
+    }
+}
+
+fn default_artifacts_name() -> String {
+    "artifacts".to_owned()
+}
+
+/// Expands `$NAME`, `${NAME}` and `%NAME%` with `variables` (later entries win), as GitLab does
+/// in `artifacts:name`; an unknown variable becomes empty.
+pub fn expand_variables(text: &str, variables: &[(String, String)]) -> String {
+    let lookup = |name: &str| {
+        variables
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(['$', '%']) {
+        out.push_str(&rest[..at]);
+        let (sigil, after) = (&rest[at..at + 1], &rest[at + 1..]);
+        let braced = (sigil == "$")
+            .then(|| after.strip_prefix('{'))
+            .flatten()
+            .and_then(|inner| {
+                inner
+                    .find('}')
+                    .map(|end| (&inner[..end], &inner[end + 1..]))
+            });
+        let percent = (sigil == "%")
+            .then(|| {
+                after
+                    .find('%')
+                    .map(|end| (&after[..end], &after[end + 1..]))
+            })
+            .flatten()
+            .filter(|(name, _)| !name.is_empty() && name.chars().all(is_name));
+        let bare = (sigil == "$").then(|| {
+            let end = after.find(|c: char| !is_name(c)).unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        });
+        match braced
+            .or(percent)
+            .or(bare.filter(|(name, _)| !name.is_empty()))
+        {
+            Some((name, tail)) => {
+                out.push_str(lookup(name));
+                rest = tail;
+            }
+            None => {
+                out.push_str(sigil);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_variables;
+
+    #[test]
+    fn expands_the_three_spellings() {
+        let vars = vec![
+            ("CI_JOB_NAME".to_owned(), "build".to_owned()),
+            ("REF".to_owned(), "main".to_owned()),
+            ("REF".to_owned(), "later".to_owned()),
+        ];
+        assert_eq!(
+            expand_variables("$CI_JOB_NAME-${REF}_%REF%", &vars),
+            "build-later_later"
+        );
+        assert_eq!(expand_variables("plain", &vars), "plain");
+        assert_eq!(expand_variables("$MISSING-x", &vars), "-x");
+        assert_eq!(expand_variables("100% $ done", &vars), "100% $ done");
     }
 }

@@ -217,6 +217,8 @@ async fn artifacts_are_zipped_and_too_large_ones_fail_the_job() {
         "echo y > y.bin",
     ]);
     job.artifacts = Some(ArtifactsSpec {
+        name: "report-$GREETING".into(),
+        untracked: false,
         paths: vec!["out/".into(), "*.bin".into(), "missing/".into()],
         exclude: vec!["out/sub/*.log".into()],
         when: "on_success".into(),
@@ -225,6 +227,7 @@ async fn artifacts_are_zipped_and_too_large_ones_fail_the_job() {
     assert!(outcome.success(), "{trace}");
     assert!(trace.contains("missing/: no matching files"), "{trace}");
     let zip_path = outcome.artifacts.expect("artifacts");
+    assert_eq!(zip_path.file_name().unwrap(), "report-hello.zip");
     let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
     let mut names: Vec<String> = (0..zip.len())
         .map(|i| zip.by_index(i).unwrap().name().to_owned())
@@ -241,6 +244,50 @@ async fn artifacts_are_zipped_and_too_large_ones_fail_the_job() {
     let (outcome, trace) = run(&big, &small).await;
     assert_eq!(outcome.failure, Some(FailureReason::ArtifactsTooLarge));
     assert!(trace.contains("over the limit of 1000 bytes"), "{trace}");
+
+    // Archiving stops once past the limit: 40 MB of output never becomes a 40 MB archive.
+    big.script = vec!["head -c 40000000 /dev/urandom > y.bin".into()];
+    let limited = ExecutorConfig {
+        max_artifacts_bytes: 1_000_000,
+        ..config(dir.path())
+    };
+    let (outcome, trace) = run(&big, &limited).await;
+    assert_eq!(outcome.failure, Some(FailureReason::ArtifactsTooLarge));
+    let passed: u64 = trace
+        .split("the archive passed ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("size in the trace");
+    assert!(passed < 3_000_000, "stopped at {passed} bytes");
+}
+
+#[tokio::test]
+async fn untracked_artifacts_are_the_files_git_does_not_track() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = spec(&[
+        "git init -q .",
+        "echo t > tracked.txt",
+        "git add tracked.txt",
+        "echo u > untracked.txt",
+        "mkdir -p ignored && echo i > ignored/i.txt && echo ignored/ > .gitignore",
+    ]);
+    job.artifacts = Some(ArtifactsSpec {
+        name: "artifacts".into(),
+        untracked: true,
+        paths: vec![],
+        exclude: vec![],
+        when: "on_success".into(),
+    });
+    let (outcome, trace) = run(&job, &config(dir.path())).await;
+    assert!(outcome.success(), "{trace}");
+    let zip_path = outcome.artifacts.expect("artifacts");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec![".gitignore", "ignored/i.txt", "untracked.txt"]);
 }
 
 #[tokio::test]

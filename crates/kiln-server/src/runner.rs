@@ -180,6 +180,8 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
         variables: plan.variables.clone(),
         timeout: Duration::from_secs(plan.timeout_secs.unwrap_or(default_timeout_secs)),
         artifacts: plan.artifacts.as_ref().map(|a| ArtifactsSpec {
+            name: a.name.clone().unwrap_or_else(|| "artifacts".to_owned()),
+            untracked: a.untracked,
             paths: a.paths.clone(),
             exclude: a.exclude.clone(),
             when: match a.when {
@@ -296,7 +298,11 @@ async fn execute(
             ),
             None => None,
         };
-        let target = artifacts_path(app, project.id, build.id);
+        let file_name = zip.file_name().map_or_else(
+            || "artifacts.zip".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let target = artifacts_path(app, project.id, build.id).join(file_name);
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
@@ -351,12 +357,13 @@ async fn wants_retry(
     Ok(attempts <= i64::from(plan.retry.max))
 }
 
+/// The folder of a build's artifacts archive (which keeps its `<artifacts:name>.zip` name).
 pub fn artifacts_path(app: &AppState, project_id: i64, build_id: i64) -> PathBuf {
     app.config
         .data_dir
         .join("artifacts")
         .join(project_id.to_string())
-        .join(format!("{build_id}.zip"))
+        .join(build_id.to_string())
 }
 
 /// The executor settings of a server.

@@ -102,9 +102,9 @@ impl<'a> Presenter<'a> {
             status: b.status.as_str(),
             tag: b.tag,
             user: b.user.as_ref().map(|u| self.user(u)),
-            // The name gitlab-runner uploads under, and the one the download carries.
-            artifacts_file: artifacts.map(|_| ArtifactsFile {
-                filename: "artifacts.zip",
+            // `<artifacts:name>.zip` (artifacts.zip by default), as gitlab-runner uploads it.
+            artifacts_file: artifacts.map(|file| ArtifactsFile {
+                filename: archive_name(file),
                 size: b.artifacts_size.unwrap_or(0),
             }),
         }
@@ -139,6 +139,11 @@ fn commit(c: &CommitRecord) -> Commit<'_> {
         short_id: c.sha.get(..8).unwrap_or(&c.sha),
         title: commit_title(&c.message),
     }
+}
+
+/// The file name of an artifacts archive stored at `path`.
+pub fn archive_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// GitLab's `Commit#title`: the first line, or "--no commit message"; a line of 100

@@ -264,6 +264,7 @@ build:
     - 'echo "Coverage: 91.5%"'
   coverage: '/Coverage: \d+\.\d+%/'
   artifacts:
+    name: result-$CI_JOB_NAME
     paths: [out/]
     expire_in: 1 week
 "#;
@@ -280,7 +281,7 @@ build:
             app.base
         )
     );
-    assert_eq!(build["artifacts_file"]["filename"], "artifacts.zip");
+    assert_eq!(build["artifacts_file"]["filename"], "result-build.zip");
 
     let response = app
         .client
@@ -317,6 +318,10 @@ build:
             .await
             .unwrap();
         assert_eq!(response.status(), 200, "{url}");
+        assert_eq!(
+            response.headers()["content-disposition"],
+            "attachment; filename=\"result-build.zip\""
+        );
         let bytes = response.bytes().await.unwrap();
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
         let mut content = String::new();

@@ -292,6 +292,11 @@ async fn send_artifacts(build: &BuildRecord) -> Result<Response, ApiError> {
         // Expired: gone, even before the sweep removes the file.
         .filter(|_| build.artifacts_expire_at.is_none_or(|at| at > now))
         .ok_or(ApiError::NotFound(""))?;
+    // Quoted, as Rails' send_file does; the name comes from the job's `artifacts:name`.
+    let disposition = format!(
+        "attachment; filename=\"{}\"",
+        crate::present::v3::archive_name(file).replace(['"', '\\'], "_")
+    );
     let file = tokio::fs::File::open(file)
         .await
         .map_err(|_| ApiError::NotFound(""))?;
@@ -306,11 +311,8 @@ async fn send_artifacts(build: &BuildRecord) -> Result<Response, ApiError> {
     ));
     Ok((
         [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=artifacts.zip",
-            ),
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
         bytes,
     )
