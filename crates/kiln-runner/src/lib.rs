@@ -11,6 +11,7 @@ mod script;
 mod trace;
 
 pub use execute::execute;
+pub use process::kill_leftovers;
 pub use trace::TraceSink;
 
 use serde::{Deserialize, Serialize};

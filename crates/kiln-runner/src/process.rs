@@ -161,3 +161,40 @@ fn kill_group(pgid: i32, signal: i32) {
         libc::kill(-pgid, signal);
     }
 }
+
+/// Kills what is left of jobs `job_ids` that ran from `builds_dir` before the runner's process
+/// died without cleaning up (a crash, SIGKILL): every process whose environment has both
+/// `CI_BUILDS_DIR=<builds_dir>` and `CI_JOB_ID=<id>` takes its process group with it. Both
+/// must match, so no other runner's job and no unrelated process is touched. Returns how many
+/// process groups were killed. Reads `/proc`; elsewhere it finds nothing.
+pub fn kill_leftovers(builds_dir: &Path, job_ids: &[i64]) -> usize {
+    if job_ids.is_empty() {
+        return 0;
+    }
+    let dir_entry = format!("CI_BUILDS_DIR={}", builds_dir.display());
+    let id_entries: Vec<String> = job_ids.iter().map(|id| format!("CI_JOB_ID={id}")).collect();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut groups: Vec<i32> = procs
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                return false;
+            };
+            let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+            let has = |entry: &str| vars.contains(&entry.as_bytes());
+            has(&dir_entry) && id_entries.iter().any(|e| has(e))
+        })
+        // SAFETY: getpgid(2) only reads the process table.
+        .map(|pid| unsafe { libc::getpgid(pid) })
+        .filter(|pgid| *pgid > 1)
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    for pgid in &groups {
+        kill_group(*pgid, libc::SIGKILL);
+    }
+    groups.len()
+}

@@ -50,8 +50,16 @@ pub async fn start(app: AppState, concurrency: usize) -> anyhow::Result<()> {
         .fail_orphans(runner_id, "runner_system_failure", note)
         .await?;
     if !orphans.is_empty() {
+        // A crash leaves the jobs' processes behind: end them, or a retry would run twice.
+        let builds_dir = app.executor.builds_dir.clone();
+        let ids = orphans.clone();
+        let killed =
+            tokio::task::spawn_blocking(move || kiln_runner::kill_leftovers(&builds_dir, &ids))
+                .await
+                .unwrap_or(0);
         tracing::warn!(
             count = orphans.len(),
+            killed,
             "failed builds left running by a previous run"
         );
     }

@@ -672,10 +672,40 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
             .map(|c| c.build_id),
         Some(ids[0])
     );
+    // What a crashed server leaves behind: the job's processes, still running, and another
+    // runner's job (same id, other builds dir) that must be left alone.
+    let builds_dir = data_dir.path().join("builds");
+    let leftover = |dir: &std::path::Path| {
+        use std::os::unix::process::CommandExt;
+        std::process::Command::new("bash")
+            .args(["-c", "sleep 30; true"])
+            .env("CI_JOB_ID", ids[0].to_string())
+            .env("CI_BUILDS_DIR", dir)
+            .process_group(0)
+            .spawn()
+            .expect("spawn")
+    };
+    let mut job = leftover(&builds_dir);
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = leftover(other_dir.path());
     // A server starting on the same data dir finds the build its runner left running.
     let _state = kiln_server::start(store.clone(), config).await.unwrap();
     let build = store.builds().get(project, ids[0]).await.unwrap();
     assert_eq!(build.status, kiln_core::BuildStatus::Failed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while job.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leftover job was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        other.try_wait().unwrap().is_none(),
+        "another runner's job lives on"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
     let trace = String::from_utf8(store.builds().trace(ids[0]).await.unwrap()).unwrap();
     assert!(
         trace.contains("the server restarted while this build ran"),
