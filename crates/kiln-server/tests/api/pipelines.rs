@@ -63,10 +63,32 @@ async fn stages_run_in_order_and_a_failure_skips_later_stages() {
     assert_eq!(commit["author_name"], "Ada Lovelace");
     assert_eq!(commit["title"], "Add CI");
     assert_eq!(builds["compile"]["user"]["username"], "owner");
-    assert!(builds["compile"]["runner"]["description"]
+    let runner = &builds["compile"]["runner"];
+    assert!(runner["description"]
         .as_str()
         .unwrap()
         .starts_with("embedded runner"));
+    // The doc's runner object: id, description, active, is_shared, name.
+    let mut keys: Vec<&str> = runner
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["active", "description", "id", "is_shared", "name"]);
+    assert!(
+        runner["id"].is_i64() && runner["active"].is_boolean() && runner["is_shared"].is_boolean()
+    );
+    // UTC with milliseconds and Z, as GitLab's API writes them.
+    for field in ["created_at", "started_at", "finished_at"] {
+        let value = builds["compile"][field].as_str().unwrap_or_default();
+        let shape: String = value
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '9' } else { c })
+            .collect();
+        assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{field}: {value}");
+    }
 }
 
 #[tokio::test]
