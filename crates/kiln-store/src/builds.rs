@@ -5,11 +5,11 @@
 //! are never deleted; erasing keeps the row). An unfiltered page is then a range on
 //! `(project_id, seq)` instead of an OFFSET scan, and `build_counts` gives exact totals.
 
-use crate::db::{on_read, on_write, Db};
+use crate::db::{on_read, Db};
 use crate::row::KilnRow;
 use crate::users::{user_from_row, USER_COLUMNS};
 use crate::{now_ms, StoreError, StoreResult, UserRecord};
-use kiln_core::{BuildEvent, BuildStatus, PageRequest, Scope, TransitionError};
+use kiln_core::{BuildStatus, PageRequest, Scope, TransitionError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommitRecord {
@@ -313,10 +313,28 @@ macro_rules! apply_counts {
 }
 pub(crate) use apply_counts;
 
-/// Locks a pipeline's row for the rest of the transaction. Every transaction that changes a
-/// pipeline's builds takes it first, so one sees the other's committed changes when it
-/// processes the pipeline (under READ COMMITTED each statement reads the latest commits).
-pub(crate) const LOCK_PIPELINE: &str = "UPDATE pipelines SET id = id WHERE id = $1";
+/// The SQL that orders transactions, per backend. Every transaction that changes a pipeline's
+/// builds first locks the pipeline's row, so one sees the other's committed changes when it
+/// processes the pipeline (under READ COMMITTED each statement reads the latest commits),
+/// then reads the build's status locked, so a claim in flight is waited for, not overwritten.
+/// SQLite has a single writer connection: its transactions never overlap, plain reads do.
+pub(crate) struct Locking {
+    pub pipeline: &'static str,
+    pub build_status: &'static str,
+}
+
+pub(crate) fn locking(db: &Db) -> Locking {
+    match db {
+        Db::Postgres(_) => Locking {
+            pipeline: "SELECT id FROM pipelines WHERE id = $1 FOR NO KEY UPDATE",
+            build_status: "SELECT status FROM builds WHERE id = $1 FOR UPDATE",
+        },
+        Db::Sqlite { .. } => Locking {
+            pipeline: "SELECT id FROM pipelines WHERE id = $1",
+            build_status: "SELECT status FROM builds WHERE id = $1",
+        },
+    }
+}
 
 pub(crate) fn parse_status(s: String) -> Result<BuildStatus, StoreError> {
     s.parse()
@@ -470,38 +488,5 @@ impl Builds<'_> {
             let total: i64 = sqlx::query_scalar(&sql).bind(project_id).fetch_one(pool).await?;
             Ok(total.max(0) as u64)
         })
-    }
-
-    /// Applies `event` to the build if the core allows it from its current status, setting the
-    /// timestamps the new status implies. Returns the new status.
-    pub async fn transition(
-        &self,
-        project_id: i64,
-        build_id: i64,
-        event: BuildEvent,
-    ) -> Result<BuildStatus, TransitionFailure> {
-        let now = now_ms();
-        let next = on_write!(self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT status FROM builds WHERE id = $1 AND project_id = $2")
-                    .bind(build_id)
-                    .bind(project_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let current = parse_status(current.ok_or(StoreError::NotFound)?)?;
-            let next = current.apply(event)?;
-            let mut counts = CountDeltas::default();
-            // Guarded on the status read above: a concurrent change makes this touch no row,
-            // and the caller sees a conflict rather than a lost update.
-            if !set_status!(tx, counts, project_id, build_id, current, next, now) {
-                return Err(StoreError::Conflict("the build changed meanwhile".into()).into());
-            }
-            apply_counts!(tx, counts);
-            tx.commit().await?;
-            Result::<_, TransitionFailure>::Ok(next)
-        })?;
-        self.versions.bump_builds(project_id);
-        Ok(next)
     }
 }

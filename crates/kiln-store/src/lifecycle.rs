@@ -3,8 +3,8 @@
 //! transaction that also keeps `build_counts` and the pipeline's status.
 
 use crate::builds::{
-    apply_counts, build_from_row, insert_build, parse_status, select_builds, set_status, Builds,
-    CountDeltas, NewBuild, TransitionFailure, LOCK_PIPELINE,
+    apply_counts, build_from_row, insert_build, locking, parse_status, select_builds, set_status,
+    Builds, CountDeltas, NewBuild, TransitionFailure,
 };
 use crate::db::{on_read, on_write, Db};
 use crate::pipelines::Pipelines;
@@ -139,7 +139,7 @@ macro_rules! process_pipeline {
 /// and each sees the others' committed changes when it processes the pipeline.
 /// Evaluates to (project id, pipeline id).
 macro_rules! lock_pipeline_of {
-    ($tx:expr, $build_id:expr, $project_id:expr) => {{
+    ($tx:expr, $locking:expr, $build_id:expr, $project_id:expr) => {{
         let project_id: Option<i64> = $project_id;
         let row = sqlx::query("SELECT project_id, pipeline_id FROM builds WHERE id = $1")
             .bind($build_id)
@@ -148,7 +148,7 @@ macro_rules! lock_pipeline_of {
             .filter(|row| project_id.is_none_or(|p| row.int("project_id").ok() == Some(p)))
             .ok_or(StoreError::NotFound)?;
         let ids: (i64, i64) = (row.int("project_id")?, row.int("pipeline_id")?);
-        sqlx::query(LOCK_PIPELINE)
+        sqlx::query($locking.pipeline)
             .bind(ids.1)
             .execute(&mut *$tx)
             .await?;
@@ -176,10 +176,18 @@ macro_rules! retry_build {
                 .bind(build_id)
                 .fetch_one(&mut *$tx)
                 .await?;
-        sqlx::query("UPDATE builds SET retried = TRUE WHERE id = $1")
-            .bind(build_id)
-            .execute(&mut *$tx)
-            .await?;
+        // Once only, and only when finished: two retries of one build make one new build.
+        let marked = sqlx::query(
+            "UPDATE builds SET retried = TRUE WHERE id = $1 AND NOT retried \
+             AND status IN ('success', 'failed', 'canceled')",
+        )
+        .bind(build_id)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if marked != 1 {
+            return Err(StoreError::Conflict("the build is not retryable".into()).into());
+        }
         let user_id: Option<i64> = $user_id;
         let copy = NewBuild {
             needs,
@@ -266,7 +274,7 @@ impl Pipelines<'_> {
         let now = now_ms();
         let (project_id, enqueued) = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(LOCK_PIPELINE).bind(pipeline_id).execute(&mut *tx).await?;
+            sqlx::query(locking(self.db).pipeline).bind(pipeline_id).execute(&mut *tx).await?;
             let mut counts = CountDeltas::default();
             let result = process_pipeline!(tx, counts, pipeline_id, now);
             apply_counts!(tx, counts);
@@ -327,12 +335,16 @@ impl Builds<'_> {
             claimed
         });
         if let Some(c) = claimed {
-            Pipelines {
+            self.versions.bump_builds(c.project_id);
+            // The build is claimed whatever happens here: an error must not make the caller
+            // drop it. The pipeline's status catches up on its next processing.
+            let pipelines = Pipelines {
                 db: self.db,
                 versions: self.versions,
+            };
+            if let Err(err) = pipelines.process(c.pipeline_id).await {
+                tracing::warn!(error = %err, pipeline = c.pipeline_id, "processing after a claim failed");
             }
-            .process(c.pipeline_id)
-            .await?;
         }
         Ok(claimed)
     }
@@ -347,8 +359,9 @@ impl Builds<'_> {
         let now = now_ms();
         let (project_id, status, enqueued) = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            let (project_id, pipeline_id) = lock_pipeline_of!(tx, build_id, None::<i64>);
-            let current: String = sqlx::query_scalar("SELECT status FROM builds WHERE id = $1")
+            let locking = locking(self.db);
+            let (project_id, pipeline_id) = lock_pipeline_of!(tx, locking, build_id, None::<i64>);
+            let current: String = sqlx::query_scalar(locking.build_status)
                 .bind(build_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -356,9 +369,11 @@ impl Builds<'_> {
             let event = if finish.success { BuildEvent::Succeed } else { BuildEvent::Fail };
             let mut status = current;
             let mut counts = CountDeltas::default();
+            let mut moved = false;
             if let Ok(next) = current.apply(event) {
                 if set_status!(tx, counts, project_id, build_id, current, next, now) {
                     status = next;
+                    moved = true;
                     sqlx::query("UPDATE builds SET failure_reason = $1, exit_code = $2, coverage = $3 WHERE id = $4")
                         .bind(&finish.failure_reason)
                         .bind(finish.exit_code)
@@ -368,7 +383,8 @@ impl Builds<'_> {
                         .await?;
                 }
             }
-            let retried = if finish.retry && status == BuildStatus::Failed {
+            // Only a failure this finish recorded is retried (not one recorded before).
+            let retried = if finish.retry && moved && status == BuildStatus::Failed {
                 Some(retry_build!(tx, counts, project_id, pipeline_id, build_id, None, now))
             } else {
                 None
@@ -395,8 +411,9 @@ impl Builds<'_> {
         let now = now_ms();
         let outcome = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            let (_, pipeline_id) = lock_pipeline_of!(tx, build_id, Some(project_id));
-            let current: String = sqlx::query_scalar("SELECT status FROM builds WHERE id = $1")
+            let locking = locking(self.db);
+            let (_, pipeline_id) = lock_pipeline_of!(tx, locking, build_id, Some(project_id));
+            let current: String = sqlx::query_scalar(locking.build_status)
                 .bind(build_id)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -435,7 +452,7 @@ impl Builds<'_> {
         let now = now_ms();
         let outcome = on_write!(self.db, pool => {
             let mut tx = pool.begin().await?;
-            let (_, pipeline_id) = lock_pipeline_of!(tx, build_id, Some(project_id));
+            let (_, pipeline_id) = lock_pipeline_of!(tx, locking(self.db), build_id, Some(project_id));
             let mut counts = CountDeltas::default();
             let id = retry_build!(tx, counts, project_id, pipeline_id, build_id, user_id, now);
             let (_, enqueued) = process_pipeline!(tx, counts, pipeline_id, now);

@@ -244,22 +244,24 @@ async fn transitions_follow_the_core_and_keep_counts() {
     let builds = store.builds();
     assert_eq!(
         builds
-            .transition(pid, ids[0], BuildEvent::Start)
+            .act(pid, ids[0], BuildEvent::Start, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         BuildStatus::Running
     );
     assert_eq!(
         builds
-            .transition(pid, ids[0], BuildEvent::Cancel)
+            .act(pid, ids[0], BuildEvent::Cancel, None)
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         BuildStatus::Canceled
     );
     let canceled = builds.get(pid, ids[0]).await.unwrap();
     assert!(canceled.started_at.is_some() && canceled.finished_at.is_some());
     assert!(builds
-        .transition(pid, ids[1], BuildEvent::Cancel)
+        .act(pid, ids[1], BuildEvent::Cancel, None)
         .await
         .is_err());
     assert_eq!(
@@ -278,7 +280,7 @@ async fn transitions_follow_the_core_and_keep_counts() {
     );
     assert_eq!(builds.count(pid, &Scope::all()).await.unwrap(), 2);
     assert!(builds
-        .transition(pid + 1, ids[0], BuildEvent::Cancel)
+        .act(pid + 1, ids[0], BuildEvent::Cancel, None)
         .await
         .is_err());
 }
@@ -315,6 +317,95 @@ async fn retry_makes_a_new_pending_build_and_leaves_the_old_one() {
         page.builds.iter().map(|b| b.id).collect::<Vec<_>>(),
         vec![new_id, ids[0]]
     );
+    // A build is retried once: again (or a concurrent second request) makes nothing.
+    assert!(matches!(
+        store.builds().retry(pid, ids[0], Some(uid)).await,
+        Err(kiln_store::StoreError::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn concurrent_retries_and_cancels_leave_one_consistent_outcome() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let ids = pipeline(
+        &store,
+        pid,
+        "aaa",
+        &[
+            BuildStatus::Failed,
+            BuildStatus::Pending,
+            BuildStatus::Pending,
+        ],
+    )
+    .await;
+    let retries = (0..8).map(|_| {
+        let store = store.clone();
+        let id = ids[0];
+        tokio::spawn(async move { store.builds().retry(pid, id, None).await.is_ok() })
+    });
+    // A claim and a cancel race on the same pending builds.
+    let runner = store.runners().find_or_create("racer").await.unwrap();
+    let claims = (0..4).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.builds().claim(runner).await.unwrap() })
+    });
+    let cancels = ids[1..].iter().map(|&id| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .builds()
+                .act(pid, id, BuildEvent::Cancel, None)
+                .await
+                .is_ok()
+        })
+    });
+    let retried: Vec<bool> = futures_join(retries).await;
+    let _claimed = futures_join(claims).await;
+    let canceled: Vec<bool> = futures_join(cancels).await;
+    assert_eq!(retried.iter().filter(|ok| **ok).count(), 1, "{retried:?}");
+    // Every cancel took, whether its build was pending or claimed meanwhile.
+    assert!(canceled.iter().all(|ok| *ok), "{canceled:?}");
+    for id in &ids[1..] {
+        assert_eq!(
+            store.builds().get(pid, *id).await.unwrap().status,
+            BuildStatus::Canceled
+        );
+    }
+    // The counters agree with the rows.
+    let page = store
+        .builds()
+        .list(
+            pid,
+            &Scope::all(),
+            PageRequest {
+                page: 1,
+                per_page: 100,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.builds.len(), 4);
+    for status in BuildStatus::ALL {
+        let rows = page.builds.iter().filter(|b| b.status == status).count() as u64;
+        assert_eq!(
+            store
+                .builds()
+                .count(pid, &Scope::of(&[status]))
+                .await
+                .unwrap(),
+            rows,
+            "{status}"
+        );
+    }
+}
+
+async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for handle in handles.collect::<Vec<_>>() {
+        out.push(handle.await.unwrap());
+    }
+    out
 }
 
 #[tokio::test]

@@ -67,15 +67,21 @@ pub async fn retry(
     build_id: i64,
     user: &UserRecord,
 ) -> Result<BuildRecord, ApiError> {
+    let not_retryable = || ApiError::Forbidden(Some("Build is not retryable"));
     let build = show(&app.store, project_id, build_id).await?;
     if !build.status.is_complete() || build.commands.trim().is_empty() {
-        return Err(ApiError::Forbidden(Some("Build is not retryable")));
+        return Err(not_retryable());
     }
-    let (new_id, enqueued) = app
+    let (new_id, enqueued) = match app
         .store
         .builds()
         .retry(project_id, build_id, Some(user.id))
-        .await?;
+        .await
+    {
+        // Retried already (by a concurrent request, too), as current GitLab refuses.
+        Err(StoreError::Conflict(_)) => return Err(not_retryable()),
+        other => other?,
+    };
     app.dispatcher.wake(enqueued.len() + 1);
     show(&app.store, project_id, new_id).await
 }
