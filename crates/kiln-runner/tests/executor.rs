@@ -48,6 +48,16 @@ fn config(dir: &Path) -> ExecutorConfig {
     }
 }
 
+/// The entries of a zip archive, sorted.
+fn zip_names(path: &Path) -> Vec<String> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 async fn run(spec: &JobSpec, config: &ExecutorConfig) -> (kiln_runner::Outcome, String) {
     let (_tx, rx) = watch::channel(false);
     let mut sink = Collect::default();
@@ -228,11 +238,7 @@ async fn artifacts_are_zipped_and_too_large_ones_fail_the_job() {
     assert!(trace.contains("missing/: no matching files"), "{trace}");
     let zip_path = outcome.artifacts.expect("artifacts");
     assert_eq!(zip_path.file_name().unwrap(), "report-hello.zip");
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
-    let mut names: Vec<String> = (0..zip.len())
-        .map(|i| zip.by_index(i).unwrap().name().to_owned())
-        .collect();
-    names.sort();
+    let names = zip_names(&zip_path);
     assert_eq!(names, vec!["out/report.txt", "y.bin"]);
 
     let mut big = job.clone();
@@ -282,11 +288,7 @@ async fn untracked_artifacts_are_the_files_git_does_not_track() {
     let (outcome, trace) = run(&job, &config(dir.path())).await;
     assert!(outcome.success(), "{trace}");
     let zip_path = outcome.artifacts.expect("artifacts");
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
-    let mut names: Vec<String> = (0..zip.len())
-        .map(|i| zip.by_index(i).unwrap().name().to_owned())
-        .collect();
-    names.sort();
+    let names = zip_names(&zip_path);
     assert_eq!(names, vec![".gitignore", "ignored/i.txt", "untracked.txt"]);
 }
 

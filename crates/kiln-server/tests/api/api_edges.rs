@@ -6,11 +6,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
 async fn setup(runners: usize, ci: &str) -> (TestApp, Actor, GitRepo, i64) {
-    let app = TestApp::spawn_with(runners).await;
-    let owner = app.user("owner", false).await;
-    let repo = GitRepo::with_ci(ci);
-    let project = app.project_on("team/app", &repo, &owner).await;
-    (app, owner, repo, project)
+    TestApp::with_repo(runners, ci).await
 }
 
 async fn post_form(

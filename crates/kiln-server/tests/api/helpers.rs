@@ -305,6 +305,31 @@ impl TestApp {
     }
 
     /// `POST /api/v4/projects/:id/pipeline?ref=…`; returns the pipeline JSON.
+    /// An app with `runners` embedded workers and a project `team/app` on a repository whose
+    /// `.gitlab-ci.yml` is `ci`, owned by the user `owner`.
+    pub async fn with_repo(runners: usize, ci: &str) -> (TestApp, Actor, GitRepo, i64) {
+        let app = TestApp::spawn_with(runners).await;
+        let owner = app.user("owner", false).await;
+        let repo = GitRepo::with_ci(ci);
+        let project = app.project_on("team/app", &repo, &owner).await;
+        (app, owner, repo, project)
+    }
+
+    /// Creates a pipeline for `ref_name` and waits for it: its id and its builds by name.
+    pub async fn run_pipeline(
+        &self,
+        project: i64,
+        ref_name: &str,
+        actor: &Actor,
+    ) -> (i64, std::collections::BTreeMap<String, Value>) {
+        let created = self.create_pipeline(project, ref_name, actor).await;
+        let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
+        (
+            pipeline,
+            self.wait_for_pipeline(project, pipeline, actor).await,
+        )
+    }
+
     pub async fn create_pipeline(&self, project: i64, ref_name: &str, actor: &Actor) -> Response {
         self.post(
             &format!("/api/v4/projects/{project}/pipeline?ref={ref_name}"),

@@ -8,11 +8,7 @@ use std::io::Read;
 use std::time::Duration;
 
 async fn setup(ci: &str) -> (TestApp, Actor, GitRepo, i64) {
-    let app = TestApp::spawn_with(2).await;
-    let owner = app.user("owner", false).await;
-    let repo = GitRepo::with_ci(ci);
-    let project = app.project_on("team/app", &repo, &owner).await;
-    (app, owner, repo, project)
+    TestApp::with_repo(2, ci).await
 }
 
 async fn run_pipeline(
@@ -21,9 +17,15 @@ async fn run_pipeline(
     project: i64,
     ref_name: &str,
 ) -> std::collections::BTreeMap<String, Value> {
-    let created = app.create_pipeline(project, ref_name, owner).await;
-    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
-    app.wait_for_pipeline(project, pipeline, owner).await
+    app.run_pipeline(project, ref_name, owner).await.1
+}
+
+/// A script line that fails the first time it runs and succeeds after (it leaves `flag`).
+fn fails_once(flag: &std::path::Path) -> String {
+    format!(
+        "\"test -f {f} || {{ touch {f}; exit 1; }}\"",
+        f = flag.display()
+    )
 }
 
 fn status(builds: &std::collections::BTreeMap<String, Value>, name: &str) -> String {
@@ -495,14 +497,12 @@ async fn retrying_a_failed_job_runs_the_stages_it_had_skipped() {
     let flag = marker.path().join("second-try");
     // Fails the first time, succeeds once the marker exists.
     let ci = format!(
-        "stages: [test, deploy]\nflaky:\n  stage: test\n  script: [\"test -f {f} || {{ touch {f}; exit 1; }}\"]\n\
+        "stages: [test, deploy]\nflaky:\n  stage: test\n  script: [{}]\n\
          deploy:\n  stage: deploy\n  script: [echo deployed]\n",
-        f = flag.display()
+        fails_once(&flag)
     );
     let (app, owner, _repo, project) = setup(&ci).await;
-    let created = app.create_pipeline(project, "master", &owner).await;
-    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
-    let builds = app.wait_for_pipeline(project, pipeline, &owner).await;
+    let (pipeline, builds) = app.run_pipeline(project, "master", &owner).await;
     assert_eq!(status(&builds, "flaky"), "failed");
     assert_eq!(status(&builds, "deploy"), "skipped");
     let deploy = builds["deploy"]["id"].as_i64().unwrap();
@@ -813,15 +813,13 @@ async fn an_automatic_retry_that_succeeds_never_shows_the_failure_to_later_jobs(
     let marker = tempfile::tempdir().expect("marker dir");
     let flag = marker.path().join("second-try");
     let ci = format!(
-        "stages: [test, after]\nflaky:\n  stage: test\n  retry: 1\n  script: [\"test -f {f} || {{ touch {f}; exit 1; }}\"]\n\
+        "stages: [test, after]\nflaky:\n  stage: test\n  retry: 1\n  script: [{}]\n\
          rescue:\n  stage: after\n  when: on_failure\n  script: [echo rescued]\n\
          next:\n  stage: after\n  script: [echo next]\n",
-        f = flag.display()
+        fails_once(&flag)
     );
     let (app, owner, _repo, project) = setup(&ci).await;
-    let created = app.create_pipeline(project, "master", &owner).await;
-    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline id");
-    let builds = app.wait_for_pipeline(project, pipeline, &owner).await;
+    let (pipeline, builds) = app.run_pipeline(project, "master", &owner).await;
     assert_eq!(status(&builds, "flaky"), "success");
     assert_eq!(status(&builds, "next"), "success");
     // The failed first attempt was never seen by processing: on_failure did not run.
