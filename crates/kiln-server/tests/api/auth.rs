@@ -1,6 +1,6 @@
 //! Token spellings, 401s, and what each role may do.
 
-use crate::helpers::TestApp;
+use crate::helpers::{Actor, Response, TestApp};
 use kiln_core::{AccessLevel, BuildStatus, Visibility};
 use reqwest::Method;
 
@@ -119,18 +119,7 @@ async fn each_role_on_a_private_project() {
                 &actor,
             )
             .await;
-        let cancel = app
-            .post(
-                &format!("/api/v3/projects/{project}/builds/{}/cancel", ids[0]),
-                &actor,
-            )
-            .await;
-        let retry = app
-            .post(
-                &format!("/api/v3/projects/{project}/builds/{}/retry", ids[1]),
-                &actor,
-            )
-            .await;
+        let (cancel, retry) = cancel_and_retry(&app, project, ids[0], ids[1], &actor).await;
         match role {
             None => {
                 for response in [&list, &commit_list, &show, &cancel, &retry] {
@@ -257,18 +246,7 @@ async fn members_of_a_public_project_change_builds_by_their_role() {
         )
         .await
         .assert(200);
-        let cancel = app
-            .post(
-                &format!("/api/v3/projects/{project}/builds/{}/cancel", ids[0]),
-                &actor,
-            )
-            .await;
-        let retry = app
-            .post(
-                &format!("/api/v3/projects/{project}/builds/{}/retry", ids[1]),
-                &actor,
-            )
-            .await;
+        let (cancel, retry) = cancel_and_retry(&app, project, ids[0], ids[1], &actor).await;
         if allowed {
             assert_eq!(cancel.assert(201)["status"], "canceled");
             assert_eq!(retry.assert(201)["status"], "pending");
@@ -277,4 +255,19 @@ async fn members_of_a_public_project_change_builds_by_their_role() {
             retry.assert_error(403, "403 Forbidden");
         }
     }
+}
+
+/// `actor` cancels build `cancel` and retries build `retry` of `project`.
+async fn cancel_and_retry(
+    app: &TestApp,
+    project: i64,
+    cancel: i64,
+    retry: i64,
+    actor: &Actor,
+) -> (Response, Response) {
+    let path = |id: i64, action: &str| format!("/api/v3/projects/{project}/builds/{id}/{action}");
+    (
+        app.post(&path(cancel, "cancel"), actor).await,
+        app.post(&path(retry, "retry"), actor).await,
+    )
 }
