@@ -13,7 +13,10 @@ pub struct PipelinePlan {
 }
 
 /// One job of the pipeline with every inherited and default value already applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Stored with each build (see the server's job definition), so every field has a default:
+/// a definition written before a field existed still reads.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JobPlan {
     /// Job name; `parallel:` copies are named `name 1/3`, matrix copies `name: [a, b]`.
     pub name: String,
@@ -44,9 +47,10 @@ pub struct JobPlan {
 }
 
 /// When a job runs relative to the result of the jobs before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
+    #[default]
     OnSuccess,
     OnFailure,
     Always,
@@ -76,7 +80,8 @@ pub struct Need {
 }
 
 /// The job's `artifacts:` (reports are accepted and ignored).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ArtifactsPlan {
     pub name: Option<String>,
     pub paths: Vec<String>,
@@ -90,9 +95,10 @@ pub struct ArtifactsPlan {
 }
 
 /// When artifacts are uploaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArtifactsWhen {
+    #[default]
     OnSuccess,
     OnFailure,
     Always,
@@ -100,6 +106,7 @@ pub enum ArtifactsWhen {
 
 /// `retry:`; `when` empty means "any failure reason" (GitLab's default `always`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RetryPlan {
     pub max: u8,
     pub when: Vec<String>,

@@ -72,6 +72,8 @@ impl BuildStatus {
             (S::Created | S::Pending | S::Running | S::Manual, E::Cancel) => S::Canceled,
             // A job skipped because of a failure gets another chance when that job is retried.
             (S::Skipped, E::Reset) => S::Created,
+            // Its runner gave it back before the job started (a server shutting down).
+            (S::Running, E::Requeue) => S::Pending,
             (from, event) => return Err(TransitionError { from, event }),
         };
         Ok(to)
@@ -119,10 +121,12 @@ pub enum BuildEvent {
     Cancel,
     /// A job it waited for was retried: skipped → created, to be processed again.
     Reset,
+    /// Its runner gave it back before starting the job: running → pending.
+    Requeue,
 }
 
 impl BuildEvent {
-    pub const ALL: [BuildEvent; 9] = [
+    pub const ALL: [BuildEvent; 10] = [
         BuildEvent::Enqueue,
         BuildEvent::Skip,
         BuildEvent::AwaitPlay,
@@ -132,6 +136,7 @@ impl BuildEvent {
         BuildEvent::Fail,
         BuildEvent::Cancel,
         BuildEvent::Reset,
+        BuildEvent::Requeue,
     ];
 }
 
@@ -163,6 +168,7 @@ mod tests {
         (S::Running, E::Fail, S::Failed),
         (S::Running, E::Cancel, S::Canceled),
         (S::Skipped, E::Reset, S::Created),
+        (S::Running, E::Requeue, S::Pending),
     ];
 
     #[test]
@@ -182,7 +188,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 72);
+        assert_eq!(checked, 80);
     }
 
     #[test]

@@ -1,26 +1,85 @@
-//! Periodic work of a server: removing expired artifacts, and (when asked) polling project
-//! repositories for new branch heads.
+//! Periodic work of the cluster, each done by one server at a time under a cluster lease:
+//! the reaper (builds whose runner is gone), the artifact expiry sweep, and (when asked) the
+//! poller of project repositories for new branch heads.
 
+use crate::service::jobs;
 use crate::service::pipelines::{self, PipelineRequest};
 use crate::AppState;
+use kiln_store::Holder;
+use std::future::Future;
 use std::time::Duration;
 
-const EXPIRY_SWEEP: Duration = Duration::from_secs(60);
+const REAP_EVERY: Duration = Duration::from_secs(5);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub fn start(app: AppState) {
-    tokio::spawn(expire_artifacts(app.clone()));
+    every(app.clone(), "reaper", REAP_EVERY, |app| async move {
+        reap(&app).await.map(|_| ())
+    });
+    every(
+        app.clone(),
+        "artifact-sweep",
+        SWEEP_EVERY,
+        |app| async move { sweep(&app).await.map(|_| ()) },
+    );
     if let Some(interval) = app.config.poll_interval {
-        tokio::spawn(poll_repositories(app, interval));
+        every(app, "poller", interval, |app| async move {
+            poll_once(&app).await.map(|_| ())
+        });
     }
 }
 
-async fn expire_artifacts(app: AppState) {
-    loop {
-        if let Err(err) = sweep(&app).await {
-            tracing::warn!(error = %err, "artifact expiry sweep failed");
+/// Runs `work` every `interval` on whichever server holds the lease `name` (held for a few
+/// intervals and renewed each time, so it moves to another server only when its holder is
+/// gone).
+fn every<F, Fut>(app: AppState, name: &'static str, interval: Duration, work: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let ttl = (interval.as_millis() as i64 * 3).max(15_000);
+        loop {
+            match app
+                .store
+                .leases()
+                .acquire(name, &app.instance_id, ttl)
+                .await
+            {
+                Ok(true) => {
+                    if let Err(err) = work(app.clone()).await {
+                        tracing::warn!(task = name, error = %format!("{err:#}"), "background work failed");
+                    }
+                }
+                Ok(false) => {}
+                Err(err) => tracing::warn!(task = name, error = %err, "could not take the lease"),
+            }
+            tokio::time::sleep(interval).await;
         }
-        tokio::time::sleep(EXPIRY_SWEEP).await;
+    });
+}
+
+/// Fails every running build whose lease ran out (its runner or server is gone) as a
+/// system failure, with a line in its trace, and moves its pipeline on.
+pub async fn reap(app: &AppState) -> anyhow::Result<usize> {
+    let expired = app
+        .store
+        .builds()
+        .expired_leases(kiln_store::now_ms())
+        .await?;
+    let mut reaped = 0;
+    for build in expired {
+        let reason = "the runner stopped answering (its lease expired)";
+        match jobs::fail(app, Holder::ExpiredLease, build, reason).await {
+            Ok(kiln_core::BuildStatus::Failed) => reaped += 1,
+            Ok(_) => {}
+            Err(err) => tracing::warn!(build, error = %err, "could not reap a build"),
+        }
     }
+    if reaped > 0 {
+        tracing::warn!(count = reaped, "failed builds whose runner is gone");
+    }
+    Ok(reaped)
 }
 
 /// Removes every artifacts archive whose `expire_in` has passed.
@@ -30,26 +89,18 @@ pub async fn sweep(app: &AppState) -> anyhow::Result<usize> {
         .builds()
         .expired_artifacts(kiln_store::now_ms())
         .await?;
-    for (project_id, build_id, file) in &expired {
-        let _ = tokio::fs::remove_file(file).await;
+    for (project_id, build_id, location) in &expired {
         app.store
             .builds()
             .clear_artifacts(*project_id, *build_id, None)
             .await?;
+        app.artifacts.delete(&app.store, *build_id, location).await;
     }
     Ok(expired.len())
 }
 
-async fn poll_repositories(app: AppState, interval: Duration) {
-    loop {
-        if let Err(err) = poll_once(&app).await {
-            tracing::warn!(error = %err, "polling repositories failed");
-        }
-        tokio::time::sleep(interval).await;
-    }
-}
-
-/// Creates a pipeline for every branch head that has none yet.
+/// Creates a pipeline for every branch head that has none yet. The push key makes a second
+/// pipeline for the same head impossible, whichever server polls.
 pub async fn poll_once(app: &AppState) -> anyhow::Result<usize> {
     let mut created = 0;
     for project in app.store.projects().with_repository().await? {
@@ -80,9 +131,12 @@ pub async fn poll_once(app: &AppState) -> anyhow::Result<usize> {
                 user_id: None,
                 variables: vec![],
                 trigger_request_id: None,
+                push_key: Some(format!("{}:{branch}:{sha}", project.id)),
             };
             match pipelines::create(app, request).await {
                 Ok(_) => created += 1,
+                // Another server made it first.
+                Err(crate::ApiError::Conflict(_)) => {}
                 Err(err) => {
                     tracing::warn!(project = project.id, branch, error = %err, "no pipeline")
                 }

@@ -1,7 +1,8 @@
 //! Read caches for the hot API paths. An entry is served only while the store's change
-//! counter for what it shows is unchanged (so this process reads its own writes at once) and
-//! for at most the time-to-live (which bounds how long another process's writes can go
-//! unseen). A zero TTL turns caching off.
+//! counter for what it shows is unchanged. The counters move with the change feed, so every
+//! server sees its own writes at once and every other server's within the feed's latency;
+//! while the feed is disconnected nothing is served from cache. The time-to-live only bounds
+//! what a lost notification could cost. A zero TTL turns caching off.
 
 use axum::body::Bytes;
 use kiln_core::BuildStatus;
@@ -17,6 +18,8 @@ const CAPACITY: usize = 4_096;
 pub struct TtlCache<K, V> {
     ttl: Duration,
     map: Mutex<HashMap<K, Entry<V>>>,
+    /// Whether every change made anywhere is seen here (the change feed is connected).
+    trusted: Option<std::sync::Arc<dyn Fn() -> bool + Send + Sync>>,
 }
 
 struct Entry<V> {
@@ -30,11 +33,18 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         TtlCache {
             ttl,
             map: Mutex::new(HashMap::new()),
+            trusted: None,
         }
     }
 
+    /// Serves entries only while `trusted` says the change counters are complete.
+    pub fn trusting(mut self, trusted: std::sync::Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
+        self.trusted = Some(trusted);
+        self
+    }
+
     pub fn get(&self, key: &K, version: u64) -> Option<V> {
-        if self.ttl.is_zero() {
+        if self.ttl.is_zero() || self.trusted.as_ref().is_some_and(|t| !t()) {
             return None;
         }
         let map = self.map.lock().ok()?;
@@ -63,9 +73,18 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     }
 }
 
-/// A list page: which project, commit (for the commit list), statuses, page and size.
+/// Who presented a cached body: the same build is a different document in each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Presenter {
+    V3,
+    V4,
+}
+
+/// A list page: which presenter, project, commit (for the commit list), statuses, page and
+/// size.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageKey {
+    pub presenter: Presenter,
     pub project_id: i64,
     pub sha: Option<String>,
     pub statuses: Vec<BuildStatus>,
@@ -85,16 +104,21 @@ pub struct ReadCache {
     pub users: TtlCache<String, UserRecord>,
     pub access: TtlCache<(String, i64), ProjectAccess>,
     pub pages: TtlCache<PageKey, CachedPage>,
-    pub builds: TtlCache<(i64, i64), Bytes>,
+    /// A presented build: (presenter, project, build).
+    pub builds: TtlCache<(Presenter, i64, i64), Bytes>,
 }
 
 impl ReadCache {
-    pub fn new(ttl: Duration) -> ReadCache {
+    /// Caches of `ttl` that serve only while `trusted()` holds.
+    pub fn new(
+        ttl: Duration,
+        trusted: std::sync::Arc<dyn Fn() -> bool + Send + Sync>,
+    ) -> ReadCache {
         ReadCache {
-            users: TtlCache::new(ttl),
-            access: TtlCache::new(ttl),
-            pages: TtlCache::new(ttl),
-            builds: TtlCache::new(ttl),
+            users: TtlCache::new(ttl).trusting(trusted.clone()),
+            access: TtlCache::new(ttl).trusting(trusted.clone()),
+            pages: TtlCache::new(ttl).trusting(trusted.clone()),
+            builds: TtlCache::new(ttl).trusting(trusted),
         }
     }
 }
@@ -111,6 +135,20 @@ mod tests {
         assert_eq!(cache.get(&"k", 8), None);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(cache.get(&"k", 7), None);
+    }
+
+    #[test]
+    fn an_untrusted_cache_serves_nothing() {
+        let trusted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = trusted.clone();
+        let cache =
+            TtlCache::new(Duration::from_secs(60)).trusting(std::sync::Arc::new(move || {
+                flag.load(std::sync::atomic::Ordering::Relaxed)
+            }));
+        cache.insert("k", 1, 0);
+        assert_eq!(cache.get(&"k", 0), Some(1));
+        trusted.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(cache.get(&"k", 0), None);
     }
 
     #[test]

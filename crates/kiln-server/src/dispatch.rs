@@ -1,9 +1,11 @@
-//! Wakes runners when builds become pending, and tells running builds they were canceled.
-//! In-process signals only; runners also poll, so builds made by other servers sharing a
-//! PostgreSQL database are picked up within the poll interval.
+//! Wakes runners when builds become pending, and tells running builds they were canceled,
+//! following the change feed: a build made pending or canceled on any server sharing the
+//! database reaches this one's runners within milliseconds.
 
+use kiln_store::Change;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{watch, Notify};
 
 #[derive(Default)]
@@ -13,11 +15,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// `enqueued` builds became pending: wake the waiting runners.
-    pub fn wake(&self, enqueued: usize) {
-        if enqueued > 0 {
-            self.pending.notify_waiters();
-        }
+    /// Wakes the waiting runners: there may be work.
+    pub fn wake(&self) {
+        self.pending.notify_waiters();
     }
 
     /// Resolves at the next `wake`. Enable it before looking for work, so a wake between the
@@ -41,6 +41,14 @@ impl Dispatcher {
         }
     }
 
+    /// The builds running here.
+    pub fn registered(&self) -> Vec<i64> {
+        self.cancels
+            .lock()
+            .map(|map| map.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Signals the build's runner, if it runs here.
     pub fn cancel(&self, build_id: i64) {
         if let Ok(map) = self.cancels.lock() {
@@ -48,5 +56,22 @@ impl Dispatcher {
                 let _ = tx.send(true);
             }
         }
+    }
+
+    /// Follows the store's change feed for as long as the server runs.
+    pub fn follow(app: crate::AppState) {
+        let mut changes = app.store.feed().subscribe();
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(Change::Pending) => app.dispatcher.wake(),
+                    Ok(Change::Canceled(build)) => app.dispatcher.cancel(build),
+                    Ok(_) => {}
+                    // Changes were missed: look for work; the heartbeat catches missed cancels.
+                    Err(RecvError::Lagged(_)) => app.dispatcher.wake(),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
     }
 }

@@ -3,35 +3,53 @@
 //! service → present.
 
 pub mod api;
+pub mod artifact_store;
 pub mod auth;
 pub mod background;
 pub mod cache;
 pub mod dispatch;
+pub mod embedded_runner;
 pub mod error;
+pub mod files;
 pub mod git;
+pub mod http;
 pub mod pagination;
 pub mod params;
 pub mod present;
 pub mod query;
-pub mod runner;
 pub mod service;
 
+use artifact_store::ArtifactStore;
 use axum::Router;
+use kiln_executor::{Isolation, JobUser};
 use kiln_store::Store;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use http::HttpLimits;
+
+/// Where artifacts archives are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtifactsSetting {
+    /// The database on PostgreSQL (nothing else to share between servers), the data dir's
+    /// `artifacts` folder on SQLite.
+    Auto,
+    /// This directory (a shared mount when several servers run).
+    Directory(PathBuf),
+    Database,
+}
 
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where users reach Kiln, without a trailing slash; used in `web_url` and `Link` headers.
     pub external_url: String,
-    /// How long cached reads may be served (see `cache`); zero turns the caches off.
+    /// How long cached reads may be served at most (see `cache`); zero turns the caches off.
+    /// The change feed invalidates them at once; this only bounds a missed notification.
     pub read_cache_ttl: Duration,
-    /// Mirrors, artifacts and build directories live here.
+    /// The database, mirrors, the runner identity (and, by default, artifacts and builds).
     pub data_dir: PathBuf,
     /// Workers of the embedded runner; 0 turns it off.
     pub builds_concurrency: usize,
@@ -39,6 +57,16 @@ pub struct Config {
     pub max_artifacts_bytes: u64,
     /// Poll project repositories for new branch heads this often.
     pub poll_interval: Option<Duration>,
+    /// How long a remote runner holds a build it claimed without calling again.
+    pub build_lease: Duration,
+    /// Where jobs' work directories go (default: `builds` in the data dir, or a folder in
+    /// the temporary directory with a job user, who may not enter the data dir).
+    pub builds_dir: Option<PathBuf>,
+    /// Run jobs as this user.
+    pub job_user: Option<JobUser>,
+    pub isolation: Isolation,
+    pub artifacts: ArtifactsSetting,
+    pub http: HttpLimits,
 }
 
 impl Config {
@@ -55,6 +83,12 @@ impl Config {
             max_trace_bytes: 100 * 1024 * 1024,
             max_artifacts_bytes: 100 * 1024 * 1024,
             poll_interval: None,
+            build_lease: Duration::from_secs(600),
+            builds_dir: None,
+            job_user: None,
+            isolation: Isolation::Auto,
+            artifacts: ArtifactsSetting::Auto,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -65,37 +99,76 @@ pub struct AppInner {
     pub cache: cache::ReadCache,
     pub mirrors: git::Mirrors,
     pub dispatcher: dispatch::Dispatcher,
-    pub executor: kiln_runner::ExecutorConfig,
+    pub executor: kiln_executor::ExecutorConfig,
+    pub artifacts: ArtifactStore,
+    /// This server process, for cluster leases.
+    pub instance_id: String,
+    embedded_runner: OnceLock<Arc<embedded_runner::EmbeddedRunner>>,
 }
 
 /// What every handler gets.
 pub type AppState = Arc<AppInner>;
 
-/// The application state of a server, with its background work started: recovery of the
-/// builds a previous run left running, the embedded runner, expiry, polling.
+/// The application state of a server, with its background work started: the change feed's
+/// dispatcher, recovery of the builds a previous run left running, the embedded runner and
+/// its heartbeat, and the cluster's periodic work.
 pub async fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
-    let state = state(store, config);
-    runner::start(state.clone(), state.config.builds_concurrency).await?;
+    let state = state(store, config)?;
+    dispatch::Dispatcher::follow(state.clone());
+    let runner = embedded_runner::start(state.clone(), state.config.builds_concurrency).await?;
+    let _ = state.embedded_runner.set(runner);
     background::start(state.clone());
     Ok(state)
 }
 
+/// Stops the embedded runner: its builds are given back or failed, never left running.
+/// Call it after the HTTP server stopped and before the store closes.
+pub async fn stop(state: &AppState) {
+    if let Some(runner) = state.embedded_runner.get() {
+        runner.stop(state).await;
+    }
+}
+
 /// The application state alone, for a command that creates pipelines without serving
 /// (`kiln pipeline run`): it runs nothing and must not touch the server's running builds.
-pub fn state(store: Store, config: Config) -> AppState {
-    let executor = runner::executor_config(
-        &config.data_dir,
-        config.max_trace_bytes,
-        config.max_artifacts_bytes,
+pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
+    let tag = format!(
+        "kiln-{}",
+        embedded_runner::runner_identity(&config.data_dir)?
     );
-    Arc::new(AppInner {
-        cache: cache::ReadCache::new(config.read_cache_ttl),
+    let builds_dir = match (&config.builds_dir, &config.job_user) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(_)) => std::env::temp_dir().join(format!("{tag}-builds")),
+        (None, None) => config.data_dir.join("builds"),
+    };
+    let executor = kiln_executor::ExecutorConfig {
+        max_trace_bytes: config.max_trace_bytes,
+        max_artifacts_bytes: config.max_artifacts_bytes,
+        job_user: config.job_user.clone(),
+        isolation: config.isolation,
+        runner_tag: tag,
+        ..kiln_executor::ExecutorConfig::new(builds_dir)
+    };
+    let artifacts = match &config.artifacts {
+        ArtifactsSetting::Directory(dir) => ArtifactStore::Directory(dir.clone()),
+        ArtifactsSetting::Database => ArtifactStore::Database,
+        ArtifactsSetting::Auto if store.backend_name() == "postgres" => ArtifactStore::Database,
+        ArtifactsSetting::Auto => ArtifactStore::Directory(config.data_dir.join("artifacts")),
+    };
+    Ok(Arc::new(AppInner {
+        cache: cache::ReadCache::new(config.read_cache_ttl, {
+            let store = store.clone();
+            Arc::new(move || store.feed().is_connected())
+        }),
         mirrors: git::Mirrors::new(config.data_dir.join("repos")),
         dispatcher: dispatch::Dispatcher::default(),
         executor,
+        artifacts,
+        instance_id: format!("{}-{}", std::process::id(), kiln_store::new_secret()),
+        embedded_runner: OnceLock::new(),
         store,
         config,
-    })
+    }))
 }
 
 /// The whole HTTP application over `state`.
@@ -109,13 +182,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, letting requests in flight finish.
+/// Serves `router` on `listener` within `limits` until `shutdown` completes, letting
+/// requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    http::serve(listener, router, limits, shutdown).await
 }

@@ -5,7 +5,8 @@
 //! are never deleted; erasing keeps the row). An unfiltered page is then a range on
 //! `(project_id, seq)` instead of an OFFSET scan, and `build_counts` gives exact totals.
 
-use crate::db::{on_read, Db};
+use crate::changes::{Change, ChangeFeed};
+use crate::db::{args, on_read, Db, Tx};
 use crate::row::KilnRow;
 use crate::users::{user_from_row, USER_COLUMNS};
 use crate::{now_ms, StoreError, StoreResult, UserRecord};
@@ -51,6 +52,7 @@ pub struct BuildRecord {
     pub queued_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub artifacts_backend: Option<String>,
     pub artifacts_file: Option<String>,
     pub artifacts_size: Option<i64>,
     pub artifacts_expire_at: Option<i64>,
@@ -114,7 +116,7 @@ pub struct BuildsPage {
 
 const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.stage, b.stage_idx, \
     b.status, b.ref, b.tag, b.\"when\", b.allow_failure, b.coverage, b.options, b.commands, \
-    b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_file, b.artifacts_size, \
+    b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_backend, b.artifacts_file, b.artifacts_size, \
     b.artifacts_expire_at, b.erased_at, \
     c.sha, c.message, c.author_name, c.author_email, c.authored_at, c.author_tz_offset_minutes, \
     r.id AS r_id, r.description AS r_description, r.active AS r_active, r.is_shared AS r_is_shared, \
@@ -160,6 +162,7 @@ pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Er
         queued_at: row.opt_int("queued_at")?,
         started_at: row.opt_int("started_at")?,
         finished_at: row.opt_int("finished_at")?,
+        artifacts_backend: row.opt_text("artifacts_backend")?,
         artifacts_file: row.opt_text("artifacts_file")?,
         artifacts_size: row.opt_int("artifacts_size")?,
         artifacts_expire_at: row.opt_int("artifacts_expire_at")?,
@@ -190,94 +193,117 @@ pub(crate) const COUNT_DELTA: &str =
     "INSERT INTO build_counts (project_id, status, n) VALUES ($1, $2, $3) \
     ON CONFLICT (project_id, status) DO UPDATE SET n = build_counts.n + excluded.n";
 
-pub(crate) const NEXT_SEQ: &str =
+const NEXT_SEQ: &str =
     "UPDATE projects SET builds_seq = builds_seq + 1 WHERE id = $1 RETURNING builds_seq";
 
-pub(crate) const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
+const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
     stage, stage_idx, status, ref, tag, \"when\", allow_failure, coverage, user_id, runner_id, options, \
     commands, created_at, queued_at, started_at, finished_at, needs) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
     RETURNING id";
 
-/// Inserts one build inside an open transaction `$tx`: takes the project's next `seq` and
-/// counts the build in `$counts` (applied with `apply_counts!` before commit). Evaluates to the new build's id.
-macro_rules! insert_build {
-    ($tx:expr, $counts:expr, $project_id:expr, $pipeline_id:expr, $commit_id:expr, $ref_name:expr, $tag:expr, $b:expr) => {{
-        let b: &$crate::builds::NewBuild = $b;
-        let seq: i64 = sqlx::query_scalar($crate::builds::NEXT_SEQ)
-            .bind($project_id)
-            .fetch_one(&mut *$tx)
-            .await?;
-        let id: i64 = sqlx::query_scalar($crate::builds::INSERT_BUILD)
-            .bind($project_id)
-            .bind($pipeline_id)
-            .bind($commit_id)
-            .bind(seq)
-            .bind(&b.name)
-            .bind(&b.stage)
-            .bind(b.stage_idx)
-            .bind(b.status.as_str())
-            .bind($ref_name)
-            .bind($tag)
-            .bind(&b.when)
-            .bind(b.allow_failure)
-            .bind(b.coverage)
-            .bind(b.user_id)
-            .bind(b.runner_id)
-            .bind(&b.options)
-            .bind(&b.commands)
-            .bind(b.created_at)
-            .bind(b.queued_at)
-            .bind(b.started_at)
-            .bind(b.finished_at)
-            .bind(&b.needs)
-            .fetch_one(&mut *$tx)
-            .await?;
-        $counts.add($project_id, b.status, 1);
-        id
-    }};
+/// Where a new build goes: its project, pipeline, commit and ref.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BuildPlace<'a> {
+    pub project_id: i64,
+    pub pipeline_id: i64,
+    pub commit_id: i64,
+    pub ref_name: &'a str,
+    pub tag: bool,
 }
-pub(crate) use insert_build;
 
-/// Moves build `$id` from `$from` to `$to` inside transaction `$tx` if it is still `$from`,
-/// setting the timestamps `$to` implies and noting the change in `$counts`. Evaluates to
-/// whether it moved.
-macro_rules! set_status {
-    ($tx:expr, $counts:expr, $project_id:expr, $id:expr, $from:expr, $to:expr, $now:expr) => {{
-        let (from, to): (kiln_core::BuildStatus, kiln_core::BuildStatus) = ($from, $to);
-        let now: i64 = $now;
-        let (queued, started, finished) = match to {
-            kiln_core::BuildStatus::Pending => (Some(now), None, None),
-            kiln_core::BuildStatus::Running => (None, Some(now), None),
-            s if s.is_complete() || s == kiln_core::BuildStatus::Skipped => (None, None, Some(now)),
-            _ => (None, None, None),
-        };
-        let changed = sqlx::query(
+/// Inserts one build in `tx`: takes the project's next `seq` and counts the build in
+/// `counts`. Returns the new build's id.
+pub(crate) async fn insert_build(
+    tx: &mut Tx<'_>,
+    counts: &mut CountDeltas,
+    place: BuildPlace<'_>,
+    b: &NewBuild,
+) -> StoreResult<i64> {
+    let seq = tx.int(NEXT_SEQ, args![place.project_id]).await?;
+    let id = tx
+        .int(
+            INSERT_BUILD,
+            args![
+                place.project_id,
+                place.pipeline_id,
+                place.commit_id,
+                seq,
+                &b.name,
+                &b.stage,
+                b.stage_idx,
+                b.status.as_str(),
+                place.ref_name,
+                place.tag,
+                &b.when,
+                b.allow_failure,
+                b.coverage,
+                b.user_id,
+                b.runner_id,
+                &b.options,
+                &b.commands,
+                b.created_at,
+                b.queued_at,
+                b.started_at,
+                b.finished_at,
+                &b.needs,
+            ],
+        )
+        .await?;
+    counts.add(place.project_id, b.status, 1);
+    Ok(id)
+}
+
+/// Moves build `id` from `from` to `to` in `tx` if it is still `from`, setting the
+/// timestamps `to` implies and noting the change in `counts`. Returns whether it moved.
+pub(crate) async fn set_status(
+    tx: &mut Tx<'_>,
+    counts: &mut CountDeltas,
+    project_id: i64,
+    id: i64,
+    (from, to): (BuildStatus, BuildStatus),
+    now: i64,
+) -> StoreResult<bool> {
+    let (queued, started, finished) = match to {
+        BuildStatus::Pending => (Some(now), None, None),
+        BuildStatus::Running => (None, Some(now), None),
+        s if s.is_complete() || s == BuildStatus::Skipped => (None, None, Some(now)),
+        _ => (None, None, None),
+    };
+    let changed = tx
+        .execute(
             "UPDATE builds SET status = $1, queued_at = COALESCE($2, queued_at), \
              started_at = COALESCE($3, started_at), \
-             finished_at = CASE WHEN $7 THEN NULL ELSE COALESCE($4, finished_at) END \
+             finished_at = CASE WHEN $7 THEN NULL ELSE COALESCE($4, finished_at) END, \
+             lease_expires_at = CASE WHEN $8 THEN lease_expires_at ELSE NULL END \
              WHERE id = $5 AND status = $6",
+            args![
+                to.as_str(),
+                queued,
+                started,
+                finished,
+                id,
+                from.as_str(),
+                // Back to created (a reset): it has not finished any more.
+                to == BuildStatus::Created,
+                // Only a running build is leased.
+                to == BuildStatus::Running,
+            ],
         )
-        .bind(to.as_str())
-        .bind(queued)
-        .bind(started)
-        .bind(finished)
-        .bind($id)
-        .bind(from.as_str())
-        // Back to created (a reset): it has not finished any more.
-        .bind(to == kiln_core::BuildStatus::Created)
-        .execute(&mut *$tx)
         .await?
-        .rows_affected()
-            == 1;
-        if changed {
-            $counts.add($project_id, from, -1);
-            $counts.add($project_id, to, 1);
+        == 1;
+    if changed {
+        counts.add(project_id, from, -1);
+        counts.add(project_id, to, 1);
+        tx.notify(Change::Builds(project_id)).await?;
+        match to {
+            BuildStatus::Pending => tx.notify(Change::Pending).await?,
+            BuildStatus::Canceled => tx.notify(Change::Canceled(id)).await?,
+            _ => {}
         }
-        changed
-    }};
+    }
+    Ok(changed)
 }
-pub(crate) use set_status;
 
 /// A transaction's changes to `build_counts`. They are applied together just before commit,
 /// in key order, so concurrent transactions lock count rows in the same order (no deadlock)
@@ -290,49 +316,15 @@ impl CountDeltas {
         *self.0.entry((project_id, status.as_str())).or_default() += delta;
     }
 
-    pub(crate) fn changes(&self) -> impl Iterator<Item = (i64, &'static str, i64)> + '_ {
-        self.0
-            .iter()
-            .filter(|(_, d)| **d != 0)
-            .map(|((p, s), d)| (*p, *s, *d))
-    }
-}
-
-/// Writes `$counts` in transaction `$tx`.
-macro_rules! apply_counts {
-    ($tx:expr, $counts:expr) => {{
-        for (project_id, status, delta) in $counts.changes() {
-            sqlx::query($crate::builds::COUNT_DELTA)
-                .bind(project_id)
-                .bind(status)
-                .bind(delta)
-                .execute(&mut *$tx)
-                .await?;
+    /// Writes the changes in `tx`; call it last before commit.
+    pub(crate) async fn apply(self, tx: &mut Tx<'_>) -> StoreResult<()> {
+        for ((project_id, status), delta) in self.0 {
+            if delta != 0 {
+                tx.execute(COUNT_DELTA, args![project_id, status, delta])
+                    .await?;
+            }
         }
-    }};
-}
-pub(crate) use apply_counts;
-
-/// The SQL that orders transactions, per backend. Every transaction that changes a pipeline's
-/// builds first locks the pipeline's row, so one sees the other's committed changes when it
-/// processes the pipeline (under READ COMMITTED each statement reads the latest commits),
-/// then reads the build's status locked, so a claim in flight is waited for, not overwritten.
-/// SQLite has a single writer connection: its transactions never overlap, plain reads do.
-pub(crate) struct Locking {
-    pub pipeline: &'static str,
-    pub build_status: &'static str,
-}
-
-pub(crate) fn locking(db: &Db) -> Locking {
-    match db {
-        Db::Postgres(_) => Locking {
-            pipeline: "SELECT id FROM pipelines WHERE id = $1 FOR NO KEY UPDATE",
-            build_status: "SELECT status FROM builds WHERE id = $1 FOR UPDATE",
-        },
-        Db::Sqlite { .. } => Locking {
-            pipeline: "SELECT id FROM pipelines WHERE id = $1",
-            build_status: "SELECT status FROM builds WHERE id = $1",
-        },
+        Ok(())
     }
 }
 
@@ -358,7 +350,7 @@ impl From<sqlx::Error> for TransitionFailure {
 
 pub struct Builds<'a> {
     pub(crate) db: &'a Db,
-    pub(crate) versions: &'a crate::versions::Versions,
+    pub(crate) feed: &'a ChangeFeed,
 }
 
 impl Builds<'_> {

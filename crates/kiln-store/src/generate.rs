@@ -313,7 +313,7 @@ pub async fn generate(
             }
             tx.commit().await?;
         });
-        store.versions.bump_builds(project_id);
+        store.feed.publish(&[crate::Change::Builds(project_id)]);
         written += (n * JOBS.len()) as u64;
         done += n;
     }

@@ -1,28 +1,39 @@
 //! Kiln's store: one interface, namespaced by aggregate (`store.builds()`, `store.projects()` …),
 //! over two backends. The SQL is written once with `$N` placeholders, which both SQLite and
-//! PostgreSQL accept; `on_read!`/`on_write!` run the same code on whichever pool is in use.
-//! Errors are `StoreError`; timestamps are milliseconds since the Unix epoch, UTC.
+//! PostgreSQL accept (`db`); what differs is in `dialect`. Every write transaction announces
+//! what it changed on the change feed (`changes`). Errors are `StoreError`; timestamps are
+//! milliseconds since the Unix epoch, UTC.
 
+pub mod changes;
 mod db;
+mod dialect;
 pub mod generate;
 mod migrate;
 mod row;
 pub mod testing;
 pub mod versions;
 
+pub mod artifacts;
 pub mod builds;
-pub mod lifecycle;
+pub mod leases;
 pub mod pipelines;
 pub mod projects;
+pub mod queue;
 pub mod runners;
+pub mod traces;
 pub mod triggers;
 pub mod users;
 
-pub use builds::{BuildRecord, BuildsPage, CommitRecord, NewBuild, RunnerSummary};
+pub use artifacts::{ArchiveLocation, PipelineArchive};
+pub use builds::{
+    BuildRecord, BuildsPage, CommitRecord, NewBuild, RunnerSummary, TransitionFailure,
+};
+pub use changes::{Change, ChangeFeed};
 pub use db::Db;
-pub use lifecycle::{Claimed, Finish, PipelineRecord};
-pub use pipelines::NewPipeline;
+pub use pipelines::{NewPipeline, PipelineRecord};
 pub use projects::{ProjectAccess, ProjectRecord, ProjectRef};
+pub use queue::{Claimed, Finish, Finished, Holder};
+pub use traces::Appended;
 pub use users::UserRecord;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,6 +47,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("invalid database url: {0}")]
     BadUrl(String),
+    /// The caller does not hold this build running (another runner does, or it is no longer
+    /// running: the status it has now).
+    #[error("the build is not held by this runner (it is {0})")]
+    NotHeld(kiln_core::BuildStatus),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -58,18 +73,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
-    versions: std::sync::Arc<versions::Versions>,
+    feed: std::sync::Arc<ChangeFeed>,
 }
 
 impl Store {
-    /// Connects to `url` (`postgres://…`, or a SQLite file path / `sqlite://path`) and migrates.
+    /// Connects to `url` (`postgres://…`, or a SQLite file path / `sqlite://path`), migrates,
+    /// and on PostgreSQL starts following the other servers' changes.
     pub async fn open(url: &str) -> StoreResult<Store> {
         let db = Db::connect(url).await?;
         migrate::run(&db).await?;
-        Ok(Store {
-            db,
-            versions: Default::default(),
-        })
+        let feed = std::sync::Arc::new(ChangeFeed::default());
+        if let Db::Postgres(pool) = &db {
+            changes::listen_postgres(pool.clone(), feed.clone());
+        }
+        Ok(Store { db, feed })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -79,41 +96,56 @@ impl Store {
     pub fn users(&self) -> users::Users<'_> {
         users::Users {
             db: &self.db,
-            versions: &self.versions,
+            feed: &self.feed,
         }
     }
     pub fn projects(&self) -> projects::Projects<'_> {
         projects::Projects {
             db: &self.db,
-            versions: &self.versions,
+            feed: &self.feed,
         }
     }
     pub fn pipelines(&self) -> pipelines::Pipelines<'_> {
         pipelines::Pipelines {
             db: &self.db,
-            versions: &self.versions,
+            feed: &self.feed,
         }
     }
     pub fn builds(&self) -> builds::Builds<'_> {
         builds::Builds {
             db: &self.db,
-            versions: &self.versions,
+            feed: &self.feed,
         }
     }
     pub fn runners(&self) -> runners::Runners<'_> {
         runners::Runners {
             db: &self.db,
-            versions: &self.versions,
+            feed: &self.feed,
         }
     }
 
     pub fn triggers(&self) -> triggers::Triggers<'_> {
-        triggers::Triggers { db: &self.db }
+        triggers::Triggers {
+            db: &self.db,
+            feed: &self.feed,
+        }
     }
 
-    /// Change counters for caches of this process.
+    pub fn leases(&self) -> leases::Leases<'_> {
+        leases::Leases {
+            db: &self.db,
+            feed: &self.feed,
+        }
+    }
+
+    /// Change counters for caches of this process, moved by every change of the cluster.
     pub fn versions(&self) -> &versions::Versions {
-        &self.versions
+        self.feed.versions()
+    }
+
+    /// The change feed: every change committed by any server sharing the database.
+    pub fn feed(&self) -> &ChangeFeed {
+        &self.feed
     }
 
     pub async fn close(&self) {

@@ -20,9 +20,37 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_running_builds.sql"),
         postgres: include_str!("../migrations/postgres/0002_running_builds.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../migrations/sqlite/0003_cluster.sql"),
+        postgres: include_str!("../migrations/postgres/0003_cluster.sql"),
+    },
 ];
 
+/// The advisory lock servers starting together queue on, so each migration is applied once.
+const MIGRATION_LOCK: i64 = 0x006b_696c_6e6d_6967; // "kilnmig"
+
+/// Applies the migrations not yet applied. On PostgreSQL one connection holds an advisory
+/// lock meanwhile, so servers starting together queue and each migration is applied once;
+/// SQLite's single writer connection serialises the migrations of one process.
 pub async fn run(db: &Db) -> StoreResult<()> {
+    let Db::Postgres(pool) = db else {
+        return apply(db).await;
+    };
+    let mut lock = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await?;
+    let applied = apply(db).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *lock)
+        .await?;
+    applied
+}
+
+async fn apply(db: &Db) -> StoreResult<()> {
     on_write!(db, pool => {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS kiln_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",

@@ -1,8 +1,12 @@
-//! Pipelines: a commit's run of builds. Created with all their builds in one transaction.
+//! Pipelines: a commit's run of builds. Created with all their builds in one transaction, and
+//! processed (core decisions stored) in the transaction of every change to their builds.
 
-use crate::builds::{apply_counts, insert_build, CountDeltas, NewBuild};
-use crate::db::{on_write, Db};
-use crate::{now_ms, CommitRecord, StoreResult};
+use crate::builds::{insert_build, parse_status, set_status, BuildPlace, CountDeltas, NewBuild};
+use crate::changes::ChangeFeed;
+use crate::db::{args, Db, Tx};
+use crate::row::KilnRow;
+use crate::{dialect, now_ms, CommitRecord, StoreError, StoreResult};
+use kiln_core::{processing, BuildStatus, JobState, JobWhen};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPipeline {
@@ -18,71 +22,275 @@ pub struct NewPipeline {
     /// Pipeline variables (trigger or API), a JSON array of [key, value] pairs.
     pub variables: String,
     pub trigger_request_id: Option<i64>,
+    /// For a pipeline made for a push: a key naming the push (project, ref, sha). A second
+    /// pipeline with the same key is refused (`Conflict`), whichever server makes it.
+    pub push_key: Option<String>,
     pub builds: Vec<NewBuild>,
+}
+
+/// A pipeline as runners and services need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineRecord {
+    pub id: i64,
+    pub project_id: i64,
+    pub sha: String,
+    pub ref_name: String,
+    pub tag: bool,
+    pub status: String,
+    pub source: String,
+    /// JSON array of [key, value] pairs.
+    pub variables: String,
+    pub yaml_errors: Option<String>,
+    pub user_id: Option<i64>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+const PIPELINE_SELECT: &str =
+    "SELECT p.id, p.project_id, c.sha, p.ref, p.tag, p.status, p.source, p.variables, \
+    p.yaml_errors, p.user_id, p.created_at, p.started_at, p.finished_at \
+    FROM pipelines p JOIN commits c ON c.id = p.commit_id";
+
+fn pipeline_from_row(row: &impl KilnRow) -> Result<PipelineRecord, sqlx::Error> {
+    Ok(PipelineRecord {
+        id: row.int("id")?,
+        project_id: row.int("project_id")?,
+        sha: row.text("sha")?,
+        ref_name: row.text("ref")?,
+        tag: row.flag("tag")?,
+        status: row.text("status")?,
+        source: row.text("source")?,
+        variables: row.text("variables")?,
+        yaml_errors: row.opt_text("yaml_errors")?,
+        user_id: row.opt_int("user_id")?,
+        created_at: row.int("created_at")?,
+        started_at: row.opt_int("started_at")?,
+        finished_at: row.opt_int("finished_at")?,
+    })
 }
 
 pub struct Pipelines<'a> {
     pub(crate) db: &'a Db,
-    pub(crate) versions: &'a crate::versions::Versions,
+    pub(crate) feed: &'a ChangeFeed,
 }
 
-/// Upserts the commit inside transaction `$tx` and evaluates to its id.
-macro_rules! upsert_commit {
-    ($tx:expr, $project_id:expr, $c:expr) => {{
-        let c: &$crate::CommitRecord = $c;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO commits (project_id, sha, message, author_name, author_email, authored_at, \
-             author_tz_offset_minutes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (project_id, sha) DO UPDATE SET message = excluded.message RETURNING id",
+/// Upserts the commit in `tx`; returns its id.
+async fn upsert_commit(tx: &mut Tx<'_>, project_id: i64, c: &CommitRecord) -> StoreResult<i64> {
+    tx.int(
+        "INSERT INTO commits (project_id, sha, message, author_name, author_email, authored_at, \
+         author_tz_offset_minutes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (project_id, sha) DO UPDATE SET message = excluded.message RETURNING id",
+        args![
+            project_id,
+            &c.sha,
+            &c.message,
+            &c.author_name,
+            &c.author_email,
+            c.authored_at,
+            c.author_tz_offset_minutes,
+        ],
+    )
+    .await
+}
+
+/// The names a DAG job needs, from their stored JSON. A stored list that does not decode is
+/// an error, not "no needs": the job would otherwise run before what it needs.
+pub(crate) fn decode_needs(raw: Option<String>) -> StoreResult<Option<Vec<String>>> {
+    raw.map(|n| serde_json::from_str::<Vec<String>>(&n))
+        .transpose()
+        .map_err(|e| StoreError::Db(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// Runs core processing on the pipeline in `tx` and stores the decisions and the pipeline's
+/// status, noting count changes in `counts`. The caller has locked the pipeline. Returns the
+/// ids of builds that became pending.
+pub(crate) async fn process_pipeline(
+    tx: &mut Tx<'_>,
+    counts: &mut CountDeltas,
+    pipeline_id: i64,
+    now: i64,
+) -> StoreResult<Vec<i64>> {
+    let rows = tx
+        .fetch_all(
+            "SELECT id, project_id, name, stage_idx, status, \"when\", allow_failure, needs, retried \
+             FROM builds WHERE pipeline_id = $1 ORDER BY id",
+            args![pipeline_id],
         )
-        .bind($project_id)
-        .bind(&c.sha)
-        .bind(&c.message)
-        .bind(&c.author_name)
-        .bind(&c.author_email)
-        .bind(c.authored_at)
-        .bind(c.author_tz_offset_minutes)
-        .fetch_one(&mut *$tx)
         .await?;
-        id
-    }};
+    let mut jobs = Vec::with_capacity(rows.len());
+    let mut project_id = 0_i64;
+    for row in &rows {
+        project_id = row.int("project_id")?;
+        jobs.push(JobState {
+            id: row.int("id")?,
+            name: row.text("name")?,
+            stage_idx: row.int("stage_idx")?,
+            status: parse_status(row.text("status")?)?,
+            when: JobWhen::parse(&row.text("when")?),
+            allow_failure: row.flag("allow_failure")?,
+            needs: decode_needs(row.opt_text("needs")?)?,
+            retried: row.flag("retried")?,
+        });
+    }
+    let mut enqueued = Vec::new();
+    for (id, event) in processing::process(&jobs) {
+        let Some(job) = jobs.iter_mut().find(|j| j.id == id) else {
+            continue;
+        };
+        let Ok(next) = job.status.apply(event) else {
+            continue;
+        };
+        if set_status(tx, counts, project_id, id, (job.status, next), now).await? {
+            job.status = next;
+            if next == BuildStatus::Pending {
+                enqueued.push(id);
+            }
+        }
+    }
+    let status = processing::pipeline_status(&jobs);
+    let running = !matches!(status, kiln_core::PipelineStatus::Created);
+    tx.execute(
+        "UPDATE pipelines SET status = $1, \
+         started_at = CASE WHEN $2 THEN COALESCE(started_at, $3) ELSE started_at END, \
+         finished_at = CASE WHEN $4 THEN COALESCE(finished_at, $3) ELSE NULL END WHERE id = $5",
+        args![
+            status.as_str(),
+            running,
+            now,
+            status.is_complete(),
+            pipeline_id
+        ],
+    )
+    .await?;
+    if project_id != 0 {
+        tx.notify(crate::changes::Change::Builds(project_id))
+            .await?;
+    }
+    Ok(enqueued)
+}
+
+/// Finds build `build_id` (of project `project_id` when given) in `tx` and locks its
+/// pipeline, before any of the pipeline's builds: every transaction that changes a
+/// pipeline's builds takes that lock first, so they queue instead of deadlocking, and each
+/// sees the others' committed changes when it processes the pipeline.
+/// Returns (project id, pipeline id).
+pub(crate) async fn lock_pipeline_of(
+    tx: &mut Tx<'_>,
+    db: &Db,
+    build_id: i64,
+    project_id: Option<i64>,
+) -> StoreResult<(i64, i64)> {
+    let row = tx
+        .fetch_optional(
+            "SELECT project_id, pipeline_id FROM builds WHERE id = $1",
+            args![build_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let ids = (row.int("project_id")?, row.int("pipeline_id")?);
+    if project_id.is_some_and(|p| p != ids.0) {
+        return Err(StoreError::NotFound);
+    }
+    tx.execute(dialect::lock_pipeline(db), args![ids.1]).await?;
+    Ok(ids)
 }
 
 impl Pipelines<'_> {
     /// Inserts the pipeline, its commit (if new) and all its builds atomically.
     /// Returns the pipeline id and the build ids in the order given.
     pub async fn create(&self, new: &NewPipeline) -> StoreResult<(i64, Vec<i64>)> {
-        let created = on_write!(self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let commit_id = upsert_commit!(tx, new.project_id, &new.commit);
-            let pipeline_id: i64 = sqlx::query_scalar(
+        let mut tx = self.db.begin(self.feed).await?;
+        let commit_id = upsert_commit(&mut tx, new.project_id, &new.commit).await?;
+        let pipeline_id = tx
+            .int(
                 "INSERT INTO pipelines (project_id, commit_id, ref, tag, status, user_id, yaml_errors, created_at, \
-                 source, variables, trigger_request_id) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+                 source, variables, trigger_request_id, push_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                args![
+                    new.project_id,
+                    commit_id,
+                    &new.ref_name,
+                    new.tag,
+                    &new.status,
+                    new.user_id,
+                    &new.yaml_errors,
+                    now_ms(),
+                    &new.source,
+                    &new.variables,
+                    new.trigger_request_id,
+                    &new.push_key,
+                ],
             )
-            .bind(new.project_id)
-            .bind(commit_id)
-            .bind(&new.ref_name)
-            .bind(new.tag)
-            .bind(&new.status)
-            .bind(new.user_id)
-            .bind(&new.yaml_errors)
-            .bind(now_ms())
-            .bind(&new.source)
-            .bind(&new.variables)
-            .bind(new.trigger_request_id)
-            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match e {
+                StoreError::Db(e) => {
+                    StoreError::on_unique(e, "a pipeline for this push exists already")
+                }
+                other => other,
+            })?;
+        let place = BuildPlace {
+            project_id: new.project_id,
+            pipeline_id,
+            commit_id,
+            ref_name: &new.ref_name,
+            tag: new.tag,
+        };
+        let mut ids = Vec::with_capacity(new.builds.len());
+        let mut counts = CountDeltas::default();
+        for build in &new.builds {
+            ids.push(insert_build(&mut tx, &mut counts, place, build).await?);
+        }
+        counts.apply(&mut tx).await?;
+        tx.notify(crate::changes::Change::Builds(new.project_id))
             .await?;
-            let mut ids = Vec::with_capacity(new.builds.len());
-            let mut counts = CountDeltas::default();
-            for build in &new.builds {
-                ids.push(insert_build!(tx, counts, new.project_id, pipeline_id, commit_id, &new.ref_name, new.tag, build));
-            }
-            apply_counts!(tx, counts);
-            tx.commit().await?;
-            StoreResult::Ok((pipeline_id, ids))
-        })?;
-        self.versions.bump_builds(new.project_id);
-        Ok(created)
+        tx.commit().await?;
+        Ok((pipeline_id, ids))
+    }
+
+    pub async fn get(&self, pipeline_id: i64) -> StoreResult<PipelineRecord> {
+        let sql = format!("{PIPELINE_SELECT} WHERE p.id = $1");
+        let row = self.db.read_optional(&sql, args![pipeline_id]).await?;
+        Ok(pipeline_from_row(&row.ok_or(StoreError::NotFound)?)?)
+    }
+
+    /// The pipeline of a build.
+    pub async fn of_build(&self, build_id: i64) -> StoreResult<PipelineRecord> {
+        let sql = format!(
+            "{PIPELINE_SELECT} WHERE p.id = (SELECT pipeline_id FROM builds WHERE id = $1)"
+        );
+        let row = self.db.read_optional(&sql, args![build_id]).await?;
+        Ok(pipeline_from_row(&row.ok_or(StoreError::NotFound)?)?)
+    }
+
+    /// Whether a pipeline already exists for this ref at this sha (the poller asks).
+    pub async fn exists_for(
+        &self,
+        project_id: i64,
+        ref_name: &str,
+        sha: &str,
+    ) -> StoreResult<bool> {
+        let found = self
+            .db
+            .read_optional(
+                "SELECT p.id FROM pipelines p JOIN commits c ON c.id = p.commit_id \
+                 WHERE p.project_id = $1 AND p.ref = $2 AND c.sha = $3 LIMIT 1",
+                args![project_id, ref_name, sha],
+            )
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Decides what the pipeline's created builds do now and stores it. Returns the builds
+    /// that became pending (runners are woken through the change feed).
+    pub async fn process(&self, pipeline_id: i64) -> StoreResult<Vec<i64>> {
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(dialect::lock_pipeline(self.db), args![pipeline_id])
+            .await?;
+        let mut counts = CountDeltas::default();
+        let enqueued = process_pipeline(&mut tx, &mut counts, pipeline_id, now_ms()).await?;
+        counts.apply(&mut tx).await?;
+        tx.commit().await?;
+        Ok(enqueued)
     }
 }

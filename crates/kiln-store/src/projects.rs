@@ -1,6 +1,7 @@
 //! Projects and their members.
 
-use crate::db::{on_read, on_write, Db};
+use crate::changes::{Change, ChangeFeed};
+use crate::db::{args, on_read, Db};
 use crate::row::KilnRow;
 use crate::{now_ms, StoreError, StoreResult};
 use kiln_core::{AccessLevel, Visibility};
@@ -77,7 +78,7 @@ fn project_from_row(row: &impl KilnRow) -> Result<ProjectRecord, sqlx::Error> {
 
 pub struct Projects<'a> {
     pub(crate) db: &'a Db,
-    pub(crate) versions: &'a crate::versions::Versions,
+    pub(crate) feed: &'a ChangeFeed,
 }
 
 impl Projects<'_> {
@@ -88,22 +89,29 @@ impl Projects<'_> {
         visibility: Visibility,
         repo_url: Option<&str>,
     ) -> StoreResult<i64> {
-        let id = on_write!(self.db, pool => {
-            sqlx::query_scalar(
+        let mut tx = self.db.begin(self.feed).await?;
+        let id = tx
+            .int(
                 "INSERT INTO projects (namespace, path, name, visibility, repo_url, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                args![
+                    namespace,
+                    path,
+                    path,
+                    visibility.as_str(),
+                    repo_url,
+                    now_ms()
+                ],
             )
-            .bind(namespace)
-            .bind(path)
-            .bind(path)
-            .bind(visibility.as_str())
-            .bind(repo_url)
-            .bind(now_ms())
-            .fetch_one(pool)
             .await
-            .map_err(|e| StoreError::on_unique(e, "project path has already been taken"))
-        })?;
-        self.versions.bump_access();
+            .map_err(|e| match e {
+                StoreError::Db(e) => {
+                    StoreError::on_unique(e, "project path has already been taken")
+                }
+                other => other,
+            })?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -165,18 +173,14 @@ impl Projects<'_> {
         user_id: i64,
         level: AccessLevel,
     ) -> StoreResult<()> {
-        on_write!(self.db, pool => {
-            sqlx::query(
-                "INSERT INTO members (project_id, user_id, access_level) VALUES ($1, $2, $3) \
-                 ON CONFLICT (project_id, user_id) DO UPDATE SET access_level = excluded.access_level",
-            )
-            .bind(project_id)
-            .bind(user_id)
-            .bind(level.value())
-            .execute(pool)
-            .await?;
-        });
-        self.versions.bump_access();
-        Ok(())
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(
+            "INSERT INTO members (project_id, user_id, access_level) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, user_id) DO UPDATE SET access_level = excluded.access_level",
+            args![project_id, user_id, level.value()],
+        )
+        .await?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await
     }
 }

@@ -1,11 +1,12 @@
 //! Runners: the machines that execute builds. Their tokens are stored hashed.
 
-use crate::db::{on_write, Db};
+use crate::changes::{Change, ChangeFeed};
+use crate::db::{args, Db};
 use crate::{hash_secret, new_secret, now_ms, StoreResult};
 
 pub struct Runners<'a> {
     pub(crate) db: &'a Db,
-    pub(crate) versions: &'a crate::versions::Versions,
+    pub(crate) feed: &'a ChangeFeed,
 }
 
 impl Runners<'_> {
@@ -24,21 +25,23 @@ impl Runners<'_> {
     /// Registers a runner and returns its id and its token (shown once).
     pub async fn create(&self, description: &str, is_shared: bool) -> StoreResult<(i64, String)> {
         let token = new_secret();
-        let id = on_write!(self.db, pool => {
-            sqlx::query_scalar::<_, i64>(
+        let mut tx = self.db.begin(self.feed).await?;
+        let id = tx
+            .int(
                 "INSERT INTO runners (token_hash, description, name, is_shared, created_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                args![
+                    hash_secret(&token).as_str(),
+                    description,
+                    "kiln-runner",
+                    is_shared,
+                    now_ms()
+                ],
             )
-            .bind(hash_secret(&token))
-            .bind(description)
-            .bind("kiln-runner")
-            .bind(is_shared)
-            .bind(now_ms())
-            .fetch_one(pool)
-            .await?
-        });
+            .await?;
         // A runner's fields appear inside builds of every project.
-        self.versions.bump_all_builds();
+        tx.notify(Change::AllBuilds).await?;
+        tx.commit().await?;
         Ok((id, token))
     }
 }

@@ -1,20 +1,25 @@
 //! Trigger tokens (stored hashed) and the requests made with them.
 
-use crate::db::{on_read, on_write, Db};
+use crate::changes::ChangeFeed;
+use crate::db::{args, on_read, Db};
 use crate::{hash_secret, new_secret, now_ms, StoreResult};
 
 pub struct Triggers<'a> {
     pub(crate) db: &'a Db,
+    pub(crate) feed: &'a ChangeFeed,
 }
 
 impl Triggers<'_> {
     /// Makes a trigger for the project; returns its token (shown once).
     pub async fn create(&self, project_id: i64, description: &str) -> StoreResult<String> {
         let token = new_secret();
-        on_write!(self.db, pool => {
-            sqlx::query("INSERT INTO triggers (project_id, token_hash, description, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(project_id).bind(hash_secret(&token)).bind(description).bind(now_ms()).execute(pool).await?;
-        });
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(
+            "INSERT INTO triggers (project_id, token_hash, description, created_at) VALUES ($1, $2, $3, $4)",
+            args![project_id, hash_secret(&token).as_str(), description, now_ms()],
+        )
+        .await?;
+        tx.commit().await?;
         Ok(token)
     }
 
@@ -42,14 +47,19 @@ impl Triggers<'_> {
         variables: &str,
         pipeline_id: i64,
     ) -> StoreResult<i64> {
-        on_write!(self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let id: i64 = sqlx::query_scalar("INSERT INTO trigger_requests (trigger_id, variables, created_at) VALUES ($1, $2, $3) RETURNING id")
-                .bind(trigger_id).bind(variables).bind(now_ms()).fetch_one(&mut *tx).await?;
-            sqlx::query("UPDATE pipelines SET trigger_request_id = $1 WHERE id = $2")
-                .bind(id).bind(pipeline_id).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(id)
-        })
+        let mut tx = self.db.begin(self.feed).await?;
+        let id = tx
+            .int(
+                "INSERT INTO trigger_requests (trigger_id, variables, created_at) VALUES ($1, $2, $3) RETURNING id",
+                args![trigger_id, variables, now_ms()],
+            )
+            .await?;
+        tx.execute(
+            "UPDATE pipelines SET trigger_request_id = $1 WHERE id = $2",
+            args![id, pipeline_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 }

@@ -1,6 +1,7 @@
 //! Users and their personal access tokens (stored hashed).
 
-use crate::db::{on_read, on_write, Db};
+use crate::changes::{Change, ChangeFeed};
+use crate::db::{args, on_read, Db};
 use crate::row::KilnRow;
 use crate::{hash_secret, new_secret, now_ms, StoreError, StoreResult};
 
@@ -48,7 +49,7 @@ pub(crate) fn user_from_row(row: &impl KilnRow) -> Result<Option<UserRecord>, sq
 
 pub struct Users<'a> {
     pub(crate) db: &'a Db,
-    pub(crate) versions: &'a crate::versions::Versions,
+    pub(crate) feed: &'a ChangeFeed,
 }
 
 impl Users<'_> {
@@ -59,20 +60,19 @@ impl Users<'_> {
         email: &str,
         is_admin: bool,
     ) -> StoreResult<i64> {
-        let id = on_write!(self.db, pool => {
-            sqlx::query_scalar(
+        let mut tx = self.db.begin(self.feed).await?;
+        let id = tx
+            .int(
                 "INSERT INTO users (username, name, email, is_admin, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                args![username, name, email, is_admin, now_ms()],
             )
-            .bind(username)
-            .bind(name)
-            .bind(email)
-            .bind(is_admin)
-            .bind(now_ms())
-            .fetch_one(pool)
             .await
-            .map_err(|e| StoreError::on_unique(e, "username or email has already been taken"))
-        })?;
-        self.versions.bump_access();
+            .map_err(|e| match e {
+                StoreError::Db(e) => StoreError::on_unique(e, "username or email has already been taken"),
+                other => other,
+            })?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await?;
         Ok(id)
     }
 
@@ -100,16 +100,14 @@ impl Users<'_> {
     /// Makes a personal access token for the user and returns it; only its hash is kept.
     pub async fn create_token(&self, user_id: i64, name: &str) -> StoreResult<String> {
         let token = new_secret();
-        on_write!(self.db, pool => {
-            sqlx::query("INSERT INTO personal_access_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(user_id)
-                .bind(hash_secret(&token))
-                .bind(name)
-                .bind(now_ms())
-                .execute(pool)
-            .await?;
-        });
-        self.versions.bump_access();
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(
+            "INSERT INTO personal_access_tokens (user_id, token_hash, name, created_at) VALUES ($1, $2, $3, $4)",
+            args![user_id, hash_secret(&token).as_str(), name, now_ms()],
+        )
+        .await?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await?;
         Ok(token)
     }
 }

@@ -3,6 +3,7 @@
 
 use kiln_core::{AccessLevel, BuildEvent, BuildStatus, PageRequest, Scope, Visibility};
 use kiln_store::testing::TestDatabase;
+use kiln_store::{Appended, Change, Finish, Holder};
 use kiln_store::{CommitRecord, NewBuild, NewPipeline, ProjectRef, Store, StoreError};
 
 async fn fresh() -> (TestDatabase, Store) {
@@ -39,6 +40,7 @@ async fn pipeline(store: &Store, project_id: i64, sha: &str, statuses: &[BuildSt
         source: "push".into(),
         variables: "[]".into(),
         trigger_request_id: None,
+        push_key: None,
         builds,
     };
     store
@@ -244,7 +246,7 @@ async fn transitions_follow_the_core_and_keep_counts() {
     let builds = store.builds();
     assert_eq!(
         builds
-            .act(pid, ids[0], BuildEvent::Start, None)
+            .apply_user_event(pid, ids[0], BuildEvent::Start, None)
             .await
             .unwrap()
             .0,
@@ -252,7 +254,7 @@ async fn transitions_follow_the_core_and_keep_counts() {
     );
     assert_eq!(
         builds
-            .act(pid, ids[0], BuildEvent::Cancel, None)
+            .apply_user_event(pid, ids[0], BuildEvent::Cancel, None)
             .await
             .unwrap()
             .0,
@@ -261,7 +263,7 @@ async fn transitions_follow_the_core_and_keep_counts() {
     let canceled = builds.get(pid, ids[0]).await.unwrap();
     assert!(canceled.started_at.is_some() && canceled.finished_at.is_some());
     assert!(builds
-        .act(pid, ids[1], BuildEvent::Cancel, None)
+        .apply_user_event(pid, ids[1], BuildEvent::Cancel, None)
         .await
         .is_err());
     assert_eq!(
@@ -280,7 +282,7 @@ async fn transitions_follow_the_core_and_keep_counts() {
     );
     assert_eq!(builds.count(pid, &Scope::all()).await.unwrap(), 2);
     assert!(builds
-        .act(pid + 1, ids[0], BuildEvent::Cancel, None)
+        .apply_user_event(pid + 1, ids[0], BuildEvent::Cancel, None)
         .await
         .is_err());
 }
@@ -324,7 +326,7 @@ async fn retry_makes_a_new_pending_build_and_leaves_the_old_one() {
     ));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_retries_and_cancels_leave_one_consistent_outcome() {
     let (_db, store) = fresh().await;
     let pid = project(&store).await;
@@ -348,20 +350,31 @@ async fn concurrent_retries_and_cancels_leave_one_consistent_outcome() {
     let runner = store.runners().find_or_create("racer").await.unwrap();
     let claims = (0..4).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.builds().claim(runner).await.unwrap() })
+        tokio::spawn(async move { store.builds().claim(runner, i64::MAX).await.unwrap() })
     });
     let cancels = ids[1..].iter().map(|&id| {
         let store = store.clone();
         tokio::spawn(async move {
             store
                 .builds()
-                .act(pid, id, BuildEvent::Cancel, None)
+                .apply_user_event(pid, id, BuildEvent::Cancel, None)
                 .await
                 .is_ok()
         })
     });
     let retried: Vec<bool> = futures_join(retries).await;
-    let _claimed = futures_join(claims).await;
+    let claimed: Vec<i64> = futures_join(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .map(|c| c.build_id)
+        .collect();
+    // Each build is claimed at most once, and only a pending one (the retry's new build is).
+    let mut unique = claimed.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), claimed.len(), "{claimed:?}");
+    assert!(!claimed.contains(&ids[0]), "{claimed:?}");
     let canceled: Vec<bool> = futures_join(cancels).await;
     assert_eq!(retried.iter().filter(|ok| **ok).count(), 1, "{retried:?}");
     // Every cancel took, whether its build was pending or claimed meanwhile.
@@ -468,4 +481,273 @@ async fn the_generator_writes_consistent_history() {
         .await
         .unwrap();
     assert_eq!(newest.builds[0].commit.sha, "after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_claimers_take_each_pending_build_exactly_once() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Pending; 12]).await;
+    let runner = store.runners().find_or_create("racer").await.unwrap();
+    let claimers = (0..6).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(c) = store.builds().claim(runner, i64::MAX).await.unwrap() {
+                mine.push(c.build_id);
+            }
+            mine
+        })
+    });
+    let mut claimed: Vec<i64> = futures_join(claimers).await.concat();
+    claimed.sort_unstable();
+    assert_eq!(claimed, ids);
+}
+
+#[tokio::test]
+async fn trace_appends_are_idempotent_by_offset_and_refuse_gaps() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let other = store.runners().find_or_create("r2").await.unwrap();
+    let build = store
+        .builds()
+        .claim(runner, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap()
+        .build_id;
+    let builds = store.builds();
+    assert_eq!(
+        builds
+            .append_trace_at(build, runner, 0, b"hello ", i64::MAX)
+            .await
+            .unwrap(),
+        Appended::Stored { size: 6 }
+    );
+    // The same range again (its answer was lost): stored once.
+    assert_eq!(
+        builds
+            .append_trace_at(build, runner, 0, b"hello ", i64::MAX)
+            .await
+            .unwrap(),
+        Appended::Stored { size: 6 }
+    );
+    assert_eq!(
+        builds
+            .append_trace_at(build, runner, 9, b"gap", i64::MAX)
+            .await
+            .unwrap(),
+        Appended::Mismatch { size: 6 }
+    );
+    assert_eq!(
+        builds
+            .append_trace_at(build, runner, 6, b"world", i64::MAX)
+            .await
+            .unwrap(),
+        Appended::Stored { size: 11 }
+    );
+    assert_eq!(builds.trace(build).await.unwrap(), b"hello world");
+    // Only the runner holding the build writes to it or finishes it.
+    assert!(matches!(
+        builds
+            .append_trace_at(build, other, 11, b"!", i64::MAX)
+            .await,
+        Err(StoreError::NotHeld(BuildStatus::Running))
+    ));
+    let success = Finish {
+        success: true,
+        ..Finish::system_failure()
+    };
+    assert!(matches!(
+        builds
+            .finish(build, Holder::Runner(other), &success, b"")
+            .await,
+        Err(StoreError::NotHeld(BuildStatus::Running))
+    ));
+    let done = builds
+        .finish(build, Holder::Runner(runner), &success, b"")
+        .await
+        .unwrap();
+    assert_eq!(done.status, BuildStatus::Success);
+    assert!(matches!(
+        builds
+            .append_trace_at(build, runner, 11, b"!", i64::MAX)
+            .await,
+        Err(StoreError::NotHeld(BuildStatus::Success))
+    ));
+}
+
+#[tokio::test]
+async fn an_expired_lease_lets_anyone_fail_the_build_and_the_pipeline_moves_on() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let now = kiln_store::now_ms();
+    let build = store
+        .builds()
+        .claim(runner, now + 60_000)
+        .await
+        .unwrap()
+        .unwrap()
+        .build_id;
+    assert_eq!(build, ids[0]);
+    let builds = store.builds();
+    assert!(builds.expired_leases(now).await.unwrap().is_empty());
+    // Not expired yet: the reaper leaves it.
+    let left = builds
+        .finish(
+            build,
+            Holder::ExpiredLease,
+            &Finish::system_failure(),
+            b"reaped\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.status, BuildStatus::Running);
+    builds.renew_leases(runner, now - 1).await.unwrap();
+    assert_eq!(builds.expired_leases(now).await.unwrap(), vec![build]);
+    let reaped = builds
+        .finish(
+            build,
+            Holder::ExpiredLease,
+            &Finish::system_failure(),
+            b"reaped\n",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reaped.status, BuildStatus::Failed);
+    assert_eq!(builds.trace(build).await.unwrap(), b"reaped\n");
+    let record = builds.get(pid, build).await.unwrap();
+    assert!(record.finished_at.is_some());
+    let pipeline = store.pipelines().of_build(build).await.unwrap();
+    assert_eq!(pipeline.status, "failed");
+    // Its runner, back from the dead, is told the build is gone.
+    assert!(matches!(
+        builds.renew_lease(build, runner, now + 60_000).await,
+        Err(StoreError::NotHeld(BuildStatus::Failed))
+    ));
+}
+
+#[tokio::test]
+async fn a_requeued_build_is_pending_again_without_a_runner() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let build = store
+        .builds()
+        .claim(runner, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap()
+        .build_id;
+    assert!(store.builds().requeue(build, runner).await.unwrap());
+    let record = store.builds().get(pid, build).await.unwrap();
+    assert_eq!(record.status, BuildStatus::Pending);
+    assert_eq!((record.runner, record.started_at), (None, None));
+    let again = store
+        .builds()
+        .claim(runner, i64::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.build_id, build);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_holder_at_a_time_holds_a_cluster_lease() {
+    let (_db, store) = fresh().await;
+    let takes = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .leases()
+                .acquire("poller", &format!("server-{i}"), 60_000)
+                .await
+                .unwrap()
+        })
+    });
+    let won: Vec<bool> = futures_join(takes).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let holder = format!("server-{}", won.iter().position(|w| *w).unwrap());
+    assert!(store
+        .leases()
+        .acquire("poller", &holder, 60_000)
+        .await
+        .unwrap());
+    assert!(!store
+        .leases()
+        .acquire("poller", "late", 60_000)
+        .await
+        .unwrap());
+    store.leases().release("poller", &holder).await.unwrap();
+    assert!(store
+        .leases()
+        .acquire("poller", "late", 60_000)
+        .await
+        .unwrap());
+}
+
+#[tokio::test]
+async fn a_push_key_makes_one_pipeline() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let new = NewPipeline {
+        project_id: pid,
+        commit: commit("abc"),
+        ref_name: "master".into(),
+        tag: false,
+        status: "created".into(),
+        user_id: None,
+        yaml_errors: None,
+        source: "push".into(),
+        variables: "[]".into(),
+        trigger_request_id: None,
+        push_key: Some(format!("{pid}:master:abc")),
+        builds: vec![],
+    };
+    store.pipelines().create(&new).await.unwrap();
+    assert!(matches!(
+        store.pipelines().create(&new).await,
+        Err(StoreError::Conflict(_))
+    ));
+}
+
+/// A second store on the same database stands for another server: it hears of a cancel
+/// made through the first, over PostgreSQL's LISTEN/NOTIFY (in-process on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_feed_reaches_other_servers() {
+    let (db, store) = fresh().await;
+    let other = if store.backend_name() == "postgres" {
+        db.open().await.unwrap()
+    } else {
+        store.clone()
+    };
+    let mut changes = other.feed().subscribe();
+    // Let the listener connect before the change is made.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pid = project(&store).await;
+    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let before = other.versions().builds(pid);
+    store
+        .builds()
+        .apply_user_event(pid, ids[0], BuildEvent::Cancel, None)
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match changes.recv().await {
+                Ok(Change::Canceled(id)) => return id,
+                Ok(_) => continue,
+                Err(err) => panic!("feed: {err}"),
+            }
+        }
+    })
+    .await
+    .expect("the cancel reached the other store");
+    assert_eq!(heard, ids[0]);
+    assert_ne!(other.versions().builds(pid), before);
 }

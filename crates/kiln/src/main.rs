@@ -59,6 +59,14 @@ impl Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_) | Command::Lint(_)) {
+        // The database, traces, artifacts and mirrors are nobody else's to read: files are
+        // created 0600, directories 0700.
+        // SAFETY: umask(2) only sets this process's file mode mask.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

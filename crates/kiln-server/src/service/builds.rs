@@ -3,8 +3,9 @@
 
 use crate::{ApiError, AppInner};
 use kiln_core::{BuildEvent, BuildStatus, PageRequest, Scope};
-use kiln_store::builds::TransitionFailure;
-use kiln_store::{BuildRecord, BuildsPage, Store, StoreError, UserRecord};
+use kiln_store::{
+    ArchiveLocation, BuildRecord, BuildsPage, Store, StoreError, TransitionFailure, UserRecord,
+};
 
 pub async fn list(
     store: &Store,
@@ -37,8 +38,8 @@ pub async fn show(store: &Store, project_id: i64, build_id: i64) -> Result<Build
     Ok(store.builds().get(project_id, build_id).await?)
 }
 
-/// Cancels the build if it is still created, pending, running or manual, and stops its
-/// process if it runs here. Like GitLab, a finished build is returned unchanged.
+/// Cancels the build if it is still created, pending, running or manual; the change feed
+/// tells its runner, wherever it runs. Like GitLab, a finished build is returned unchanged.
 pub async fn cancel(
     app: &AppInner,
     project_id: i64,
@@ -47,10 +48,10 @@ pub async fn cancel(
     match app
         .store
         .builds()
-        .act(project_id, build_id, BuildEvent::Cancel, None)
+        .apply_user_event(project_id, build_id, BuildEvent::Cancel, None)
         .await
     {
-        Ok(_) => app.dispatcher.cancel(build_id),
+        Ok(_) => {}
         Err(TransitionFailure::NotAllowed(_)) => {}
         // Changed meanwhile (a runner finished it): present whatever it is now.
         Err(TransitionFailure::Store(StoreError::Conflict(_))) => {}
@@ -72,7 +73,7 @@ pub async fn retry(
     if !build.status.is_complete() || build.commands.trim().is_empty() {
         return Err(not_retryable());
     }
-    let (new_id, enqueued) = match app
+    let (new_id, _) = match app
         .store
         .builds()
         .retry(project_id, build_id, Some(user.id))
@@ -82,7 +83,6 @@ pub async fn retry(
         Err(StoreError::Conflict(_)) => return Err(not_retryable()),
         other => other?,
     };
-    app.dispatcher.wake(enqueued.len() + 1);
     show(&app.store, project_id, new_id).await
 }
 
@@ -102,10 +102,10 @@ pub async fn play(
     match app
         .store
         .builds()
-        .act(project_id, build_id, BuildEvent::Play, Some(user.id))
+        .apply_user_event(project_id, build_id, BuildEvent::Play, Some(user.id))
         .await
     {
-        Ok((_, enqueued)) => app.dispatcher.wake(enqueued.len()),
+        Ok(_) => {}
         Err(TransitionFailure::NotAllowed(_))
         | Err(TransitionFailure::Store(StoreError::Conflict(_))) => return Err(unplayable()),
         Err(TransitionFailure::Store(err)) => return Err(err.into()),
@@ -129,13 +129,18 @@ pub async fn erase(
     {
         return Err(ApiError::Forbidden(Some("Build is not erasable!")));
     }
-    if let Some(file) = &build.artifacts_file {
-        let _ = tokio::fs::remove_file(file).await;
-    }
-    app.store
+    let erased = app
+        .store
         .builds()
         .clear_artifacts(project_id, build_id, Some(user.id))
         .await?;
+    if !erased {
+        // A concurrent request erased it first.
+        return Err(ApiError::Forbidden(Some("Build is not erasable!")));
+    }
+    if let Some(location) = archive_location(&build) {
+        app.artifacts.delete(&app.store, build_id, &location).await;
+    }
     show(&app.store, project_id, build_id).await
 }
 
@@ -154,4 +159,22 @@ pub async fn keep_artifacts(
         .keep_artifacts(project_id, build_id)
         .await?;
     show(&app.store, project_id, build_id).await
+}
+
+/// Where the build's archive is, if it has one (expired or not).
+pub fn archive_location(build: &BuildRecord) -> Option<ArchiveLocation> {
+    Some(ArchiveLocation {
+        backend: build.artifacts_backend.clone(),
+        file: build.artifacts_file.clone()?,
+    })
+}
+
+/// The build's archive if it may be downloaded: not erased, not expired (gone even before
+/// the sweep removes it).
+pub fn live_archive(build: &BuildRecord) -> Option<ArchiveLocation> {
+    let now = kiln_store::now_ms();
+    if build.erased_at.is_some() || build.artifacts_expire_at.is_some_and(|at| at <= now) {
+        return None;
+    }
+    archive_location(build)
 }

@@ -1,6 +1,8 @@
 //! Services: what Kiln does, independent of how a request asked for it.
 
 pub mod builds;
+pub mod definition;
+pub mod jobs;
 pub mod pipelines;
 pub mod projects;
 pub mod variables;

@@ -23,6 +23,8 @@ pub struct PipelineRequest<'a> {
     /// Trigger or API variables; they win over the file's.
     pub variables: Vec<(String, String)>,
     pub trigger_request_id: Option<i64>,
+    /// For a pipeline of a pushed head: the push's key (see `NewPipeline::push_key`).
+    pub push_key: Option<String>,
 }
 
 /// Creates and starts the pipeline; returns its id.
@@ -108,12 +110,13 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
         source: request.source.to_owned(),
         variables: serde_json::to_string(&request.variables).unwrap_or_else(|_| "[]".into()),
         trigger_request_id: request.trigger_request_id,
+        push_key: request.push_key.clone(),
         builds,
     };
     let (pipeline_id, _) = app.store.pipelines().create(&pipeline).await?;
     if plan.is_ok() {
-        let enqueued = app.store.pipelines().process(pipeline_id).await?;
-        app.dispatcher.wake(enqueued.len());
+        // Builds that become pending reach the runners through the change feed.
+        app.store.pipelines().process(pipeline_id).await?;
     }
     Ok(pipeline_id)
 }
@@ -128,7 +131,7 @@ fn new_builds(plan: &PipelinePlan, user_id: Option<i64>) -> Vec<NewBuild> {
             }),
             when: job.when.as_str().to_owned(),
             allow_failure: job.allow_failure,
-            options: serde_json::to_string(job).unwrap_or_else(|_| "{}".into()),
+            options: crate::service::definition::encode(job),
             commands: job
                 .before_script
                 .iter()

@@ -85,7 +85,8 @@ impl TestApp {
             .expect("start");
         let router = kiln_server::router(state.clone());
         let server = tokio::spawn(async move {
-            let _ = kiln_server::serve(listener, router, std::future::pending()).await;
+            let limits = kiln_server::HttpLimits::default();
+            let _ = kiln_server::serve(listener, router, limits, std::future::pending()).await;
         });
         TestApp {
             base,
@@ -175,6 +176,7 @@ impl TestApp {
             source: "push".into(),
             variables: "[]".into(),
             trigger_request_id: None,
+            push_key: None,
             builds,
         };
         self.store

@@ -440,7 +440,7 @@ async fn the_trace_of_a_running_build_and_cancel_killing_its_process_group() {
     let pipeline = app
         .store
         .pipelines()
-        .get(app.store.builds().pipeline_of(id).await.unwrap().id)
+        .get(app.store.pipelines().of_build(id).await.unwrap().id)
         .await
         .unwrap();
     assert_eq!(pipeline.status, "canceled");
@@ -671,6 +671,7 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
         source: "push".into(),
         variables: "[]".into(),
         trigger_request_id: None,
+        push_key: None,
         builds: vec![kiln_store::NewBuild {
             commands: "sleep 100".into(),
             ..kiln_store::NewBuild::new("orphan", "test", 0, kiln_core::BuildStatus::Pending)
@@ -682,13 +683,13 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
     config.builds_concurrency = 0;
     let runner = store
         .runners()
-        .find_or_create(&kiln_server::runner::embedded_description(&config).unwrap())
+        .find_or_create(&kiln_server::embedded_runner::embedded_description(&config).unwrap())
         .await
         .unwrap();
     assert_eq!(
         store
             .builds()
-            .claim(runner)
+            .claim(runner, i64::MAX)
             .await
             .unwrap()
             .map(|c| c.build_id),
@@ -836,15 +837,20 @@ async fn expired_artifacts_are_removed() {
     let (app, owner, _repo, project) = setup(ci).await;
     let builds = run_pipeline(&app, &owner, project, "master").await;
     let id = builds["keep"]["id"].as_i64().unwrap();
-    let file = app
-        .store
-        .builds()
-        .get(project, id)
-        .await
-        .unwrap()
-        .artifacts_file
-        .expect("artifacts");
-    assert!(std::path::Path::new(&file).exists());
+    let record = app.store.builds().get(project, id).await.unwrap();
+    let location = kiln_server::service::builds::archive_location(&record).expect("artifacts");
+    let stored = |location: kiln_store::ArchiveLocation| {
+        let state = app.state.clone();
+        async move {
+            state
+                .artifacts
+                .open(&state.store, id, &location)
+                .await
+                .unwrap()
+                .is_some()
+        }
+    };
+    assert!(stored(location.clone()).await);
     // Nothing has expired yet; then pretend the week has passed.
     assert!(app
         .store
@@ -858,12 +864,12 @@ async fn expired_artifacts_are_removed() {
     assert_eq!(expired.iter().map(|e| e.1).collect::<Vec<_>>(), vec![id]);
     app.store
         .builds()
-        .set_artifacts(project, id, &file, 1, Some(kiln_store::now_ms() - 1))
+        .set_artifacts(project, id, &location, 1, Some(kiln_store::now_ms() - 1))
         .await
         .unwrap();
     let state = app.state.clone();
     assert_eq!(kiln_server::background::sweep(&state).await.unwrap(), 1);
-    assert!(!std::path::Path::new(&file).exists());
+    assert!(!stored(location).await, "the archive is gone");
     let body = app
         .get(&format!("/api/v3/projects/{project}/builds/{id}"), &owner)
         .await

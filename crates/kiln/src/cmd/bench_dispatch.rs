@@ -61,6 +61,7 @@ pub async fn run(pipelines: usize, postgres: Option<&str>) -> anyhow::Result<()>
     tokio::spawn(kiln_server::serve(
         listener,
         kiln_server::router(state),
+        kiln_server::HttpLimits::default(),
         std::future::pending(),
     ));
     let client = reqwest::Client::new();
@@ -105,7 +106,7 @@ pub async fn run(pipelines: usize, postgres: Option<&str>) -> anyhow::Result<()>
         };
         latencies.push((started - sent_ms) as f64);
         // Measure dispatch on an idle runner: let this pipeline finish before the next.
-        let pipeline = store.builds().pipeline_of(first_build).await?.id;
+        let pipeline = store.pipelines().of_build(first_build).await?.id;
         while !matches!(
             store.pipelines().get(pipeline).await?.status.as_str(),
             "success" | "failed"

@@ -76,6 +76,7 @@ pub async fn create(app: &AppState, external_url: &str) -> anyhow::Result<()> {
                 user_id: Some(user_id),
                 variables: vec![],
                 trigger_request_id: None,
+                push_key: None,
             };
             pipelines::create(app, request)
                 .await

@@ -28,7 +28,7 @@ pub async fn run(cli: &Cli, command: &PipelineCommand) -> anyhow::Result<()> {
     } = command;
     let store = Store::open(&cli.database_url()?).await?;
     let config = kiln_server::Config::new("http://127.0.0.1:8080", cli.data_dir.clone());
-    let app = kiln_server::state(store.clone(), config);
+    let app = kiln_server::state(store.clone(), config)?;
     let reference =
         ProjectRef::parse(project).with_context(|| format!("{project:?} is not a project"))?;
     let project = store
@@ -51,6 +51,7 @@ pub async fn run(cli: &Cli, command: &PipelineCommand) -> anyhow::Result<()> {
         user_id: None,
         variables,
         trigger_request_id: None,
+        push_key: None,
     };
     let id = pipelines::create(&app, request)
         .await

@@ -8,9 +8,9 @@ use clap::Args;
 use kiln_ci::{CompileContext, JobPlan};
 use kiln_core::Visibility;
 use kiln_core::{processing, BuildEvent, BuildStatus, JobState, JobWhen, PipelineStatus};
-use kiln_runner::{ExecutorConfig, JobSpec, TraceSink};
+use kiln_executor::{Dependency, ExecutorConfig, JobSpec, SinkError, Transport};
 use kiln_server::service::{pipelines::compile_variables, variables};
-use kiln_store::{BuildRecord, CommitRecord, PipelineRecord, ProjectRecord};
+use kiln_store::{BuildRecord, CommitRecord, PipelineArchive, PipelineRecord, ProjectRecord};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,13 +36,43 @@ pub struct LintArgs {
     pub file: PathBuf,
 }
 
-struct Stdout;
+/// `kiln run`'s transport: the trace goes to the terminal, artifacts stay in the run's
+/// temporary directory for the later jobs that want them.
+struct Local {
+    /// Where archives are kept.
+    store: PathBuf,
+    /// The archive of each job that made one, by job id.
+    archives: BTreeMap<i64, PathBuf>,
+    /// The job running now.
+    job: i64,
+}
 
-impl TraceSink for Stdout {
-    async fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+impl Transport for Local {
+    async fn append_trace(&mut self, _offset: u64, data: &[u8]) -> Result<(), SinkError> {
         let mut out = std::io::stdout().lock();
-        out.write_all(data)?;
-        out.flush()
+        out.write_all(data)
+            .and_then(|_| out.flush())
+            .map_err(|e| SinkError::Retry(e.to_string()))
+    }
+
+    async fn download_artifacts(
+        &mut self,
+        dependency: &Dependency,
+        zip: &Path,
+    ) -> Result<(), String> {
+        let archive = self.archives.get(&dependency.id).ok_or("no archive")?;
+        std::fs::copy(archive, zip)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn upload_artifacts(&mut self, zip: &Path, name: &str) -> Result<(), String> {
+        let dir = self.store.join(self.job.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let kept = dir.join(format!("{name}.zip"));
+        std::fs::copy(zip, &kept).map_err(|e| e.to_string())?;
+        self.archives.insert(self.job, kept);
+        Ok(())
     }
 }
 
@@ -171,7 +201,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .collect();
     let work = tempfile::tempdir()?;
     let config = ExecutorConfig::new(work.path().join("builds"));
-    let mut artifacts: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut transport = Local {
+        store: work.path().join("artifacts"),
+        archives: BTreeMap::new(),
+        job: 0,
+    };
     let mut rows: Vec<Row> = selected
         .iter()
         .map(|j| Row {
@@ -206,22 +240,25 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         println!("\n\x1b[1m── {} ({}) ──\x1b[0m", job.name, job.stage);
         let dir = work.path().join(format!("job-{}", index + 1));
         copy_tree(&cwd, &dir)?;
-        let available: Vec<(String, i64, PathBuf)> = artifacts
-            .iter()
-            .filter_map(|(name, zip)| {
-                selected
-                    .iter()
-                    .find(|j| &j.name == name)
-                    .map(|j| (name.clone(), j.stage_idx as i64, zip.clone()))
+        let available: Vec<PipelineArchive> = transport
+            .archives
+            .keys()
+            .map(|id| {
+                let made_it = selected[*id as usize - 1];
+                PipelineArchive {
+                    build_id: *id,
+                    name: made_it.name.clone(),
+                    stage_idx: made_it.stage_idx as i64,
+                }
             })
             .collect();
-        let mut spec = local.job_spec(job, index as i64 + 1, &dir);
-        spec.dependencies = kiln_server::runner::dependencies_of(job, &available);
+        let id = index as i64 + 1;
+        let mut spec = local.job_spec(job, id, &dir);
+        spec.dependencies = kiln_server::service::jobs::dependencies_of(job, &available);
         let started = Instant::now();
-        let outcome = kiln_runner::execute(&spec, &config, &mut Stdout, interrupted.clone()).await;
-        if let Some(zip) = outcome.artifacts.clone() {
-            artifacts.insert(job.name.clone(), zip);
-        }
+        transport.job = id;
+        let outcome =
+            kiln_executor::execute(&spec, &config, &mut transport, interrupted.clone()).await;
         let state = &mut states[index];
         let event = if outcome.canceled {
             BuildEvent::Cancel
@@ -357,7 +394,7 @@ impl LocalPipeline {
 
     /// The executor's job, with the variables the server would give it.
     fn job_spec(&self, job: &JobPlan, id: i64, dir: &Path) -> JobSpec {
-        let mut spec = kiln_server::runner::spec_from_plan(job, id, 3600);
+        let mut spec = kiln_server::service::jobs::spec_from_plan(job, id, 3600);
         let build = BuildRecord {
             id,
             project_id: 0,
@@ -377,6 +414,7 @@ impl LocalPipeline {
             queued_at: None,
             started_at: None,
             finished_at: None,
+            artifacts_backend: None,
             artifacts_file: None,
             artifacts_size: None,
             artifacts_expire_at: None,
@@ -393,8 +431,6 @@ impl LocalPipeline {
             &spec.variables,
         );
         spec.workdir = Some(dir.to_owned());
-        spec.sha = self.commit.sha.clone();
-        spec.ref_name = self.ref_name.clone();
         spec
     }
 }

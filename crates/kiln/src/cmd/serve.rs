@@ -39,10 +39,48 @@ pub struct ServeArgs {
     /// Poll every project's repository for new branch heads this often (seconds).
     #[arg(long, env = "KILN_POLL_INTERVAL")]
     pub poll_interval: Option<u64>,
+    /// How long a runner holds a build it claimed without calling again (seconds); then any
+    /// server fails the build as a runner system failure.
+    #[arg(long, env = "KILN_BUILD_LEASE", default_value_t = 600)]
+    pub build_lease: u64,
+    /// Run jobs as this unprivileged user (recommended; Kiln must start as root). Jobs then
+    /// cannot read the data dir.
+    #[arg(long, env = "KILN_JOB_USER")]
+    pub job_user: Option<String>,
+    /// Where jobs' work directories go (default: `builds` in the data dir; with --job-user, a
+    /// folder in the temporary directory).
+    #[arg(long, env = "KILN_BUILDS_DIR")]
+    pub builds_dir: Option<std::path::PathBuf>,
+    /// Keep every job's processes with process-tree tracking even where cgroups exist.
+    #[arg(long, env = "KILN_NO_CGROUPS")]
+    pub no_cgroups: bool,
+    /// Where artifacts are kept: `database` (default on PostgreSQL) or `directory` (default on
+    /// SQLite; with several servers, a shared mount given by --artifacts-dir).
+    #[arg(long, env = "KILN_ARTIFACTS_STORE")]
+    pub artifacts_store: Option<ArtifactsStoreArg>,
+    /// The directory of `--artifacts-store directory` (default: `artifacts` in the data dir).
+    #[arg(long, env = "KILN_ARTIFACTS_DIR")]
+    pub artifacts_dir: Option<std::path::PathBuf>,
+    /// Close a connection that sends nothing (or its request too slowly) after this many
+    /// seconds; also between requests.
+    #[arg(long, env = "KILN_HTTP_IDLE_TIMEOUT", default_value_t = 30)]
+    pub http_idle_timeout: u64,
+    /// Connections served at once; more are answered 503 (default: from the open-file limit).
+    #[arg(long, env = "KILN_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactsStoreArg {
+    Database,
+    Directory,
 }
 
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
-    let store = Store::open(&cli.database_url()?).await?;
+    let files_cap = kiln_server::http::raise_file_limit();
+    let url = cli.database_url()?;
+    private_data_dir(&cli.data_dir, &url)?;
+    let store = Store::open(&url).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let bound = listener.local_addr()?;
     let external_url = args
@@ -62,12 +100,49 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if args.no_embedded_runner {
         config.builds_concurrency = 0;
     }
+    config.build_lease = Duration::from_secs(args.build_lease.max(1));
+    config.builds_dir = args.builds_dir.clone();
+    if let Some(user) = &args.job_user {
+        let user = kiln_executor::JobUser::lookup(user)?;
+        anyhow::ensure!(
+            nix_is_root(),
+            "--job-user needs Kiln to start as root (to switch to {})",
+            user.name
+        );
+        config.job_user = Some(user);
+    }
+    if args.no_cgroups {
+        config.isolation = kiln_executor::Isolation::ProcessTree;
+    }
+    config.artifacts = match (args.artifacts_store, &args.artifacts_dir) {
+        (Some(ArtifactsStoreArg::Database), _) => kiln_server::ArtifactsSetting::Database,
+        (Some(ArtifactsStoreArg::Directory), dir) | (None, dir @ Some(_)) => {
+            kiln_server::ArtifactsSetting::Directory(
+                dir.clone()
+                    .unwrap_or_else(|| cli.data_dir.join("artifacts")),
+            )
+        }
+        (None, None) => kiln_server::ArtifactsSetting::Auto,
+    };
+    config.http = kiln_server::HttpLimits {
+        idle_timeout: Duration::from_secs(args.http_idle_timeout.max(1)),
+        max_connections: args.max_connections.unwrap_or(files_cap),
+    };
+    let limits = config.http.clone();
     let state = kiln_server::start(store.clone(), config).await?;
     if args.demo {
         super::demo::create(&state, &external_url).await?;
     }
     tracing::info!(%bound, backend = store.backend_name(), "kiln serving");
-    kiln_server::serve(listener, kiln_server::router(state), shutdown_signal()).await?;
+    kiln_server::serve(
+        listener,
+        kiln_server::router(state.clone()),
+        limits,
+        shutdown_signal(),
+    )
+    .await?;
+    // Builds of this server are given back or failed before the pool closes.
+    kiln_server::stop(&state).await;
     store.close().await;
     tracing::info!("kiln stopped");
     Ok(())
@@ -93,4 +168,26 @@ async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The data dir and a SQLite database in it readable by this user alone, also when made
+/// by an older Kiln.
+fn private_data_dir(dir: &std::path::Path, url: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    if !url.starts_with("postgres") {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{url}{suffix}"));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid(2) only reads this process's credentials.
+    unsafe { libc::geteuid() == 0 }
 }

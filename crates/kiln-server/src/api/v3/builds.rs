@@ -1,7 +1,7 @@
 //! The v3 Builds API (`lib/api/builds.rb`).
 
 use crate::auth::CurrentUser;
-use crate::cache::{CachedPage, PageKey};
+use crate::cache::{CachedPage, PageKey, Presenter as CacheKeyPresenter};
 use crate::pagination;
 use crate::present::v3::Presenter;
 use crate::query::QueryPairs;
@@ -92,6 +92,7 @@ pub async fn list(
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let (scope, page) = list_params(&query)?;
     let key = PageKey {
+        presenter: CacheKeyPresenter::V3,
         project_id: project.id,
         sha: None,
         statuses: scope.statuses().to_vec(),
@@ -113,6 +114,7 @@ pub async fn list_for_commit(
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let (scope, page) = list_params(&query)?;
     let key = PageKey {
+        presenter: CacheKeyPresenter::V3,
         project_id: project.id,
         sha: Some(sha.clone()),
         statuses: scope.statuses().to_vec(),
@@ -130,12 +132,12 @@ pub async fn show(
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
-    let key = (project.id, build_id(&build)?);
+    let key = (CacheKeyPresenter::V3, project.id, build_id(&build)?);
     let version = state.store.versions().builds(project.id);
     if let Some(body) = state.cache.builds.get(&key, version) {
         return Ok(json(StatusCode::OK, body));
     }
-    let body = present_one(&state, &service::show(&state.store, key.0, key.1).await?)?;
+    let body = present_one(&state, &service::show(&state.store, key.1, key.2).await?)?;
     state.cache.builds.insert(key, body.clone(), version);
     Ok(json(StatusCode::OK, body))
 }
@@ -222,7 +224,7 @@ pub async fn artifacts(
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let build = service::show(&state.store, project.id, build_id(&build)?).await?;
-    send_artifacts(&build).await
+    send_artifacts(&state, &build).await
 }
 
 /// `GET /projects/:id/builds/artifacts/:ref_name/download?job=NAME` — the artifacts of the
@@ -252,69 +254,56 @@ pub async fn artifacts_by_ref(
         Err(err) => return Err(err.into()),
     };
     let build = service::show(&state.store, project.id, build_id).await?;
-    send_artifacts(&build).await
+    send_artifacts(&state, &build).await
 }
 
 fn record_not_found() -> ApiError {
     ApiError::NotFoundMessage("404 Not found")
 }
 
-/// The trace as it is now, read a few chunks at a time: a 100 MB trace is never held whole.
+/// The trace as it is now, read a few parts at a time: a 100 MB trace is never held whole.
 fn trace_stream(
     store: kiln_store::Store,
     build_id: i64,
 ) -> impl futures_util::Stream<Item = Result<Bytes, kiln_store::StoreError>> {
-    const CHUNKS_PER_READ: i64 = 16;
+    const PARTS_PER_READ: i64 = 16;
     futures_util::stream::try_unfold(Some(0_i64), move |next| {
         let store = store.clone();
         async move {
             let Some(from) = next else { return Ok(None) };
-            let chunks = store
+            let parts = store
                 .builds()
-                .trace_chunks(build_id, from, CHUNKS_PER_READ)
+                .trace_parts(build_id, from, PARTS_PER_READ)
                 .await?;
-            let Some(&(last, _)) = chunks.last() else {
+            let Some((start, last)) = parts.last() else {
                 return Ok(None);
             };
-            let more = (chunks.len() as i64 == CHUNKS_PER_READ).then_some(last + 1);
-            let data: Vec<u8> = chunks.into_iter().flat_map(|(_, data)| data).collect();
+            let more = (parts.len() as i64 == PARTS_PER_READ).then_some(start + last.len() as i64);
+            let data: Vec<u8> = parts.into_iter().flat_map(|(_, data)| data).collect();
             Ok(Some((Bytes::from(data), more)))
         }
     })
 }
 
-async fn send_artifacts(build: &BuildRecord) -> Result<Response, ApiError> {
-    let now = kiln_store::now_ms();
-    let file = build
-        .artifacts_file
-        .as_deref()
-        .filter(|_| build.erased_at.is_none())
-        // Expired: gone, even before the sweep removes the file.
-        .filter(|_| build.artifacts_expire_at.is_none_or(|at| at > now))
-        .ok_or(ApiError::NotFound(""))?;
+async fn send_artifacts(state: &AppState, build: &BuildRecord) -> Result<Response, ApiError> {
+    let location = service::live_archive(build).ok_or(ApiError::NotFound(""))?;
     // Quoted, as Rails' send_file does; the name comes from the job's `artifacts:name`.
     let disposition = format!(
         "attachment; filename=\"{}\"",
-        crate::present::v3::archive_name(file).replace(['"', '\\'], "_")
+        crate::present::v3::archive_name(&location.file).replace(['"', '\\'], "_")
     );
-    let file = tokio::fs::File::open(file)
+    let archive = state
+        .artifacts
+        .open(&state.store, build.id, &location)
         .await
-        .map_err(|_| ApiError::NotFound(""))?;
-    let bytes = Body::from_stream(futures_util::stream::try_unfold(
-        file,
-        |mut file| async move {
-            let mut buf = vec![0_u8; 64 * 1024];
-            let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await?;
-            buf.truncate(n);
-            std::io::Result::Ok((n > 0).then(|| (Bytes::from(buf), file)))
-        },
-    ));
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .ok_or(ApiError::NotFound(""))?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        bytes,
+        Body::from_stream(archive.into_stream()),
     )
         .into_response())
 }

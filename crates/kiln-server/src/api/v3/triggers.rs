@@ -68,6 +68,7 @@ pub async fn trigger(
         user_id: None,
         variables,
         trigger_request_id: None,
+        push_key: None,
     };
     let pipeline_id = pipelines::create(&state, request)
         .await

@@ -47,6 +47,7 @@ pub async fn create(
         user_id: Some(user.id),
         variables,
         trigger_request_id: None,
+        push_key: None,
     };
     let pipeline_id = match service::create(&state, request).await {
         Ok(pipeline_id) => pipeline_id,

@@ -1,48 +1,69 @@
-//! Kiln's executor: runs one job as a real shell process. Every runner uses it, the one
-//! embedded in `kiln serve`, `kiln run` and (later) the remote `kiln runner`; only how jobs
-//! arrive and how their trace and result travel differ (`TraceSink`).
+//! Kiln's executor: runs one job as real shell processes. Every runner uses it: the one
+//! embedded in `kiln serve`, `kiln run`, and (later) the remote `kiln runner`. How a job
+//! arrives and where its trace, source and artifacts travel is the business of its
+//! `Transport`; the executor never sees a path on the server's disk.
 
 mod artifacts;
 mod checkout;
+mod containment;
 mod coverage;
 mod execute;
+mod identity;
 mod process;
 mod script;
 mod trace;
+mod transport;
 
+pub use checkout::{checkout, checkout_with};
+pub use containment::{kill_leftover_cgroups, Isolation};
 pub use execute::execute;
+pub use identity::JobUser;
 pub use process::kill_leftovers;
-pub use trace::TraceSink;
+pub use transport::{SinkError, Transport};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Everything needed to run one job; the server builds it from the build and its pipeline.
+/// Everything needed to run one job, wherever it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub id: i64,
     pub name: String,
     pub stage: String,
-    /// Where to clone from: a local path (the server's mirror) or a URL; None runs in an
-    /// empty directory (`kiln run` uses the working tree instead, see `workdir`).
-    pub repo: Option<String>,
-    /// Run in this existing directory instead of a fresh checkout (`kiln run`).
+    /// The commit to check out; None runs in an empty directory (or in `workdir`).
+    pub git: Option<GitSource>,
+    /// Run in this existing directory instead of a fresh one (`kiln run`'s working tree).
     pub workdir: Option<PathBuf>,
-    pub sha: String,
-    pub ref_name: String,
     pub before_script: Vec<String>,
     pub script: Vec<String>,
     pub after_script: Vec<String>,
-    /// Exported to the scripts, in order; later entries win.
+    /// Exported to the scripts, in order; later entries win. Nothing else of the runner's
+    /// environment reaches the job but a minimal base (`PATH`, `HOME`, `LANG`, …).
     pub variables: Vec<(String, String)>,
     pub timeout: Duration,
     pub artifacts: Option<ArtifactsSpec>,
     /// Regex (without slashes) whose last match in the trace gives the coverage.
     pub coverage_regex: Option<String>,
-    /// Artifacts of earlier jobs to unpack into the work directory first: (job name, zip).
+    /// Earlier jobs whose artifacts are unpacked into the work directory first; the
+    /// transport downloads them.
     #[serde(default)]
-    pub dependencies: Vec<(String, PathBuf)>,
+    pub dependencies: Vec<Dependency>,
+}
+
+/// Where a job's source comes from: a clone URL (which may carry credentials) and a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitSource {
+    pub url: String,
+    pub sha: String,
+    pub ref_name: String,
+}
+
+/// An earlier job whose artifacts this job receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub id: i64,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,8 +76,16 @@ pub struct ArtifactsSpec {
     pub untracked: bool,
     pub paths: Vec<String>,
     pub exclude: Vec<String>,
-    /// on_success, on_failure or always.
-    pub when: String,
+    pub when: ArtifactsWhen,
+}
+
+/// When artifacts are uploaded (GitLab's `artifacts:when`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArtifactsWhen {
+    OnSuccess,
+    OnFailure,
+    Always,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +98,13 @@ pub struct ExecutorConfig {
     pub max_artifacts_bytes: u64,
     /// Between TERM and KILL when a job is canceled or times out.
     pub kill_grace: Duration,
+    /// Run jobs as this unprivileged user (the runner must be root to switch).
+    pub job_user: Option<JobUser>,
+    /// How a job's whole process tree is kept together to be killed.
+    pub isolation: Isolation,
+    /// Names this runner's cgroups and markers, so two runners on one machine never touch
+    /// each other's jobs.
+    pub runner_tag: String,
 }
 
 impl ExecutorConfig {
@@ -78,6 +114,9 @@ impl ExecutorConfig {
             max_trace_bytes: 100 * 1024 * 1024,
             max_artifacts_bytes: 100 * 1024 * 1024,
             kill_grace: Duration::from_secs(5),
+            job_user: None,
+            isolation: Isolation::Auto,
+            runner_tag: "kiln".into(),
         }
     }
 }
@@ -107,11 +146,10 @@ impl FailureReason {
 pub struct Outcome {
     /// None: success. Some: failed for that reason. Ignored when `canceled`.
     pub failure: Option<FailureReason>,
+    /// Canceled by the runner, or because the transport said the job is gone.
     pub canceled: bool,
     pub exit_code: Option<i32>,
     pub coverage: Option<f64>,
-    /// The artifacts zip, written under the builds dir; the caller moves or deletes it.
-    pub artifacts: Option<PathBuf>,
 }
 
 impl Outcome {

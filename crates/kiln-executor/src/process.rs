@@ -1,7 +1,10 @@
-//! One bash process in its own process group, so that a cancel or a timeout kills everything
-//! the script started (TERM, then KILL after a grace period), not just bash. The caller pulls
-//! events (output chunks, then the exit) with `next`.
+//! One bash process in its own process group (and the job's cgroup, where there is one), so
+//! that a cancel or a timeout stops everything the script started (TERM, then KILL after a
+//! grace period), not just bash. It starts with only the environment it is given, as the job
+//! user when there is one. The caller pulls events (output chunks, then the exit) with `next`.
 
+use crate::JobUser;
+use std::ffi::CString;
 use std::path::Path;
 use std::pin::Pin;
 use std::process::Stdio;
@@ -21,7 +24,7 @@ pub enum Exit {
 
 pub enum Event {
     Output(Vec<u8>),
-    /// No output for the idle interval: time to flush what is buffered.
+    /// The flush deadline passed without output: time to send what is buffered.
     Idle,
     Done(Exit),
 }
@@ -50,15 +53,19 @@ impl Drop for Running {
 }
 
 impl Running {
-    /// Starts `script` with bash in `dir`.
+    /// Starts `script` with bash in `dir`, with exactly the environment `env`, joining the
+    /// cgroup whose `cgroup.procs` is `cgroup` and becoming `user`, when given.
     pub fn spawn(
         script: &str,
         dir: &Path,
         env: &[(String, String)],
-        timeout: Duration,
-        grace: Duration,
+        limits: (Duration, Duration),
+        user: Option<&JobUser>,
+        cgroup: Option<CString>,
     ) -> std::io::Result<Running> {
-        let mut child = Command::new("bash")
+        let (timeout, grace) = limits;
+        let mut command = Command::new("bash");
+        command
             .args([
                 "--noprofile",
                 "--norc",
@@ -69,13 +76,35 @@ impl Running {
                 script,
             ])
             .current_dir(dir)
+            .env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
+            .kill_on_drop(true);
+        let identity = user.map(|u| (u.uid, u.gid));
+        // SAFETY: the hook runs between fork and exec and only makes async-signal-safe
+        // calls: open/write/close (join_cgroup), setgroups, setgid, setuid.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(procs) = &cgroup {
+                    crate::containment::join_cgroup(procs)?;
+                }
+                if let Some((uid, gid)) = identity {
+                    // Groups first, then the group, then the user: afterwards nothing of
+                    // the runner's privileges is left.
+                    if libc::setgroups(1, &gid) != 0
+                        || libc::setgid(gid) != 0
+                        || libc::setuid(uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn()?;
         let pgid = child.id().map(|id| id as i32);
         let stdout = child
             .stdout
@@ -100,11 +129,19 @@ impl Running {
     }
 
     /// The next output chunk, or how the process ended (after a kill on cancel or timeout).
+    /// The pid of bash.
+    pub fn pid(&self) -> Option<i32> {
+        self.pgid
+    }
+
+    /// `flush_in`: when buffered output is due to be sent (an `Idle` event then); None when
+    /// nothing waits.
     pub async fn next(
         &mut self,
         cancel: &mut watch::Receiver<bool>,
-        idle: Duration,
+        flush_in: Option<Duration>,
     ) -> std::io::Result<Event> {
+        let idle = flush_in.unwrap_or(Duration::from_secs(3600));
         let mut buf = vec![0_u8; 16 * 1024];
         let mut err_buf = vec![0_u8; 4 * 1024];
         loop {
@@ -134,6 +171,11 @@ impl Running {
                 }
             }
         }
+    }
+
+    /// Stops the script now (its transport said the job is gone).
+    pub async fn cancel(&mut self) -> std::io::Result<Event> {
+        self.stop(Exit::Canceled).await
     }
 
     async fn stop(&mut self, why: Exit) -> std::io::Result<Event> {

@@ -3,14 +3,20 @@
 use std::path::Path;
 use tokio::process::Command;
 
-/// Clones `repo` into `dir` and checks out `sha` (detached). A local repository is shared
-/// (objects borrowed, not copied), which makes a checkout cost milliseconds.
+/// Clones `repo` (a URL, or a local repository) into `dir` and checks out `sha` (detached).
 pub async fn checkout(repo: &str, sha: &str, dir: &Path) -> Result<(), String> {
+    checkout_with(repo, sha, dir, true).await
+}
+
+/// As `checkout`. A local repository's objects are borrowed when `borrow` (which makes a
+/// checkout cost milliseconds, but leaves the clone needing read access to `repo`), else
+/// copied.
+pub async fn checkout_with(repo: &str, sha: &str, dir: &Path, borrow: bool) -> Result<(), String> {
     let local = Path::new(repo).exists();
     let mut clone = Command::new("git");
     clone.args(["clone", "--quiet", "--no-checkout"]);
     if local {
-        clone.arg("--shared");
+        clone.arg(if borrow { "--shared" } else { "--no-hardlinks" });
     }
     clone.arg(repo).arg(dir);
     git(clone).await?;

@@ -1,0 +1,177 @@
+//! Serving HTTP with limits a hostile or broken client cannot get around: a connection that
+//! sends nothing, or its headers too slowly, is closed after the idle timeout (also between
+//! requests); a request body that stalls is cut off; and past the connection cap a new
+//! connection gets a `503` JSON answer at once instead of waiting unseen, so the server
+//! never runs out of file descriptors (a build's own files need them too).
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// A connection with no request in progress is closed after this long; so is one whose
+    /// request headers or body stop arriving for this long.
+    pub idle_timeout: Duration,
+    /// Connections served at once; beyond it new ones are answered 503 and closed.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 4_096,
+        }
+    }
+}
+
+/// How long open connections get to finish their requests once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(10);
+
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+content-length: 37\r\nretry-after: 1\r\nconnection: close\r\n\r\n{\"message\":\"503 Service Unavailable\"}";
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight
+/// finish (for a while).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let open = Arc::new(AtomicUsize::new(0));
+    let (stop, stopping) = watch::channel(false);
+    let service = tower::ServiceBuilder::new()
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.idle_timeout,
+        ))
+        .service(router);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of descriptors, or a connection reset before it was taken: wait a
+                // little rather than spin.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if open.load(Ordering::Acquire) >= limits.max_connections {
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        open.fetch_add(1, Ordering::AcqRel);
+        let guard = OpenConnection(open.clone());
+        let service = TowerToHyperService::new(service.clone());
+        let mut stopping = stopping.clone();
+        let idle = limits.idle_timeout;
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _ = stream.set_nodelay(true);
+            let mut builder = http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(idle)
+                .keep_alive(true);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = tokio::time::timeout(DRAIN, connection).await;
+        });
+    }
+    let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    while open.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Counts a connection as open until it ends.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(OVERLOADED).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Raises this process's soft limit on open files to its hard limit, and returns a
+/// connection cap that leaves room below it for the database, builds and git.
+pub fn raise_file_limit() -> usize {
+    // SAFETY: getrlimit/setrlimit read and write this process's limits through a local struct.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 512;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+        let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+        connection_cap(soft)
+    }
+}
+
+/// Connections allowed under a limit of `files` descriptors: a quarter (at least 256) is
+/// kept for everything else.
+pub fn connection_cap(files: usize) -> usize {
+    let reserve = (files / 4).max(256);
+    files.saturating_sub(reserve).clamp(16, 65_536)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_overload_answer_is_complete_json() {
+        let text = std::str::from_utf8(super::OVERLOADED).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(body.len(), length);
+        let value: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(value["message"], "503 Service Unavailable");
+    }
+
+    #[test]
+    fn the_cap_leaves_room_for_other_files() {
+        assert_eq!(super::connection_cap(1024), 768);
+        assert_eq!(super::connection_cap(1_048_576), 65_536);
+        assert_eq!(super::connection_cap(100), 16);
+    }
+}

@@ -1,0 +1,367 @@
+//! The server side of running a job, whatever runner runs it: the claim (and the job
+//! description the runner gets), trace appends at an offset, artifacts in and out, lease
+//! renewal, and the finish with its outcome (the `retry:` decision and artifact expiry
+//! included). The embedded runner calls it in-process; the runner protocol calls it over HTTP.
+//! Every call but the claim checks that the calling runner holds the build.
+
+use crate::service::definition::{self, JobDefinition};
+use crate::service::variables;
+use crate::AppInner;
+use kiln_ci::JobPlan;
+use kiln_core::BuildStatus;
+use kiln_executor::{ArtifactsSpec, ArtifactsWhen, Dependency, GitSource, JobSpec};
+use kiln_store::{
+    Appended, Claimed, Finish, Holder, PipelineArchive, ProjectRecord, ProjectRef, StoreError,
+};
+use std::path::Path;
+use std::time::Duration;
+
+/// Artifacts without `expire_in` live this long (GitLab's instance default).
+const DEFAULT_ARTIFACTS_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The caller does not hold this build running (canceled, finished, reaped, or
+    /// another runner's): the status it has now.
+    #[error("the job is no longer this runner's (it is {0})")]
+    Gone(BuildStatus),
+    #[error("no such job")]
+    NotFound,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("artifacts: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<StoreError> for JobError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotHeld(status) => JobError::Gone(status),
+            StoreError::NotFound => JobError::NotFound,
+            other => JobError::Store(other),
+        }
+    }
+}
+
+/// A job given to a runner.
+#[derive(Debug, Clone)]
+pub struct AssignedJob {
+    pub claimed: Claimed,
+    pub project: ProjectRecord,
+    pub spec: JobSpec,
+}
+
+/// How a job ended, as its runner reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    pub success: bool,
+    /// GitLab's `failure_reason` name.
+    pub failure_reason: Option<String>,
+    pub exit_code: Option<i64>,
+    pub coverage: Option<f64>,
+}
+
+fn lease_until(lease: Duration) -> i64 {
+    kiln_store::now_ms() + lease.as_millis() as i64
+}
+
+/// The oldest pending build for `runner_id`, leased for `lease`, with its job description.
+/// A build whose description cannot be made (a definition that does not read) is failed
+/// with the reason in its trace, and the next one is tried.
+pub async fn claim(
+    app: &AppInner,
+    runner_id: i64,
+    lease: Duration,
+) -> Result<Option<AssignedJob>, JobError> {
+    loop {
+        let Some(claimed) = app
+            .store
+            .builds()
+            .claim(runner_id, lease_until(lease))
+            .await?
+        else {
+            return Ok(None);
+        };
+        match describe(app, claimed).await {
+            Ok(job) => return Ok(Some(job)),
+            Err(Described::Unrunnable(reason)) => {
+                tracing::warn!(build = claimed.build_id, %reason, "the job cannot run");
+                let note = error_line(&reason);
+                app.store
+                    .builds()
+                    .finish(
+                        claimed.build_id,
+                        Holder::Runner(runner_id),
+                        &Finish::system_failure(),
+                        note.as_bytes(),
+                    )
+                    .await?;
+            }
+            Err(Described::Failed(err)) => return Err(err),
+        }
+    }
+}
+
+/// A line of the runner's own in a trace, in GitLab's colours.
+pub fn error_line(message: &str) -> String {
+    format!("\n\x1b[31;1mERROR: Job failed (system failure): {message}\x1b[0;m\n")
+}
+
+enum Described {
+    Unrunnable(String),
+    Failed(JobError),
+}
+
+impl<E: Into<JobError>> From<E> for Described {
+    fn from(err: E) -> Self {
+        Described::Failed(err.into())
+    }
+}
+
+async fn describe(app: &AppInner, claimed: Claimed) -> Result<AssignedJob, Described> {
+    let store = &app.store;
+    let build = store
+        .builds()
+        .get(claimed.project_id, claimed.build_id)
+        .await?;
+    let pipeline = store.pipelines().get(claimed.pipeline_id).await?;
+    let project = store
+        .projects()
+        .get(&ProjectRef::Id(claimed.project_id))
+        .await?;
+    let default_timeout = project.build_timeout.max(1) as u64;
+    let mut spec = match definition::decode(&build.options).map_err(Described::Unrunnable)? {
+        JobDefinition::Compiled(plan) => {
+            let mut spec = spec_from_plan(&plan, build.id, default_timeout);
+            let available = store.builds().pipeline_artifacts(pipeline.id).await?;
+            spec.dependencies = dependencies_of(&plan, &available);
+            spec
+        }
+        JobDefinition::Commands => JobSpec {
+            script: build.commands.lines().map(str::to_owned).collect(),
+            ..spec_from_plan(&JobPlan::default(), build.id, default_timeout)
+        },
+    };
+    spec.name = build.name.clone();
+    spec.stage = build.stage.clone();
+    spec.git = project.repo_url.as_ref().map(|_| GitSource {
+        url: clone_url(&app.config.external_url, &project),
+        sha: build.commit.sha.clone(),
+        ref_name: build.ref_name.clone(),
+    });
+    spec.variables = variables::for_build(
+        &app.config.external_url,
+        &project,
+        &pipeline,
+        &build,
+        &spec.variables,
+    );
+    Ok(AssignedJob {
+        claimed,
+        project,
+        spec,
+    })
+}
+
+/// Where a runner clones the project from.
+pub fn clone_url(external_url: &str, project: &ProjectRecord) -> String {
+    format!("{external_url}/{}.git", project.full_path())
+}
+
+/// The executor's view of a compiled job; the claim fills in its source and variables.
+pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> JobSpec {
+    JobSpec {
+        id,
+        name: plan.name.clone(),
+        stage: plan.stage.clone(),
+        git: None,
+        workdir: None,
+        before_script: plan.before_script.clone(),
+        script: plan.script.clone(),
+        after_script: plan.after_script.clone(),
+        variables: plan.variables.clone(),
+        timeout: Duration::from_secs(plan.timeout_secs.unwrap_or(default_timeout_secs)),
+        artifacts: plan.artifacts.as_ref().map(|a| ArtifactsSpec {
+            name: a.name.clone().unwrap_or_else(|| "artifacts".to_owned()),
+            untracked: a.untracked,
+            paths: a.paths.clone(),
+            exclude: a.exclude.clone(),
+            when: match a.when {
+                kiln_ci::ArtifactsWhen::OnSuccess => ArtifactsWhen::OnSuccess,
+                kiln_ci::ArtifactsWhen::OnFailure => ArtifactsWhen::OnFailure,
+                kiln_ci::ArtifactsWhen::Always => ArtifactsWhen::Always,
+            },
+        }),
+        coverage_regex: plan.coverage.clone(),
+        dependencies: Vec::new(),
+    }
+}
+
+/// Which earlier jobs' artifacts a job receives, as GitLab decides: its `dependencies:` list
+/// if given, else its `needs:` with `artifacts: true`, else every job of earlier stages.
+pub fn dependencies_of(plan: &JobPlan, available: &[PipelineArchive]) -> Vec<Dependency> {
+    let wanted = |name: &str, stage_idx: i64| match (&plan.dependencies, &plan.needs) {
+        (Some(deps), _) => deps.iter().any(|d| d == name),
+        (None, Some(needs)) => needs.iter().any(|n| n.artifacts && n.job == name),
+        (None, None) => stage_idx < plan.stage_idx as i64,
+    };
+    available
+        .iter()
+        .filter(|a| a.name != plan.name && wanted(&a.name, a.stage_idx))
+        .map(|a| Dependency {
+            id: a.build_id,
+            name: a.name.clone(),
+        })
+        .collect()
+}
+
+/// Stores `data` at byte `offset` of the trace of `build_id`, and renews the lease.
+pub async fn append_trace(
+    app: &AppInner,
+    runner_id: i64,
+    build_id: i64,
+    offset: i64,
+    data: &[u8],
+) -> Result<Appended, JobError> {
+    let until = lease_until(app.config.build_lease);
+    Ok(app
+        .store
+        .builds()
+        .append_trace_at(build_id, runner_id, offset, data, until)
+        .await?)
+}
+
+/// Moves the lease of `build_id` on, if `runner_id` holds it.
+pub async fn renew(app: &AppInner, runner_id: i64, build_id: i64) -> Result<(), JobError> {
+    let until = lease_until(app.config.build_lease);
+    Ok(app
+        .store
+        .builds()
+        .renew_lease(build_id, runner_id, until)
+        .await?)
+}
+
+/// Stores the archive `file` (named `name.zip`) as the artifacts of `build_id`, expiring as
+/// its `artifacts:expire_in` says.
+pub async fn upload_artifacts(
+    app: &AppInner,
+    runner_id: i64,
+    build_id: i64,
+    file: &Path,
+    name: &str,
+) -> Result<(), JobError> {
+    renew(app, runner_id, build_id).await?;
+    let project_id = app.store.builds().project_of(build_id).await?;
+    let build = app.store.builds().get(project_id, build_id).await?;
+    let expire_in = match definition::decode(&build.options) {
+        Ok(JobDefinition::Compiled(plan)) => {
+            plan.artifacts.map(|a| (a.expire_in, a.expire_in_secs))
+        }
+        _ => None,
+    };
+    let expire_at = match expire_in {
+        Some((Some(text), _)) if text == "never" => None,
+        Some((_, secs)) => {
+            Some(kiln_store::now_ms() + secs.map_or(DEFAULT_ARTIFACTS_TTL_MS, |s| s as i64 * 1000))
+        }
+        None => Some(kiln_store::now_ms() + DEFAULT_ARTIFACTS_TTL_MS),
+    };
+    let (location, size) = app
+        .artifacts
+        .put(&app.store, (project_id, build_id), file, name)
+        .await?;
+    app.store
+        .builds()
+        .set_artifacts(project_id, build_id, &location, size, expire_at)
+        .await?;
+    Ok(())
+}
+
+/// Writes the artifacts archive of `dependency` (an earlier build) to `target`.
+pub async fn download_artifacts(
+    app: &AppInner,
+    dependency: i64,
+    target: &Path,
+) -> Result<(), JobError> {
+    let project_id = app.store.builds().project_of(dependency).await?;
+    let build = app.store.builds().get(project_id, dependency).await?;
+    let location = crate::service::builds::live_archive(&build).ok_or(JobError::NotFound)?;
+    if app
+        .artifacts
+        .copy_to(&app.store, dependency, &location, target)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(JobError::NotFound)
+    }
+}
+
+/// Records how the job ended and moves its pipeline on; a failure is retried as `retry:`
+/// says. Returns the build's status now (a job canceled meanwhile stays canceled).
+pub async fn finish(
+    app: &AppInner,
+    runner_id: i64,
+    build_id: i64,
+    outcome: &JobOutcome,
+) -> Result<BuildStatus, JobError> {
+    let retry = !outcome.success && wants_retry(app, build_id, outcome).await?;
+    let finish = Finish {
+        success: outcome.success,
+        failure_reason: outcome.failure_reason.clone(),
+        exit_code: outcome.exit_code,
+        coverage: outcome.coverage,
+        retry,
+    };
+    let finished = app
+        .store
+        .builds()
+        .finish(build_id, Holder::Runner(runner_id), &finish, b"")
+        .await?;
+    Ok(finished.status)
+}
+
+/// Fails a running build `holder` holds as a system failure, with `reason` in its trace.
+pub async fn fail(
+    app: &AppInner,
+    holder: Holder,
+    build_id: i64,
+    reason: &str,
+) -> Result<BuildStatus, JobError> {
+    let note = error_line(reason);
+    let finished = app
+        .store
+        .builds()
+        .finish(build_id, holder, &Finish::system_failure(), note.as_bytes())
+        .await?;
+    Ok(finished.status)
+}
+
+/// GitLab's `retry:`: a failed job whose attempts are still within `max` (and whose failure
+/// reason is one `retry: when:` names, if it names any) runs again as a new build.
+async fn wants_retry(
+    app: &AppInner,
+    build_id: i64,
+    outcome: &JobOutcome,
+) -> Result<bool, JobError> {
+    let project_id = app.store.builds().project_of(build_id).await?;
+    let build = app.store.builds().get(project_id, build_id).await?;
+    let Ok(JobDefinition::Compiled(plan)) = definition::decode(&build.options) else {
+        return Ok(false);
+    };
+    let reason = outcome
+        .failure_reason
+        .as_deref()
+        .unwrap_or("unknown_failure");
+    let wanted =
+        plan.retry.when.is_empty() || plan.retry.when.iter().any(|w| w == "always" || w == reason);
+    if plan.retry.max == 0 || !wanted {
+        return Ok(false);
+    }
+    let attempts = app
+        .store
+        .builds()
+        .attempts(build.pipeline_id, &plan.name)
+        .await?;
+    Ok(attempts <= i64::from(plan.retry.max))
+}

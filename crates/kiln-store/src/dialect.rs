@@ -1,0 +1,40 @@
+//! The SQL that differs between the backends, in one place. Everything else is written once.
+
+use crate::db::Db;
+
+/// The claim: PostgreSQL lets concurrent claimers skip each other's locked rows; SQLite has
+/// one writer, so the guarded UPDATE alone makes the claim exclusive. `$1` runner, `$2` now,
+/// `$3` lease end.
+pub(crate) fn claim(db: &Db) -> &'static str {
+    if db.is_postgres() {
+        "UPDATE builds SET status = 'running', runner_id = $1, started_at = $2, lease_expires_at = $3 \
+         WHERE id = (SELECT id FROM builds WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         AND status = 'pending' RETURNING id, project_id, pipeline_id"
+    } else {
+        "UPDATE builds SET status = 'running', runner_id = $1, started_at = $2, lease_expires_at = $3 \
+         WHERE id = (SELECT id FROM builds WHERE status = 'pending' ORDER BY id LIMIT 1) \
+         AND status = 'pending' RETURNING id, project_id, pipeline_id"
+    }
+}
+
+/// Every transaction that changes a pipeline's builds first locks the pipeline's row, so one
+/// sees the other's committed changes when it processes the pipeline (under READ COMMITTED
+/// each statement reads the latest commits). SQLite has a single writer connection: its
+/// transactions never overlap, and a plain read is enough.
+pub(crate) fn lock_pipeline(db: &Db) -> &'static str {
+    if db.is_postgres() {
+        "SELECT id FROM pipelines WHERE id = $1 FOR NO KEY UPDATE"
+    } else {
+        "SELECT id FROM pipelines WHERE id = $1"
+    }
+}
+
+/// A build's row read under lock (after its pipeline's), so a claim or an append in flight
+/// is waited for, not overwritten.
+pub(crate) fn lock_build(db: &Db) -> &'static str {
+    if db.is_postgres() {
+        "SELECT status, runner_id, trace_size, lease_expires_at FROM builds WHERE id = $1 FOR UPDATE"
+    } else {
+        "SELECT status, runner_id, trace_size, lease_expires_at FROM builds WHERE id = $1"
+    }
+}

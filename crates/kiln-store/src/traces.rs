@@ -1,0 +1,128 @@
+//! Build traces: byte ranges appended by the build's runner, stored by their start offset, so
+//! a retried append of a range already stored changes nothing and a gap is refused.
+
+use crate::builds::Builds;
+use crate::db::args;
+use crate::queue::append_note;
+use crate::row::KilnRow;
+use crate::{dialect, StoreError, StoreResult};
+use kiln_core::BuildStatus;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The bytes are stored (now, or by an earlier try of the same append); the trace is
+    /// this long.
+    Stored { size: i64 },
+    /// The range does not start at the stored length (GitLab's 416); the trace is this long.
+    Mismatch { size: i64 },
+}
+
+impl Builds<'_> {
+    /// Stores `data` at byte `offset` of the trace of `build_id`, which `runner_id` must hold
+    /// running (else `NotHeld` with the build's status); moves its lease to `lease_until`.
+    pub async fn append_trace_at(
+        &self,
+        build_id: i64,
+        runner_id: i64,
+        offset: i64,
+        data: &[u8],
+        lease_until: i64,
+    ) -> StoreResult<Appended> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let row = tx
+            .fetch_optional(dialect::lock_build(self.db), args![build_id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let status = crate::builds::parse_status(row.text("status")?)?;
+        if status != BuildStatus::Running || row.opt_int("runner_id")? != Some(runner_id) {
+            return Err(StoreError::NotHeld(status));
+        }
+        let size = row.int("trace_size")?;
+        let end = offset + data.len() as i64;
+        let appended = if offset == size {
+            append_note(&mut tx, build_id, size, data).await?;
+            Appended::Stored { size: end }
+        } else if offset < size && end <= size {
+            // Sent again after its answer was lost: it is stored already.
+            Appended::Stored { size }
+        } else {
+            Appended::Mismatch { size }
+        };
+        tx.execute(
+            "UPDATE builds SET lease_expires_at = $1 WHERE id = $2",
+            args![lease_until, build_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(appended)
+    }
+
+    /// Appends a line of the server's own at the end of the trace, whoever holds the build.
+    pub async fn append_trace_note(&self, build_id: i64, data: &[u8]) -> StoreResult<()> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let row = tx
+            .fetch_optional(dialect::lock_build(self.db), args![build_id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        append_note(&mut tx, build_id, row.int("trace_size")?, data).await?;
+        tx.commit().await
+    }
+
+    /// The stored length of the trace.
+    pub async fn trace_size(&self, build_id: i64) -> StoreResult<i64> {
+        self.db
+            .read_int(
+                "SELECT trace_size FROM builds WHERE id = $1",
+                args![build_id],
+            )
+            .await
+    }
+
+    /// The whole trace, in order. Empty for a build that has not written any.
+    pub async fn trace(&self, build_id: i64) -> StoreResult<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let parts = self.trace_parts(build_id, from, 64).await?;
+            let Some((start, last)) = parts.last() else {
+                return Ok(out);
+            };
+            from = start + last.len() as i64;
+            let more = parts.len() == 64;
+            for (_, data) in parts {
+                out.extend_from_slice(&data);
+            }
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Up to `limit` stored parts of the trace that start at byte `from` or later, in order,
+    /// as (start, data): a reader pages through a long trace instead of holding it whole.
+    pub async fn trace_parts(
+        &self,
+        build_id: i64,
+        from: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+        let rows = self
+            .db
+            .read_all(
+                "SELECT start, data FROM trace_parts WHERE build_id = $1 AND start >= $2 \
+                 ORDER BY start LIMIT $3",
+                args![build_id, from, limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.int("start")?, r.bytes("data")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Whether the build has written any trace.
+    pub async fn has_trace(&self, build_id: i64) -> StoreResult<bool> {
+        Ok(self.trace_size(build_id).await? > 0)
+    }
+}
