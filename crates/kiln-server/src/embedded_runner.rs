@@ -14,10 +14,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-/// How long an embedded build's lease lasts without a heartbeat.
+/// How long an embedded build's lease lasts without a heartbeat (by default).
 pub const LEASE: Duration = Duration::from_secs(30);
-/// How often the heartbeat renews the leases (and checks for cancels the feed missed).
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// Heartbeats per lease: the leases are renewed (and cancels the feed missed are looked for)
+/// this many times before one runs out.
+const HEARTBEATS_PER_LEASE: u32 = 6;
 /// How often idle workers look for work without a wake (a missed notification).
 const POLL: Duration = Duration::from_secs(1);
 /// How long a stopping server waits for its builds to be given back or failed.
@@ -124,7 +125,17 @@ pub fn runner_identity(data_dir: &Path) -> std::io::Result<String> {
         _ => {
             std::fs::create_dir_all(data_dir)?;
             let id = kiln_store::new_secret()[..12].to_ascii_lowercase();
-            std::fs::write(&file, &id)?;
+            std::io::Write::write_all(
+                &mut std::os::unix::fs::OpenOptionsExt::mode(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true),
+                    0o600,
+                )
+                .open(&file)?,
+                id.as_bytes(),
+            )?;
             Ok(id)
         }
     }
@@ -138,7 +149,7 @@ async fn worker(app: AppState, runner_id: i64, mut stopped: watch::Receiver<bool
         let woken = app.dispatcher.woken();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        match jobs::claim(&app, runner_id, LEASE).await {
+        match jobs::claim(&app, runner_id, app.config.embedded_lease).await {
             Ok(Some(job)) => {
                 let span = tracing::info_span!(
                     "build",
@@ -214,12 +225,13 @@ async fn run(
 /// Renews the leases of this runner's builds, and cancels any that are no longer running
 /// (a cancel whose notification was missed).
 async fn heartbeat(app: AppState, runner_id: i64, mut stopped: watch::Receiver<bool>) {
+    let lease = app.config.embedded_lease;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(HEARTBEAT) => {},
+            _ = tokio::time::sleep(lease / HEARTBEATS_PER_LEASE) => {},
             _ = stopped.changed() => return,
         }
-        let until = kiln_store::now_ms() + LEASE.as_millis() as i64;
+        let until = kiln_store::now_ms() + lease.as_millis() as i64;
         if let Err(err) = app.store.builds().renew_leases(runner_id, until).await {
             tracing::warn!(error = %err, "renewing build leases failed");
             continue;

@@ -14,3 +14,17 @@ pub async fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 pub async fn make_private(path: &Path) -> std::io::Result<()> {
     tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).await
 }
+
+/// Makes the data dir private (also one made by an older Kiln or by hand), and a SQLite
+/// database in it (`kiln.db` and its journal files).
+pub fn make_data_dir_private(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for name in ["kiln.db", "kiln.db-wal", "kiln.db-shm", "runner-id"] {
+        let file = dir.join(name);
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}

@@ -59,6 +59,8 @@ pub struct Config {
     pub poll_interval: Option<Duration>,
     /// How long a remote runner holds a build it claimed without calling again.
     pub build_lease: Duration,
+    /// How long the embedded runner's builds outlive this server's last heartbeat.
+    pub embedded_lease: Duration,
     /// Where jobs' work directories go (default: `builds` in the data dir, or a folder in
     /// the temporary directory with a job user, who may not enter the data dir).
     pub builds_dir: Option<PathBuf>,
@@ -84,6 +86,7 @@ impl Config {
             max_artifacts_bytes: 100 * 1024 * 1024,
             poll_interval: None,
             build_lease: Duration::from_secs(600),
+            embedded_lease: embedded_runner::LEASE,
             builds_dir: None,
             job_user: None,
             isolation: Isolation::Auto,
@@ -113,6 +116,7 @@ pub type AppState = Arc<AppInner>;
 /// dispatcher, recovery of the builds a previous run left running, the embedded runner and
 /// its heartbeat, and the cluster's periodic work.
 pub async fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
+    files::make_data_dir_private(&config.data_dir)?;
     let state = state(store, config)?;
     dispatch::Dispatcher::follow(state.clone());
     let runner = embedded_runner::start(state.clone(), state.config.builds_concurrency).await?;

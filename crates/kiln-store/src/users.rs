@@ -110,4 +110,19 @@ impl Users<'_> {
         tx.commit().await?;
         Ok(token)
     }
+
+    /// Revokes a personal access token; every server refuses it from then on. Returns
+    /// whether it was a live token.
+    pub async fn revoke_token(&self, token: &str) -> StoreResult<bool> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let revoked = tx
+            .execute(
+                "UPDATE personal_access_tokens SET revoked = TRUE WHERE token_hash = $1 AND NOT revoked",
+                args![hash_secret(token).as_str()],
+            )
+            .await?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await?;
+        Ok(revoked == 1)
+    }
 }

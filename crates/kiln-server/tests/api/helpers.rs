@@ -11,14 +11,68 @@ pub struct TestApp {
     pub store: Store,
     pub state: kiln_server::AppState,
     pub client: reqwest::Client,
-    _db: TestDatabase,
-    _data_dir: tempfile::TempDir,
-    server: tokio::task::JoinHandle<()>,
+    pub db: TestDatabase,
+    pub server: Server,
 }
 
-impl Drop for TestApp {
+/// One running server: its own data dir, on a store given to it.
+pub struct Server {
+    pub base: String,
+    pub state: kiln_server::AppState,
+    pub data_dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
-        self.server.abort();
+        self.task.abort();
+    }
+}
+
+impl Server {
+    /// `kiln serve` on an ephemeral port over `store`, with `runners` embedded workers and
+    /// whatever `tweak` changes in its configuration.
+    pub async fn start(
+        store: Store,
+        runners: usize,
+        tweak: impl FnOnce(&mut kiln_server::Config),
+    ) -> Server {
+        let data_dir = tempfile::tempdir().expect("data dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut config = kiln_server::Config::new(base.clone(), data_dir.path());
+        config.builds_concurrency = runners;
+        tweak(&mut config);
+        let limits = config.http.clone();
+        let state = kiln_server::start(store, config).await.expect("start");
+        let router = kiln_server::router(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = kiln_server::serve(listener, router, limits, std::future::pending()).await;
+        });
+        Server {
+            base,
+            state,
+            data_dir,
+            task,
+        }
+    }
+
+    /// Another server on the same database: its own store (pool and change-feed listener)
+    /// on PostgreSQL, as a second process would have; on SQLite, whose one writer is one
+    /// process, the same store.
+    pub async fn beside(
+        app: &TestApp,
+        runners: usize,
+        tweak: impl FnOnce(&mut kiln_server::Config),
+    ) -> Server {
+        let store = if app.store.backend_name() == "postgres" {
+            app.db.open().await.expect("second store")
+        } else {
+            app.store.clone()
+        };
+        Server::start(store, runners, tweak).await
     }
 }
 
@@ -71,30 +125,24 @@ impl TestApp {
 
     /// The API and an embedded runner with `runners` workers.
     pub async fn spawn_with(runners: usize) -> TestApp {
+        Self::spawn_configured(runners, |_| {}).await
+    }
+
+    /// As `spawn_with`, with whatever `tweak` changes in the configuration.
+    pub async fn spawn_configured(
+        runners: usize,
+        tweak: impl FnOnce(&mut kiln_server::Config),
+    ) -> TestApp {
+        log_if_asked();
         let db = TestDatabase::new().await;
-        let data_dir = tempfile::tempdir().expect("data dir");
         let store = db.open().await.expect("open store");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let mut config = kiln_server::Config::new(base.clone(), data_dir.path());
-        config.builds_concurrency = runners;
-        let state = kiln_server::start(store.clone(), config)
-            .await
-            .expect("start");
-        let router = kiln_server::router(state.clone());
-        let server = tokio::spawn(async move {
-            let limits = kiln_server::HttpLimits::default();
-            let _ = kiln_server::serve(listener, router, limits, std::future::pending()).await;
-        });
+        let server = Server::start(store.clone(), runners, tweak).await;
         TestApp {
-            base,
+            base: server.base.clone(),
             store,
-            state,
+            state: server.state.clone(),
             client: reqwest::Client::new(),
-            _db: db,
-            _data_dir: data_dir,
+            db,
             server,
         }
     }
@@ -158,6 +206,17 @@ impl TestApp {
                 ..NewBuild::new(&format!("job{i}"), "test", 1, *status)
             })
             .collect();
+        self.pipeline_of_builds(project, sha, builds, user).await
+    }
+
+    /// A pipeline on `sha` with these builds; returns their ids.
+    pub async fn pipeline_of_builds(
+        &self,
+        project: i64,
+        sha: &str,
+        builds: Vec<NewBuild>,
+        user: Option<&Actor>,
+    ) -> Vec<i64> {
         let pipeline = NewPipeline {
             project_id: project,
             commit: CommitRecord {
@@ -310,7 +369,16 @@ impl TestApp {
     /// An app with `runners` embedded workers and a project `team/app` on a repository whose
     /// `.gitlab-ci.yml` is `ci`, owned by the user `owner`.
     pub async fn with_repo(runners: usize, ci: &str) -> (TestApp, Actor, GitRepo, i64) {
-        let app = TestApp::spawn_with(runners).await;
+        Self::with_repo_configured(runners, ci, |_| {}).await
+    }
+
+    /// As `with_repo`, with whatever `tweak` changes in the configuration.
+    pub async fn with_repo_configured(
+        runners: usize,
+        ci: &str,
+        tweak: impl FnOnce(&mut kiln_server::Config),
+    ) -> (TestApp, Actor, GitRepo, i64) {
+        let app = TestApp::spawn_configured(runners, tweak).await;
         let owner = app.user("owner", false).await;
         let repo = GitRepo::with_ci(ci);
         let project = app.project_on("team/app", &repo, &owner).await;
@@ -427,5 +495,59 @@ impl TestApp {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// Whether process `pid` still runs (a zombie does not).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.get(s.rfind(')')? + 2..).map(|r| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Waits (at most 30 s) for the file `path` to hold a pid, and returns it.
+pub async fn pid_in(path: &std::path::Path) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pid appeared in {}",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until `pid` is gone, failing if it still runs after `within`; returns how long.
+pub async fn assert_gone_within(
+    pid: i32,
+    within: std::time::Duration,
+    what: &str,
+) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while alive(pid) {
+        assert!(
+            started.elapsed() < within,
+            "{what} (pid {pid}) still runs after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+/// With `TEST_LOG=1`, the servers' logs go to the test's output.
+fn log_if_asked() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+            .with_test_writer()
+            .try_init();
     }
 }

@@ -6,5 +6,7 @@ mod helpers;
 mod api_edges;
 mod auth;
 mod builds_v3;
+mod cluster;
+mod http_limits;
 mod pagination;
 mod pipelines;

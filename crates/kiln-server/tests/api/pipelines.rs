@@ -55,7 +55,11 @@ async fn stages_run_in_order_and_a_failure_skips_later_stages() {
     assert_eq!(status(&builds, "compile"), "success");
     assert_eq!(status(&builds, "unit"), "failed");
     assert_eq!(status(&builds, "deploy"), "skipped");
-    assert!(builds["compile"]["finished_at"].as_str() <= builds["unit"]["started_at"].as_str());
+    let compiled = builds["compile"]["finished_at"]
+        .as_str()
+        .expect("compile finished");
+    let unit_started = builds["unit"]["started_at"].as_str().expect("unit started");
+    assert!(compiled <= unit_started, "{compiled} > {unit_started}");
     let trace = app
         .trace(project, builds["compile"]["id"].as_i64().unwrap(), &owner)
         .await;
@@ -394,11 +398,11 @@ build:
 
 #[tokio::test]
 async fn the_trace_of_a_running_build_and_cancel_killing_its_process_group() {
-    let marker = tempfile::tempdir().unwrap();
-    let marker_file = marker.path().join("written");
+    let pids = tempfile::tempdir().unwrap();
+    let pid_file = pids.path().join("child.pid");
     let ci = format!(
-        "sleeper:\n  script:\n    - echo started sleeping\n    - (sleep 3; touch {}) &\n    - sleep 30\n",
-        marker_file.display()
+        "sleeper:\n  script:\n    - echo started sleeping\n    - \"sleep 60 & echo $! > {}\"\n    - sleep 30\n",
+        pid_file.display()
     );
     let (app, owner, _repo, project) = setup(&ci).await;
     let created = app.create_pipeline(project, "master", &owner).await;
@@ -428,11 +432,8 @@ async fn the_trace_of_a_running_build_and_cancel_killing_its_process_group() {
         )
         .await;
     assert_eq!(canceled.assert(201)["status"], "canceled");
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
-    assert!(
-        !marker_file.exists(),
-        "the canceled job's child never wrote its marker"
-    );
+    let child = crate::helpers::pid_in(&pid_file).await;
+    crate::helpers::assert_gone_within(child, Duration::from_secs(5), "the job's child").await;
     let after = app
         .get(&format!("/api/v3/projects/{project}/builds/{id}"), &owner)
         .await;

@@ -57,6 +57,11 @@ pub enum TokenCommand {
         #[arg(long, default_value = "kiln-admin")]
         name: String,
     },
+    /// Revokes a token; every server sharing the database refuses it at once.
+    Revoke {
+        #[arg(long)]
+        token: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +135,13 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("no user {username:?}"))?;
             store.users().create_token(user.id, name).await?
+        }
+        AdminCommand::Token(TokenCommand::Revoke { token }) => {
+            anyhow::ensure!(
+                store.users().revoke_token(token).await?,
+                "no such live token"
+            );
+            "revoked".to_owned()
         }
         AdminCommand::Project(ProjectCommand::Create {
             path,

@@ -43,6 +43,9 @@ pub struct ServeArgs {
     /// server fails the build as a runner system failure.
     #[arg(long, env = "KILN_BUILD_LEASE", default_value_t = 600)]
     pub build_lease: u64,
+    /// How long the embedded runner's builds outlive this server's last heartbeat (seconds).
+    #[arg(long, env = "KILN_EMBEDDED_LEASE", default_value_t = 30, hide = true)]
+    pub embedded_lease: u64,
     /// Run jobs as this unprivileged user (recommended; Kiln must start as root). Jobs then
     /// cannot read the data dir.
     #[arg(long, env = "KILN_JOB_USER")]
@@ -79,7 +82,7 @@ pub enum ArtifactsStoreArg {
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let files_cap = kiln_server::http::raise_file_limit();
     let url = cli.database_url()?;
-    private_data_dir(&cli.data_dir, &url)?;
+    kiln_server::files::make_data_dir_private(&cli.data_dir)?;
     let store = Store::open(&url).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let bound = listener.local_addr()?;
@@ -101,11 +104,12 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         config.builds_concurrency = 0;
     }
     config.build_lease = Duration::from_secs(args.build_lease.max(1));
+    config.embedded_lease = Duration::from_secs(args.embedded_lease.max(1));
     config.builds_dir = args.builds_dir.clone();
     if let Some(user) = &args.job_user {
         let user = kiln_executor::JobUser::lookup(user)?;
         anyhow::ensure!(
-            nix_is_root(),
+            is_root(),
             "--job-user needs Kiln to start as root (to switch to {})",
             user.name
         );
@@ -170,24 +174,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// The data dir and a SQLite database in it readable by this user alone, also when made
-/// by an older Kiln.
-fn private_data_dir(dir: &std::path::Path, url: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    if !url.starts_with("postgres") {
-        for suffix in ["", "-wal", "-shm"] {
-            let file = std::path::PathBuf::from(format!("{url}{suffix}"));
-            if file.exists() {
-                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     // SAFETY: geteuid(2) only reads this process's credentials.
     unsafe { libc::geteuid() == 0 }
 }
