@@ -3,7 +3,7 @@
 //! build runs once whoever takes it. Its builds' leases follow this server's heartbeat: a
 //! server that dies stops renewing them, and any other server's reaper fails them.
 
-use crate::service::jobs::{self, AssignedJob, JobError, JobOutcome};
+use crate::service::jobs::{self, AssignedJob, Caller, JobError, JobOutcome};
 use crate::AppState;
 use kiln_executor::{Dependency, GitSource, SinkError, Transport};
 use kiln_store::{Appended, Holder};
@@ -149,7 +149,11 @@ async fn worker(app: AppState, runner_id: i64, mut stopped: watch::Receiver<bool
         let woken = app.dispatcher.woken();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        match jobs::claim(&app, runner_id, app.config.embedded_lease).await {
+        let caller = Caller {
+            runner_id,
+            lease: app.config.embedded_lease,
+        };
+        match jobs::claim(&app, caller).await {
             Ok(Some(job)) => {
                 let span = tracing::info_span!(
                     "build",
@@ -184,7 +188,10 @@ async fn run(
     let prepared = Arc::new(AtomicBool::new(nothing_to_fetch));
     let mut transport = EmbeddedTransport {
         app: app.clone(),
-        runner_id,
+        caller: Caller {
+            runner_id,
+            lease: app.config.embedded_lease,
+        },
         build_id,
         project: job.project.clone(),
         downloads_left: job.spec.dependencies.len(),
@@ -250,7 +257,7 @@ async fn heartbeat(app: AppState, runner_id: i64, mut stopped: watch::Receiver<b
 /// from this server's mirror of the project.
 struct EmbeddedTransport {
     app: AppState,
-    runner_id: i64,
+    caller: Caller,
     build_id: i64,
     project: kiln_store::ProjectRecord,
     downloads_left: usize,
@@ -260,14 +267,8 @@ struct EmbeddedTransport {
 
 impl Transport for EmbeddedTransport {
     async fn append_trace(&mut self, offset: u64, data: &[u8]) -> Result<(), SinkError> {
-        let appended = jobs::append_trace(
-            &self.app,
-            self.runner_id,
-            self.build_id,
-            offset as i64,
-            data,
-        )
-        .await;
+        let appended =
+            jobs::append_trace(&self.app, self.caller, self.build_id, offset as i64, data).await;
         match appended {
             Ok(Appended::Stored { .. }) => Ok(()),
             Ok(Appended::Mismatch { size }) => Err(SinkError::Retry(format!(
@@ -308,7 +309,7 @@ impl Transport for EmbeddedTransport {
     }
 
     async fn upload_artifacts(&mut self, zip: &Path, name: &str) -> Result<(), String> {
-        jobs::upload_artifacts(&self.app, self.runner_id, self.build_id, zip, name)
+        jobs::upload_artifacts(&self.app, self.caller, self.build_id, zip, name)
             .await
             .map_err(|e| e.to_string())
     }

@@ -61,23 +61,30 @@ pub struct JobOutcome {
     pub coverage: Option<f64>,
 }
 
-fn lease_until(lease: Duration) -> i64 {
-    kiln_store::now_ms() + lease.as_millis() as i64
+/// A runner calling the jobs service: its id, and how long its builds stay its own after
+/// each call (a remote runner's `--build-lease`; the embedded runner's heartbeat lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub runner_id: i64,
+    pub lease: Duration,
+}
+
+impl Caller {
+    fn lease_until(self) -> i64 {
+        kiln_store::now_ms() + self.lease.as_millis() as i64
+    }
 }
 
 /// The oldest pending build for `runner_id`, leased for `lease`, with its job description.
 /// A build whose description cannot be made (a definition that does not read) is failed
 /// with the reason in its trace, and the next one is tried.
-pub async fn claim(
-    app: &AppInner,
-    runner_id: i64,
-    lease: Duration,
-) -> Result<Option<AssignedJob>, JobError> {
+pub async fn claim(app: &AppInner, caller: Caller) -> Result<Option<AssignedJob>, JobError> {
+    let runner_id = caller.runner_id;
     loop {
         let Some(claimed) = app
             .store
             .builds()
-            .claim(runner_id, lease_until(lease))
+            .claim(runner_id, caller.lease_until())
             .await?
         else {
             return Ok(None);
@@ -218,26 +225,30 @@ pub fn dependencies_of(plan: &JobPlan, available: &[PipelineArchive]) -> Vec<Dep
 /// Stores `data` at byte `offset` of the trace of `build_id`, and renews the lease.
 pub async fn append_trace(
     app: &AppInner,
-    runner_id: i64,
+    caller: Caller,
     build_id: i64,
     offset: i64,
     data: &[u8],
 ) -> Result<Appended, JobError> {
-    let until = lease_until(app.config.build_lease);
     Ok(app
         .store
         .builds()
-        .append_trace_at(build_id, runner_id, offset, data, until)
+        .append_trace_at(
+            build_id,
+            caller.runner_id,
+            offset,
+            data,
+            caller.lease_until(),
+        )
         .await?)
 }
 
-/// Moves the lease of `build_id` on, if `runner_id` holds it.
-pub async fn renew(app: &AppInner, runner_id: i64, build_id: i64) -> Result<(), JobError> {
-    let until = lease_until(app.config.build_lease);
+/// Moves the lease of `build_id` on, if the caller holds it.
+pub async fn renew(app: &AppInner, caller: Caller, build_id: i64) -> Result<(), JobError> {
     Ok(app
         .store
         .builds()
-        .renew_lease(build_id, runner_id, until)
+        .renew_lease(build_id, caller.runner_id, caller.lease_until())
         .await?)
 }
 
@@ -245,12 +256,12 @@ pub async fn renew(app: &AppInner, runner_id: i64, build_id: i64) -> Result<(), 
 /// its `artifacts:expire_in` says.
 pub async fn upload_artifacts(
     app: &AppInner,
-    runner_id: i64,
+    caller: Caller,
     build_id: i64,
     file: &Path,
     name: &str,
 ) -> Result<(), JobError> {
-    renew(app, runner_id, build_id).await?;
+    renew(app, caller, build_id).await?;
     let project_id = app.store.builds().project_of(build_id).await?;
     let build = app.store.builds().get(project_id, build_id).await?;
     let expire_in = match definition::decode(&build.options) {
