@@ -58,11 +58,9 @@ pub async fn execute<T: Transport>(
     job.introduce().await;
     match job.prepare(fresh).await {
         Err(err) => {
-            job.trace
-                .note(&format!(
-                    "\x1b[31;1mERROR: Preparing the work directory failed: {err}\x1b[0;m"
-                ))
-                .await;
+            job.trace.note(&format!(
+                "\x1b[31;1mERROR: Preparing the work directory failed: {err}\x1b[0;m"
+            ));
             job.outcome.failure = Some(FailureReason::RunnerSystemFailure);
         }
         Ok(()) => {
@@ -77,7 +75,7 @@ pub async fn execute<T: Transport>(
         let _ = tokio::fs::remove_dir_all(&job.dir).await;
     }
     let closing = closing_line(&job.outcome, spec.timeout);
-    job.trace.note(&closing).await;
+    job.trace.note(&closing);
     job.trace.finish().await;
     if job.trace.is_gone() {
         job.outcome.canceled = true;
@@ -88,21 +86,17 @@ pub async fn execute<T: Transport>(
 impl<'a, T: Transport> Job<'a, '_, T> {
     async fn introduce(&mut self) {
         let version = env!("CARGO_PKG_VERSION");
-        self.trace
-            .note(&format!(
-                "\x1b[1mRunning with kiln {version} (shell executor, bash)\x1b[0;m"
-            ))
-            .await;
+        self.trace.note(&format!(
+            "\x1b[1mRunning with kiln {version} (shell executor, bash)\x1b[0;m"
+        ));
         let user = match &self.config.job_user {
             Some(user) => format!("as {} (uid {})", user.name, user.uid),
             None => "as the runner's user".to_owned(),
         };
         let contained = self.containment.describe();
-        self.trace
-            .note(&format!(
-                "Running {user}; the job's processes are kept in {contained}"
-            ))
-            .await;
+        self.trace.note(&format!(
+            "Running {user}; the job's processes are kept in {contained}"
+        ));
     }
 
     /// A fresh work directory with the source and the earlier jobs' artifacts, owned by the
@@ -113,13 +107,13 @@ impl<'a, T: Transport> Job<'a, '_, T> {
             create_builds_dir(self.config).await?;
             match &self.spec.git {
                 Some(git) => {
-                    self.trace
-                        .note(&format!(
-                            "Fetching changes, checking out {}…",
-                            short(&git.sha)
-                        ))
-                        .await;
+                    self.trace.note(&format!(
+                        "Fetching changes, checking out {}…",
+                        short(&git.sha)
+                    ));
                     let dir = self.dir.clone();
+                    // Shown before a checkout that may take a while.
+                    self.trace.flush().await;
                     self.trace.transport().checkout(git, &dir).await?;
                 }
                 None => tokio::fs::create_dir_all(&self.dir)
@@ -130,8 +124,8 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         for dependency in &self.spec.dependencies {
             let name = &dependency.name;
             self.trace
-                .note(&format!("Downloading artifacts for {name}…"))
-                .await;
+                .note(&format!("Downloading artifacts for {name}…"));
+            self.trace.flush().await;
             let zip = self
                 .config
                 .builds_dir
@@ -202,11 +196,9 @@ impl<'a, T: Transport> Job<'a, '_, T> {
             Ok(Exit::TimedOut) => self.outcome.failure = Some(FailureReason::JobExecutionTimeout),
             Ok(Exit::Canceled) => self.outcome.canceled = true,
             Err(err) => {
-                self.trace
-                    .note(&format!(
-                        "\x1b[31;1mERROR: Could not start bash: {err}\x1b[0;m"
-                    ))
-                    .await;
+                self.trace.note(&format!(
+                    "\x1b[31;1mERROR: Could not start bash: {err}\x1b[0;m"
+                ));
                 self.outcome.failure = Some(FailureReason::RunnerSystemFailure);
             }
         }
@@ -218,9 +210,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         if self.spec.after_script.is_empty() {
             return;
         }
-        self.trace
-            .note("\x1b[32;1mRunning after_script\x1b[0;m")
-            .await;
+        self.trace.note("\x1b[32;1mRunning after_script\x1b[0;m");
         let status = match (self.outcome.canceled, self.outcome.failure) {
             (true, _) => "canceled",
             (false, None) => "success",
@@ -237,8 +227,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
             .await;
         if !matches!(after, Ok(Exit::Code(0))) {
             self.trace
-                .note("\x1b[33;1mWARNING: after_script failed, but the job goes on\x1b[0;m")
-                .await;
+                .note("\x1b[33;1mWARNING: after_script failed, but the job goes on\x1b[0;m");
         }
     }
 
@@ -297,9 +286,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         if !wanted || self.outcome.canceled || self.trace.is_gone() {
             return;
         }
-        self.trace
-            .note("\x1b[32;1mUploading artifacts…\x1b[0;m")
-            .await;
+        self.trace.note("\x1b[32;1mUploading artifacts…\x1b[0;m");
         let name = archive_name(spec, &self.env);
         let out = self
             .config
@@ -308,6 +295,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
             .join(format!("{name}.zip"));
         match self.archive(spec, &out).await {
             Ok(Some(zip)) => {
+                self.trace.flush().await;
                 let uploaded = self.trace.transport().upload_artifacts(&zip, &name).await;
                 if let Err(err) = uploaded {
                     self.fail_artifacts(&format!("Uploading artifacts failed: {err}"))
@@ -344,38 +332,32 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
         for pattern in &archive.unmatched {
-            self.trace
-                .note(&format!(
-                    "\x1b[33;1mWARNING: {pattern}: no matching files\x1b[0;m"
-                ))
-                .await;
+            self.trace.note(&format!(
+                "\x1b[33;1mWARNING: {pattern}: no matching files\x1b[0;m"
+            ));
         }
         if archive.size > limit {
             self.trace
                 .note(&format!(
                     "\x1b[31;1mERROR: Uploading artifacts failed: the archive passed {} bytes, over the limit of {limit} bytes (--max-artifacts-size)\x1b[0;m",
                     archive.size
-                ))
-                .await;
+                ));
             self.outcome.failure = Some(FailureReason::ArtifactsTooLarge);
             return Ok(None);
         }
         if archive.files == 0 {
             self.trace
-                .note("\x1b[33;1mWARNING: no files to upload\x1b[0;m")
-                .await;
+                .note("\x1b[33;1mWARNING: no files to upload\x1b[0;m");
             return Ok(None);
         }
         self.trace
-            .note(&format!("{} files, {} bytes", archive.files, archive.size))
-            .await;
+            .note(&format!("{} files, {} bytes", archive.files, archive.size));
         Ok(Some(archive.path))
     }
 
     async fn fail_artifacts(&mut self, message: &str) {
         self.trace
-            .note(&format!("\x1b[31;1mERROR: {message}\x1b[0;m"))
-            .await;
+            .note(&format!("\x1b[31;1mERROR: {message}\x1b[0;m"));
         self.outcome.failure = Some(FailureReason::RunnerSystemFailure);
     }
 }

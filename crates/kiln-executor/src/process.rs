@@ -84,25 +84,29 @@ impl Running {
             .process_group(0)
             .kill_on_drop(true);
         let identity = user.map(|u| (u.uid, u.gid));
-        // SAFETY: the hook runs between fork and exec and only makes async-signal-safe
-        // calls: open/write/close (join_cgroup), setgroups, setgid, setuid.
-        unsafe {
-            command.pre_exec(move || {
-                if let Some(procs) = &cgroup {
-                    crate::containment::join_cgroup(procs)?;
-                }
-                if let Some((uid, gid)) = identity {
-                    // Groups first, then the group, then the user: afterwards nothing of
-                    // the runner's privileges is left.
-                    if libc::setgroups(1, &gid) != 0
-                        || libc::setgid(gid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
+        // Only when there is something to do between fork and exec: without a hook the
+        // process is started with posix_spawn, much cheaper than fork for a large server.
+        if cgroup.is_some() || identity.is_some() {
+            // SAFETY: the hook runs between fork and exec and only makes async-signal-safe
+            // calls: open/write/close (join_cgroup), setgroups, setgid, setuid.
+            unsafe {
+                command.pre_exec(move || {
+                    if let Some(procs) = &cgroup {
+                        crate::containment::join_cgroup(procs)?;
                     }
-                }
-                Ok(())
-            });
+                    if let Some((uid, gid)) = identity {
+                        // Groups first, then the group, then the user: afterwards nothing of
+                        // the runner's privileges is left.
+                        if libc::setgroups(1, &gid) != 0
+                            || libc::setgid(gid) != 0
+                            || libc::setuid(uid) != 0
+                        {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = command.spawn()?;
         let pgid = child.id().map(|id| id as i32);

@@ -78,12 +78,13 @@ impl<'a, T: Transport> TraceWriter<'a, T> {
         }
     }
 
-    /// A line from the runner itself (not the job), always kept.
-    pub async fn note(&mut self, line: &str) {
+    /// A line from the runner itself (not the job), always kept. It goes out with the next
+    /// flush (at most `FLUSH_AFTER` later while the job runs): notes written together cost
+    /// one append.
+    pub fn note(&mut self, line: &str) {
         self.buffer.extend_from_slice(line.as_bytes());
         self.buffer.push(b'\n');
         self.waiting_since.get_or_insert_with(Instant::now);
-        self.flush().await;
     }
 
     /// Sends what is buffered. On a failure that may pass, it stays buffered for the next

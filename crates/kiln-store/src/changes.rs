@@ -112,7 +112,9 @@ impl ChangeFeed {
 }
 
 /// Follows `LISTEN kiln_changes` for as long as the pool lives, reconnecting after errors.
+/// Until it listens, the feed counts as disconnected (caches are not trusted).
 pub(crate) fn listen_postgres(pool: sqlx::PgPool, feed: std::sync::Arc<ChangeFeed>) {
+    feed.connected.store(false, Ordering::Release);
     tokio::spawn(async move {
         let mut backoff = std::time::Duration::from_millis(100);
         loop {

@@ -285,3 +285,50 @@ fn unsafe_geteuid() -> u32 {
     // SAFETY: geteuid(2) only reads this process's credentials.
     unsafe { libc::geteuid() }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_server_fails_its_running_build_and_kills_its_processes() {
+    let pids = tempfile::tempdir().unwrap();
+    let pid_file = pids.path().join("child.pid");
+    let (app, owner, _repo, project) = TestApp::with_repo(1, &sleeper_ci(&pid_file)).await;
+    app.create_pipeline(project, "master", &owner)
+        .await
+        .assert(201);
+    let child = pid_in(&pid_file).await;
+    let build = app.builds_by_name(project, &owner).await["sleeper"]["id"]
+        .as_i64()
+        .unwrap();
+    // What SIGTERM does after the HTTP server stopped, before the pool closes.
+    kiln_server::stop(&app.state).await;
+    let record = app.store.builds().get(project, build).await.unwrap();
+    assert_eq!(record.status, kiln_core::BuildStatus::Failed);
+    let trace = app.trace(project, build, &owner).await;
+    assert!(trace.contains("the server shut down"), "{trace}");
+    assert_gone_within(child, Duration::from_secs(5), "the job's setsid child").await;
+}
+
+#[tokio::test]
+async fn a_build_whose_definition_does_not_read_fails_with_the_reason() {
+    let app = TestApp::spawn_with(1).await;
+    let owner = app.user("owner", false).await;
+    let project = app
+        .project("team/app", kiln_core::Visibility::Private)
+        .await;
+    app.member(project, &owner, kiln_core::AccessLevel::Master)
+        .await;
+    let future = kiln_store::NewBuild {
+        options: r#"{"version":99,"name":"future","script":["echo never"]}"#.into(),
+        commands: "echo never".into(),
+        ..kiln_store::NewBuild::new("future", "test", 0, kiln_core::BuildStatus::Pending)
+    };
+    let id = app
+        .pipeline_of_builds(project, &"a".repeat(40), vec![future], Some(&owner))
+        .await[0];
+    let body = app
+        .wait_for_build(project, id, &owner, |b| b["status"] == "failed")
+        .await;
+    assert_eq!(body["status"], "failed", "{body}");
+    let trace = app.trace(project, id, &owner).await;
+    assert!(trace.contains("written by a newer Kiln"), "{trace}");
+    assert!(!trace.contains("\nnever"), "nothing of it ran: {trace}");
+}

@@ -36,6 +36,20 @@ pub struct BenchArgs {
     /// measure trigger → first build running, with the embedded runner.
     #[arg(long)]
     pub dispatch: Option<usize>,
+    /// With --dispatch: trigger on one server and run on another (needs --postgres).
+    #[arg(long)]
+    pub across: bool,
+    /// Instead: this many writes on one server, each read on another until seen; prints the
+    /// cross-server staleness (needs --postgres).
+    #[arg(long)]
+    pub staleness: Option<usize>,
+    /// Instead: this many one-job pipelines on a `kiln serve` process; prints its CPU per
+    /// finished build.
+    #[arg(long)]
+    pub build_cpu: Option<usize>,
+    /// With --build-cpu: the Kiln binary to measure (default: this one).
+    #[arg(long)]
+    pub kiln: Option<std::path::PathBuf>,
 }
 
 struct Scenario {
@@ -47,7 +61,13 @@ struct Scenario {
 
 pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(pipelines) = args.dispatch {
-        return super::bench_dispatch::run(pipelines, args.postgres.as_deref()).await;
+        return super::bench_dispatch::run(pipelines, args.postgres.as_deref(), args.across).await;
+    }
+    if let Some(reads) = args.staleness {
+        return super::bench_dispatch::staleness(reads, args.postgres.as_deref()).await;
+    }
+    if let Some(builds) = args.build_cpu {
+        return super::bench_cpu::run(builds, args.kiln.clone()).await;
     }
     let dir = tempfile::tempdir()?;
     let (url, _cleanup) = match &args.postgres {
