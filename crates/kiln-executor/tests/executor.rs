@@ -4,6 +4,7 @@ use kiln_executor::{
     execute, ArtifactsSpec, ArtifactsWhen, Dependency, ExecutorConfig, FailureReason, GitSource,
     Isolation, JobSpec, JobUser, SinkError, Transport,
 };
+use kiln_test_support::{alive, pid_in};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -107,43 +108,9 @@ async fn run_with(
     (outcome, sink)
 }
 
-/// Whether process `pid` still runs (a zombie does not).
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.get(s.rfind(')')? + 2..).map(|r| !r.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// Waits (at most 5 s) for the file `path` to hold a pid, and returns it.
-async fn pid_in(path: &Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no pid appeared in {}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Asserts that `pid` is gone within two seconds (a SIGKILL takes a moment to land).
 async fn assert_gone(pid: i32, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "{what} (pid {pid}) is still alive"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    kiln_test_support::assert_gone_within(pid, Duration::from_secs(2), what).await;
 }
 
 /// Runs `job` until the pid files `pids` are written, then cancels it; returns the pids.

@@ -26,10 +26,9 @@ use kiln_store::Store;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use http::HttpLimits;
+pub use http::{serve, HttpLimits};
 
 /// Where artifacts archives are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,15 +183,4 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::map_response(api::json_errors))
         .with_state(state)
-}
-
-/// Serves `router` on `listener` within `limits` until `shutdown` completes, letting
-/// requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    limits: HttpLimits,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    http::serve(listener, router, limits, shutdown).await
 }

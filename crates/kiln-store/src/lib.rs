@@ -10,7 +10,6 @@ mod dialect;
 pub mod generate;
 mod migrate;
 mod row;
-pub mod testing;
 pub mod versions;
 
 pub mod artifacts;

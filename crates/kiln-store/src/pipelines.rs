@@ -70,6 +70,32 @@ fn pipeline_from_row(row: &impl KilnRow) -> Result<PipelineRecord, sqlx::Error> 
     })
 }
 
+impl NewPipeline {
+    /// A pipeline of `builds` for `ref_name` at `commit`, created by a push, with nothing
+    /// else set.
+    pub fn new(
+        project_id: i64,
+        commit: CommitRecord,
+        ref_name: &str,
+        builds: Vec<NewBuild>,
+    ) -> NewPipeline {
+        NewPipeline {
+            project_id,
+            commit,
+            ref_name: ref_name.to_owned(),
+            tag: false,
+            status: "created".into(),
+            user_id: None,
+            yaml_errors: None,
+            source: "push".into(),
+            variables: "[]".into(),
+            trigger_request_id: None,
+            push_key: None,
+            builds,
+        }
+    }
+}
+
 pub struct Pipelines<'a> {
     pub(crate) db: &'a Db,
     pub(crate) feed: &'a ChangeFeed,

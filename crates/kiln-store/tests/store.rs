@@ -2,25 +2,14 @@
 //! `KILN_TEST_DATABASE_URL` is set (`.ci/run` does both).
 
 use kiln_core::{AccessLevel, BuildEvent, BuildStatus, PageRequest, Scope, Visibility};
-use kiln_store::testing::TestDatabase;
 use kiln_store::{Appended, Change, Finish, Holder};
-use kiln_store::{CommitRecord, NewBuild, NewPipeline, ProjectRef, Store, StoreError};
+use kiln_store::{NewBuild, NewPipeline, ProjectRef, Store, StoreError};
+use kiln_test_support::{commit, TestDatabase};
 
 async fn fresh() -> (TestDatabase, Store) {
     let db = TestDatabase::new().await;
     let store = db.open().await.expect("open store");
     (db, store)
-}
-
-fn commit(sha: &str) -> CommitRecord {
-    CommitRecord {
-        sha: sha.to_owned(),
-        message: "Test the CI integration.\n\nBody".to_owned(),
-        author_name: "Administrator".to_owned(),
-        author_email: "admin@example.com".to_owned(),
-        authored_at: 1_450_972_274_000,
-        author_tz_offset_minutes: 60,
-    }
 }
 
 async fn pipeline(store: &Store, project_id: i64, sha: &str, statuses: &[BuildStatus]) -> Vec<i64> {
@@ -29,20 +18,7 @@ async fn pipeline(store: &Store, project_id: i64, sha: &str, statuses: &[BuildSt
         .enumerate()
         .map(|(i, s)| NewBuild::new(&format!("job{i}"), "test", 1, *s))
         .collect();
-    let new = NewPipeline {
-        project_id,
-        commit: commit(sha),
-        ref_name: "master".into(),
-        tag: false,
-        status: "running".into(),
-        user_id: None,
-        yaml_errors: None,
-        source: "push".into(),
-        variables: "[]".into(),
-        trigger_request_id: None,
-        push_key: None,
-        builds,
-    };
+    let new = kiln_test_support::pipeline(project_id, sha, builds);
     store
         .pipelines()
         .create(&new)
@@ -696,18 +672,8 @@ async fn a_push_key_makes_one_pipeline() {
     let (_db, store) = fresh().await;
     let pid = project(&store).await;
     let new = NewPipeline {
-        project_id: pid,
-        commit: commit("abc"),
-        ref_name: "master".into(),
-        tag: false,
-        status: "created".into(),
-        user_id: None,
-        yaml_errors: None,
-        source: "push".into(),
-        variables: "[]".into(),
-        trigger_request_id: None,
         push_key: Some(format!("{pid}:master:abc")),
-        builds: vec![],
+        ..NewPipeline::new(pid, commit("abc"), "master", vec![])
     };
     store.pipelines().create(&new).await.unwrap();
     assert!(matches!(

@@ -5,7 +5,8 @@
 //! (`KILN_TEST_DATABASE_URL`): SQLite is one server's database.
 
 use kiln_core::{BuildStatus, PageRequest, Scope};
-use kiln_store::{testing::TestDatabase, BuildRecord, Store};
+use kiln_store::{BuildRecord, Store};
+use kiln_test_support::TestDatabase;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

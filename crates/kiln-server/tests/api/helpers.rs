@@ -1,8 +1,8 @@
 //! `TestApp` and builders. Fixtures are made through the store, requests go over HTTP.
 
 use kiln_core::{AccessLevel, BuildStatus, Visibility};
-use kiln_store::testing::TestDatabase;
-use kiln_store::{CommitRecord, NewBuild, NewPipeline, Store};
+use kiln_store::{NewBuild, NewPipeline, Store};
+pub use kiln_test_support::{assert_gone_within, pid_in, TestDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -218,25 +218,8 @@ impl TestApp {
         user: Option<&Actor>,
     ) -> Vec<i64> {
         let pipeline = NewPipeline {
-            project_id: project,
-            commit: CommitRecord {
-                sha: sha.to_owned(),
-                message: "Test the CI integration.\n\nWith a body.".to_owned(),
-                author_name: "Administrator".to_owned(),
-                author_email: "admin@example.com".to_owned(),
-                authored_at: 1_450_972_274_000,
-                author_tz_offset_minutes: 60,
-            },
-            ref_name: "master".to_owned(),
-            tag: false,
-            status: "running".to_owned(),
             user_id: user.map(|u| u.id),
-            yaml_errors: None,
-            source: "push".into(),
-            variables: "[]".into(),
-            trigger_request_id: None,
-            push_key: None,
-            builds,
+            ..kiln_test_support::pipeline(project, sha, builds)
         };
         self.store
             .pipelines()
@@ -496,50 +479,6 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
-}
-
-/// Whether process `pid` still runs (a zombie does not).
-pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.get(s.rfind(')')? + 2..).map(|r| !r.starts_with('Z')))
-        .unwrap_or(false)
-}
-
-/// Waits (at most 30 s) for the file `path` to hold a pid, and returns it.
-pub async fn pid_in(path: &std::path::Path) -> i32 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-        {
-            return pid;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no pid appeared in {}",
-            path.display()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
-/// Waits until `pid` is gone, failing if it still runs after `within`; returns how long.
-pub async fn assert_gone_within(
-    pid: i32,
-    within: std::time::Duration,
-    what: &str,
-) -> std::time::Duration {
-    let started = std::time::Instant::now();
-    while alive(pid) {
-        assert!(
-            started.elapsed() < within,
-            "{what} (pid {pid}) still runs after {within:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    started.elapsed()
 }
 
 /// With `TEST_LOG=1`, the servers' logs go to the test's output.

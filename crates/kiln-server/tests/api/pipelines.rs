@@ -646,7 +646,7 @@ async fn lint_answers_like_gitlab() {
 
 #[tokio::test]
 async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
-    let db = kiln_store::testing::TestDatabase::new().await;
+    let db = crate::helpers::TestDatabase::new().await;
     let data_dir = tempfile::tempdir().unwrap();
     let store = db.open().await.unwrap();
     let project = store
@@ -654,30 +654,11 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
         .create("team", "app", kiln_core::Visibility::Private, None)
         .await
         .unwrap();
-    let new = kiln_store::NewPipeline {
-        project_id: project,
-        commit: kiln_store::CommitRecord {
-            sha: "a".repeat(40),
-            message: "m".into(),
-            author_name: "a".into(),
-            author_email: "a@x".into(),
-            authored_at: 0,
-            author_tz_offset_minutes: 0,
-        },
-        ref_name: "master".into(),
-        tag: false,
-        status: "running".into(),
-        user_id: None,
-        yaml_errors: None,
-        source: "push".into(),
-        variables: "[]".into(),
-        trigger_request_id: None,
-        push_key: None,
-        builds: vec![kiln_store::NewBuild {
-            commands: "sleep 100".into(),
-            ..kiln_store::NewBuild::new("orphan", "test", 0, kiln_core::BuildStatus::Pending)
-        }],
+    let orphan = kiln_store::NewBuild {
+        commands: "sleep 100".into(),
+        ..kiln_store::NewBuild::new("orphan", "test", 0, kiln_core::BuildStatus::Pending)
     };
+    let new = kiln_test_support::pipeline(project, &"a".repeat(40), vec![orphan]);
     let (_, ids) = store.pipelines().create(&new).await.unwrap();
     let mut config = kiln_server::Config::new("http://127.0.0.1", data_dir.path());
     // No workers: recovery happens with `--no-embedded-runner` too.

@@ -72,7 +72,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (url, _cleanup) = match &args.postgres {
         Some(admin) => {
-            let db = kiln_store::testing::TestDatabase::with_postgres(admin).await?;
+            let db = kiln_test_support::TestDatabase::with_postgres(admin).await?;
             (db.url.clone(), Some(db))
         }
         None => (

@@ -11,7 +11,8 @@
 
 use kiln_core::Visibility;
 use kiln_core::{BuildStatus, PageRequest, Scope};
-use kiln_store::{testing::TestDatabase, CommitRecord, NewBuild, NewPipeline, Store};
+use kiln_store::{NewBuild, NewPipeline, Store};
+use kiln_test_support::TestDatabase;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -199,25 +200,13 @@ pub async fn staleness(reads: usize, postgres: Option<&str>) -> anyhow::Result<(
         .map(|i| NewBuild::new(&format!("job{i}"), "test", 0, BuildStatus::Pending))
         .collect();
     let pipeline = NewPipeline {
-        project_id: project,
-        commit: CommitRecord {
-            sha: "0".repeat(40),
-            message: "bench".into(),
-            author_name: "B".into(),
-            author_email: "b@x".into(),
-            authored_at: 0,
-            author_tz_offset_minutes: 0,
-        },
-        ref_name: "master".into(),
-        tag: false,
         status: "pending".into(),
-        user_id: None,
-        yaml_errors: None,
-        source: "push".into(),
-        variables: "[]".into(),
-        trigger_request_id: None,
-        push_key: None,
-        builds,
+        ..NewPipeline::new(
+            project,
+            kiln_test_support::commit(&"0".repeat(40)),
+            "master",
+            builds,
+        )
     };
     let (_, ids) = store.pipelines().create(&pipeline).await?;
     let minute = Some(Duration::from_secs(60));

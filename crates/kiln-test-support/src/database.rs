@@ -2,7 +2,7 @@
 //! `KILN_TEST_DATABASE_URL` names a PostgreSQL server, a new database on it that is dropped
 //! when the `TestDatabase` goes away.
 
-use crate::{Store, StoreResult};
+use kiln_store::{Store, StoreResult};
 use sqlx::Connection;
 
 pub struct TestDatabase {
@@ -31,7 +31,7 @@ impl TestDatabase {
 
     /// A fresh database on the PostgreSQL server of `admin`, dropped with the value.
     pub async fn with_postgres(admin: &str) -> StoreResult<TestDatabase> {
-        let name = format!("kiln_test_{}", crate::new_secret().to_lowercase());
+        let name = format!("kiln_test_{}", kiln_store::new_secret().to_lowercase());
         let mut conn = sqlx::PgConnection::connect(admin).await?;
         sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
