@@ -24,6 +24,8 @@ pub enum Isolation {
 
 pub(crate) struct Containment {
     kind: Kind,
+    /// Killed with nothing started since: nothing is left to kill.
+    emptied: bool,
     /// Bash processes started for the job (each leads its own process group).
     leaders: Vec<i32>,
     /// Boot-relative start time (clock ticks) of the job's first process.
@@ -148,6 +150,7 @@ impl Containment {
         });
         Containment {
             kind,
+            emptied: true,
             leaders: Vec::new(),
             since: None,
         }
@@ -171,6 +174,7 @@ impl Containment {
 
     /// Records a process the executor started for the job.
     pub(crate) fn started(&mut self, pid: i32) {
+        self.emptied = false;
         self.leaders.push(pid);
         if self.since.is_none() {
             self.since = proc_stat(pid).map(|s| s.start);
@@ -179,6 +183,10 @@ impl Containment {
 
     /// Kills every process of the job. Returns how many were signalled.
     pub(crate) fn kill_all(&mut self) -> usize {
+        if self.emptied {
+            return 0;
+        }
+        self.emptied = true;
         match &self.kind {
             Kind::Cgroup { dir, .. } => kill_cgroup(dir),
             Kind::ProcessTree => kill_tree(&self.leaders, self.since),

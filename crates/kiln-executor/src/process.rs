@@ -64,6 +64,18 @@ impl Running {
         cgroup: Option<CString>,
     ) -> std::io::Result<Running> {
         let (timeout, grace) = limits;
+        let identity = user.map(|u| (u.uid, u.gid));
+        // Joining the cgroup: a process running as the runner's user joins it itself, as the
+        // first thing bash does (no command of the job has run, so nothing has escaped), and
+        // needs no hook, so it is started with posix_spawn (much cheaper than fork for a large
+        // server). One that changes user must join before it loses the right to, in a hook.
+        let (script, hook_cgroup) = match (&cgroup, identity) {
+            (Some(procs), None) => {
+                let path = crate::script::quote(&procs.to_string_lossy());
+                (format!("echo $$ > {path}\n{script}"), None)
+            }
+            _ => (script.to_owned(), cgroup),
+        };
         let mut command = Command::new("bash");
         command
             .args([
@@ -73,7 +85,7 @@ impl Running {
                 "-o",
                 "pipefail",
                 "-c",
-                script,
+                &script,
             ])
             .current_dir(dir)
             .env_clear()
@@ -83,15 +95,12 @@ impl Running {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let identity = user.map(|u| (u.uid, u.gid));
-        // Only when there is something to do between fork and exec: without a hook the
-        // process is started with posix_spawn, much cheaper than fork for a large server.
-        if cgroup.is_some() || identity.is_some() {
+        if hook_cgroup.is_some() || identity.is_some() {
             // SAFETY: the hook runs between fork and exec and only makes async-signal-safe
             // calls: open/write/close (join_cgroup), setgroups, setgid, setuid.
             unsafe {
                 command.pre_exec(move || {
-                    if let Some(procs) = &cgroup {
+                    if let Some(procs) = &hook_cgroup {
                         crate::containment::join_cgroup(procs)?;
                     }
                     if let Some((uid, gid)) = identity {

@@ -40,18 +40,25 @@ impl Builds<'_> {
         }
         let size = row.int("trace_size")?;
         let end = offset + data.len() as i64;
-        let appended = if offset == size {
-            append_note(&mut tx, build_id, size, data).await?;
+        let appended = if offset == size && !data.is_empty() {
+            tx.execute(
+                "INSERT INTO trace_parts (build_id, start, data) VALUES ($1, $2, $3)",
+                args![build_id, size, data],
+            )
+            .await?;
             Appended::Stored { size: end }
-        } else if offset < size && end <= size {
-            // Sent again after its answer was lost: it is stored already.
+        } else if offset <= size && end <= size {
+            // Sent again after its answer was lost (or empty): it is stored already.
             Appended::Stored { size }
         } else {
             Appended::Mismatch { size }
         };
+        let stored = match appended {
+            Appended::Stored { size } | Appended::Mismatch { size } => size,
+        };
         tx.execute(
-            "UPDATE builds SET lease_expires_at = $1 WHERE id = $2",
-            args![lease_until, build_id],
+            "UPDATE builds SET trace_size = $1, lease_expires_at = $2 WHERE id = $3",
+            args![stored, lease_until, build_id],
         )
         .await?;
         tx.commit().await?;
