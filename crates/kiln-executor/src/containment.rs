@@ -105,8 +105,8 @@ pub(crate) fn join_cgroup(procs: &CString) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `<tag>-job-<id>-`: the start of the names of a job's cgroups.
-fn cgroup_prefix(tag: &str, job_id: i64) -> String {
+/// `<tag>-job-`: the start of the names of a runner's job cgroups.
+fn runner_prefix(tag: &str) -> String {
     let tag: String = tag
         .chars()
         .map(|c| {
@@ -117,7 +117,12 @@ fn cgroup_prefix(tag: &str, job_id: i64) -> String {
             }
         })
         .collect();
-    format!("{tag}-job-{job_id}-")
+    format!("{tag}-job-")
+}
+
+/// `<tag>-job-<id>-`: the start of the names of a job's cgroups.
+fn cgroup_prefix(tag: &str, job_id: i64) -> String {
+    format!("{}{job_id}-", runner_prefix(tag))
 }
 
 /// A cgroup name no other containment of this machine uses: the prefix, this process and a
@@ -359,10 +364,20 @@ fn reap_adopted(me: i32, my_sid: i32) {
 /// Kills what is left in the cgroups of jobs `job_ids` of runner `tag` after the runner
 /// died without cleaning up (a crash, SIGKILL). Returns how many cgroups were emptied.
 pub fn kill_leftover_cgroups(tag: &str, job_ids: &[i64]) -> usize {
+    let prefixes: Vec<String> = job_ids.iter().map(|id| cgroup_prefix(tag, *id)).collect();
+    kill_cgroups_named(&prefixes)
+}
+
+/// Kills what is left in every job cgroup of runner `tag` (a runner that will not return).
+/// Returns how many cgroups were emptied.
+pub fn kill_runner_cgroups(tag: &str) -> usize {
+    kill_cgroups_named(&[runner_prefix(tag)])
+}
+
+fn kill_cgroups_named(prefixes: &[String]) -> usize {
     let Some(base) = own_cgroup_dir() else {
         return 0;
     };
-    let prefixes: Vec<String> = job_ids.iter().map(|id| cgroup_prefix(tag, *id)).collect();
     let Ok(entries) = std::fs::read_dir(&base) else {
         return 0;
     };

@@ -15,7 +15,7 @@ mod trace;
 mod transport;
 
 pub use checkout::{checkout, checkout_with};
-pub use containment::{kill_leftover_cgroups, Isolation};
+pub use containment::{kill_leftover_cgroups, kill_runner_cgroups, Isolation};
 pub use execute::execute;
 pub use identity::JobUser;
 pub use process::kill_leftovers;

@@ -109,6 +109,15 @@ fn report(builds: &[BuildRecord], servers: &[&Server]) -> String {
     out
 }
 
+/// The killed server's job cgroups, emptied and removed when the test ends.
+struct Leftovers(String);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        kiln_executor::kill_runner_cgroups(&self.0);
+    }
+}
+
 async fn all_builds(store: &Store, project: i64) -> Vec<BuildRecord> {
     let mut builds = Vec::new();
     for page in 1.. {
@@ -227,6 +236,13 @@ fn a_killed_server_loses_no_build_and_runs_none_twice() {
     let project: i64 = project.parse().expect("project id");
 
     let mut a = serve(&a_dir, &url);
+    // Whatever happens, nothing of the server that is killed outlives the test.
+    let _leftovers = Leftovers(format!(
+        "kiln-{}",
+        std::fs::read_to_string(a_dir.join("runner-id"))
+            .unwrap()
+            .trim()
+    ));
     let mut b = serve(&b_dir, &url);
     let (a_url, b_url) = (a.url.clone(), b.url.clone());
     let store = runtime.block_on(Store::open(&url)).expect("store");
