@@ -16,6 +16,7 @@ mod transport;
 
 pub use checkout::{checkout, checkout_with};
 pub use containment::{kill_leftover_cgroups, kill_runner_cgroups, Isolation};
+pub use coverage::CoverageScanner;
 pub use execute::execute;
 pub use identity::JobUser;
 pub use process::kill_leftovers;

@@ -40,6 +40,14 @@ pub async fn start(app: AppState, concurrency: usize) -> anyhow::Result<Arc<Embe
         .runners()
         .find_or_create(&embedded_description(&app.config)?)
         .await?;
+    let tags = kiln_store::runners::normalize_tags(&app.config.embedded_tags);
+    if app.store.runners().get(runner_id).await?.tags != tags {
+        let update = kiln_store::RunnerUpdate {
+            tags: Some(tags),
+            ..Default::default()
+        };
+        app.store.runners().update(runner_id, &update).await?;
+    }
     recover(&app, runner_id).await?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -149,11 +157,11 @@ async fn worker(app: AppState, runner_id: i64, mut stopped: watch::Receiver<bool
         let woken = app.dispatcher.woken();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let caller = Caller {
-            runner_id,
-            lease: app.config.embedded_lease,
+        let claimed = match app.store.runners().get(runner_id).await {
+            Ok(runner) => jobs::claim(&app, &runner, app.config.embedded_lease).await,
+            Err(err) => Err(err.into()),
         };
-        match jobs::claim(&app, caller).await {
+        match claimed {
             Ok(Some(job)) => {
                 let span = tracing::info_span!(
                     "build",
@@ -309,7 +317,8 @@ impl Transport for EmbeddedTransport {
     }
 
     async fn upload_artifacts(&mut self, zip: &Path, name: &str) -> Result<(), String> {
-        jobs::upload_artifacts(&self.app, self.caller, self.build_id, zip, name)
+        let expiry = jobs::Expiry::AsTheJobSays;
+        jobs::upload_artifacts(&self.app, self.caller, self.build_id, zip, name, expiry)
             .await
             .map_err(|e| e.to_string())
     }

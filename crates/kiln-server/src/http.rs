@@ -49,6 +49,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let open = Arc::new(AtomicUsize::new(0));
     let (stop, stopping) = watch::channel(false);
+    let router = router.layer(axum::Extension(OpenConnections(open.clone())));
     let service = tower::ServiceBuilder::new()
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             limits.idle_timeout,
@@ -102,6 +103,28 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
+}
+
+/// The count of open connections, for a request that waits long (a runner's long poll) to
+/// step out of it meanwhile: a thousand idle runners must not fill the cap.
+#[derive(Debug, Clone)]
+pub struct OpenConnections(Arc<AtomicUsize>);
+
+impl OpenConnections {
+    /// Stops counting this request's connection until the guard is dropped.
+    pub fn step_out(&self) -> SteppedOut {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        SteppedOut(self.0.clone())
+    }
+}
+
+/// Counts the connection again when dropped.
+pub struct SteppedOut(Arc<AtomicUsize>);
+
+impl Drop for SteppedOut {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// Counts a connection as open until it ends.

@@ -52,6 +52,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Workers of the embedded runner; 0 turns it off.
     pub builds_concurrency: usize,
+    /// The embedded runner's tags: it takes untagged builds and builds whose tags it has.
+    pub embedded_tags: Vec<String>,
+    /// How long `POST /jobs/request` waits for a build before answering 204.
+    pub long_poll_timeout: Duration,
     pub max_trace_bytes: u64,
     pub max_artifacts_bytes: u64,
     /// Poll project repositories for new branch heads this often.
@@ -81,6 +85,8 @@ impl Config {
                 std::path::absolute(&dir).unwrap_or(dir)
             },
             builds_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            embedded_tags: Vec::new(),
+            long_poll_timeout: Duration::from_secs(50),
             max_trace_bytes: 100 * 1024 * 1024,
             max_artifacts_bytes: 100 * 1024 * 1024,
             poll_interval: None,

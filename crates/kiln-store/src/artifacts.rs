@@ -22,6 +22,8 @@ pub struct PipelineArchive {
     pub build_id: i64,
     pub name: String,
     pub stage_idx: i64,
+    /// The archive's size in bytes.
+    pub size: Option<i64>,
 }
 
 impl Builds<'_> {
@@ -131,7 +133,7 @@ impl Builds<'_> {
         let rows = self
             .db
             .read_all(
-                "SELECT id, name, stage_idx FROM builds WHERE pipeline_id = $1 AND NOT retried \
+                "SELECT id, name, stage_idx, artifacts_size FROM builds WHERE pipeline_id = $1 AND NOT retried \
                  AND artifacts_file IS NOT NULL AND erased_at IS NULL ORDER BY id",
                 args![pipeline_id],
             )
@@ -142,6 +144,7 @@ impl Builds<'_> {
                     build_id: r.int("id")?,
                     name: r.text("name")?,
                     stage_idx: r.int("stage_idx")?,
+                    size: r.opt_int("artifacts_size")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()

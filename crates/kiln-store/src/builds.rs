@@ -57,6 +57,8 @@ pub struct BuildRecord {
     pub artifacts_size: Option<i64>,
     pub artifacts_expire_at: Option<i64>,
     pub erased_at: Option<i64>,
+    /// `tags:`: a runner takes the build only if it has every one.
+    pub tags: Vec<String>,
     pub commit: CommitRecord,
     pub user: Option<UserRecord>,
     pub runner: Option<RunnerSummary>,
@@ -82,6 +84,7 @@ pub struct NewBuild {
     pub queued_at: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub tags: Vec<String>,
 }
 
 impl NewBuild {
@@ -104,6 +107,7 @@ impl NewBuild {
             queued_at: None,
             started_at: None,
             finished_at: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -117,7 +121,7 @@ pub struct BuildsPage {
 const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.stage, b.stage_idx, \
     b.status, b.ref, b.tag, b.\"when\", b.allow_failure, b.coverage, b.options, b.commands, \
     b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_backend, b.artifacts_file, b.artifacts_size, \
-    b.artifacts_expire_at, b.erased_at, \
+    b.artifacts_expire_at, b.erased_at, b.tag_list, \
     c.sha, c.message, c.author_name, c.author_email, c.authored_at, c.author_tz_offset_minutes, \
     r.id AS r_id, r.description AS r_description, r.active AS r_active, r.is_shared AS r_is_shared, \
     r.name AS r_name, ";
@@ -167,6 +171,8 @@ pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Er
         artifacts_size: row.opt_int("artifacts_size")?,
         artifacts_expire_at: row.opt_int("artifacts_expire_at")?,
         erased_at: row.opt_int("erased_at")?,
+        tags: serde_json::from_str(&row.text("tag_list")?)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         commit: CommitRecord {
             sha: row.text("sha")?,
             message: row.text("message")?,
@@ -198,8 +204,8 @@ const NEXT_SEQ: &str =
 
 const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
     stage, stage_idx, status, ref, tag, \"when\", allow_failure, coverage, user_id, runner_id, options, \
-    commands, created_at, queued_at, started_at, finished_at, needs) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+    commands, created_at, queued_at, started_at, finished_at, needs, tag_list) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
     RETURNING id";
 
 /// Where a new build goes: its project, pipeline, commit and ref.
@@ -247,9 +253,19 @@ pub(crate) async fn insert_build(
                 b.started_at,
                 b.finished_at,
                 &b.needs,
+                serde_json::to_string(&b.tags)
+                    .unwrap_or_else(|_| "[]".into())
+                    .as_str(),
             ],
         )
         .await?;
+    for tag in &b.tags {
+        tx.execute(
+            "INSERT INTO build_tags (build_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            args![id, tag],
+        )
+        .await?;
+    }
     counts.add(place.project_id, b.status, 1);
     Ok(id)
 }

@@ -4,17 +4,21 @@ use crate::db::Db;
 
 /// The claim: PostgreSQL lets concurrent claimers skip each other's locked rows; SQLite has
 /// one writer, so the guarded UPDATE alone makes the claim exclusive. `$1` runner, `$2` now,
-/// `$3` lease end.
-pub(crate) fn claim(db: &Db) -> &'static str {
-    if db.is_postgres() {
-        "UPDATE builds SET status = 'running', runner_id = $1, started_at = $2, lease_expires_at = $3 \
-         WHERE id = (SELECT id FROM builds WHERE status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-         AND status = 'pending' RETURNING id, project_id, pipeline_id"
+/// `$3` lease end, `$4` the job token's hash; `matching` is the condition on `b` that the
+/// runner may take the build.
+pub(crate) fn claim(db: &Db, matching: &str) -> String {
+    let lock = if db.is_postgres() {
+        " FOR UPDATE OF b SKIP LOCKED"
     } else {
-        "UPDATE builds SET status = 'running', runner_id = $1, started_at = $2, lease_expires_at = $3 \
-         WHERE id = (SELECT id FROM builds WHERE status = 'pending' ORDER BY id LIMIT 1) \
+        ""
+    };
+    format!(
+        "UPDATE builds SET status = 'running', runner_id = $1, started_at = $2, lease_expires_at = $3, \
+         token_hash = $4 \
+         WHERE id = (SELECT b.id FROM builds b WHERE b.status = 'pending' AND {matching} \
+         ORDER BY b.id LIMIT 1{lock}) \
          AND status = 'pending' RETURNING id, project_id, pipeline_id"
-    }
+    )
 }
 
 /// Every transaction that changes a pipeline's builds first locks the pipeline's row, so one

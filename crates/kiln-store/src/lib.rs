@@ -31,7 +31,8 @@ pub use changes::{Change, ChangeFeed};
 pub use db::Db;
 pub use pipelines::{NewPipeline, PipelineRecord};
 pub use projects::{ProjectAccess, ProjectRecord, ProjectRef};
-pub use queue::{Claimed, Finish, Finished, Holder};
+pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
+pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
 pub use traces::Appended;
 pub use users::UserRecord;
 

@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_cluster.sql"),
         postgres: include_str!("../migrations/postgres/0003_cluster.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("../migrations/sqlite/0004_runners.sql"),
+        postgres: include_str!("../migrations/postgres/0004_runners.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

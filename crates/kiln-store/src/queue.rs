@@ -46,6 +46,34 @@ pub struct Claimed {
     pub pipeline_id: i64,
 }
 
+/// Whether runner `$1` may take build `b`, as GitLab matches them: every build tag among the
+/// runner's tags, an untagged build only with `run_untagged`, never while paused or removed;
+/// a project runner takes its project's builds only, a `ref_protected` one only builds of a
+/// protected ref (the default branch, until protected branches exist).
+const RUNNER_MAY_TAKE: &str = "NOT EXISTS (SELECT 1 FROM build_tags t WHERE t.build_id = b.id \
+    AND NOT EXISTS (SELECT 1 FROM runner_tags rt WHERE rt.runner_id = $1 AND rt.tag = t.tag)) \
+    AND EXISTS (SELECT 1 FROM runners r WHERE r.id = $1 AND r.active AND r.removed_at IS NULL \
+    AND (r.run_untagged OR EXISTS (SELECT 1 FROM build_tags t WHERE t.build_id = b.id)) \
+    AND (r.runner_type = 'instance_type' OR r.project_id = b.project_id) \
+    AND (r.access_level <> 'ref_protected' OR EXISTS (SELECT 1 FROM projects p \
+    WHERE p.id = b.project_id AND NOT b.tag AND b.ref = p.default_branch)))";
+
+/// The build a job token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobTokenOwner {
+    pub build_id: i64,
+    pub project_id: i64,
+    pub runner_id: Option<i64>,
+    pub status: BuildStatus,
+}
+
+impl JobTokenOwner {
+    /// The token works only while its build runs.
+    pub fn is_live(&self) -> bool {
+        self.status == BuildStatus::Running
+    }
+}
+
 /// Who may end a running build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Holder {
@@ -163,6 +191,7 @@ async fn retry_build(
         commands: old.commands.clone(),
         user_id: user_id.or(old.user.as_ref().map(|u| u.id)),
         queued_at: Some(now),
+        tags: old.tags.clone(),
         ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
     };
     let place = BuildPlace {
@@ -203,22 +232,25 @@ impl Builds<'_> {
     /// The claim commits before the pipeline's status is brought up to date in a second
     /// transaction: every other change locks the pipeline before its builds, and a claim that
     /// held its build while waiting for the pipeline could deadlock with them.
-    pub async fn claim(&self, runner_id: i64, lease_until: i64) -> StoreResult<Option<Claimed>> {
-        let any = self
-            .db
-            .read_optional(
-                "SELECT id FROM builds WHERE status = 'pending' LIMIT 1",
-                args![],
-            )
-            .await?;
-        if any.is_none() {
+    pub async fn claim(
+        &self,
+        runner_id: i64,
+        lease_until: i64,
+        job_token: &str,
+    ) -> StoreResult<Option<Claimed>> {
+        if !self.has_work_for(runner_id).await? {
             return Ok(None);
         }
         let mut tx = self.db.begin(self.feed).await?;
         let row = tx
             .fetch_optional(
-                dialect::claim(self.db),
-                args![runner_id, now_ms(), lease_until],
+                &dialect::claim(self.db, RUNNER_MAY_TAKE),
+                args![
+                    runner_id,
+                    now_ms(),
+                    lease_until,
+                    crate::hash_secret(job_token).as_str()
+                ],
             )
             .await?;
         let Some(row) = row else {
@@ -246,6 +278,38 @@ impl Builds<'_> {
             tracing::warn!(error = %err, pipeline = claimed.pipeline_id, "processing after a claim failed");
         }
         Ok(Some(claimed))
+    }
+
+    /// Whether a pending build waits that runner `runner_id` may take: a read, which is all
+    /// an idle poll costs.
+    pub async fn has_work_for(&self, runner_id: i64) -> StoreResult<bool> {
+        let sql = format!(
+            "SELECT b.id FROM builds b WHERE b.status = 'pending' AND {RUNNER_MAY_TAKE} LIMIT 1"
+        );
+        Ok(self
+            .db
+            .read_optional(&sql, args![runner_id])
+            .await?
+            .is_some())
+    }
+
+    /// The running build whose job token this is, with its project and status; None for a
+    /// token of no build. The token is good only while the build runs.
+    pub async fn by_job_token(&self, token: &str) -> StoreResult<Option<JobTokenOwner>> {
+        let row = self
+            .db
+            .read_optional(
+                "SELECT id, project_id, runner_id, status FROM builds WHERE token_hash = $1",
+                args![crate::hash_secret(token).as_str()],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(JobTokenOwner {
+            build_id: row.int("id")?,
+            project_id: row.int("project_id")?,
+            runner_id: row.opt_int("runner_id")?,
+            status: parse_status(row.text("status")?)?,
+        }))
     }
 
     /// Moves the lease of every build `runner_id` runs to `until` (a server's heartbeat for
@@ -501,6 +565,19 @@ impl Builds<'_> {
             .await?
             .ok_or(StoreError::NotFound)?;
         parse_status(row.text("status")?)
+    }
+
+    /// How a finished build failed, as its runner said: the failure reason and exit code.
+    pub async fn failure_of(&self, build_id: i64) -> StoreResult<(Option<String>, Option<i64>)> {
+        let row = self
+            .db
+            .read_optional(
+                "SELECT failure_reason, exit_code FROM builds WHERE id = $1",
+                args![build_id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((row.opt_text("failure_reason")?, row.opt_int("exit_code")?))
     }
 
     /// The project of a build.

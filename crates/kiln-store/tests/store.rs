@@ -326,7 +326,13 @@ async fn concurrent_retries_and_cancels_leave_one_consistent_outcome() {
     let runner = store.runners().find_or_create("racer").await.unwrap();
     let claims = (0..4).map(|_| {
         let store = store.clone();
-        tokio::spawn(async move { store.builds().claim(runner, i64::MAX).await.unwrap() })
+        tokio::spawn(async move {
+            store
+                .builds()
+                .claim(runner, i64::MAX, &kiln_store::new_secret())
+                .await
+                .unwrap()
+        })
     });
     let cancels = ids[1..].iter().map(|&id| {
         let store = store.clone();
@@ -469,7 +475,12 @@ async fn many_claimers_take_each_pending_build_exactly_once() {
         let store = store.clone();
         tokio::spawn(async move {
             let mut mine = Vec::new();
-            while let Some(c) = store.builds().claim(runner, i64::MAX).await.unwrap() {
+            while let Some(c) = store
+                .builds()
+                .claim(runner, i64::MAX, &kiln_store::new_secret())
+                .await
+                .unwrap()
+            {
                 mine.push(c.build_id);
             }
             mine
@@ -489,7 +500,7 @@ async fn trace_appends_are_idempotent_by_offset_and_refuse_gaps() {
     let other = store.runners().find_or_create("r2").await.unwrap();
     let build = store
         .builds()
-        .claim(runner, i64::MAX)
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
         .await
         .unwrap()
         .unwrap()
@@ -564,7 +575,7 @@ async fn an_expired_lease_lets_anyone_fail_the_build_and_the_pipeline_moves_on()
     let now = kiln_store::now_ms();
     let build = store
         .builds()
-        .claim(runner, now + 60_000)
+        .claim(runner, now + 60_000, &kiln_store::new_secret())
         .await
         .unwrap()
         .unwrap()
@@ -615,7 +626,7 @@ async fn a_requeued_build_is_pending_again_without_a_runner() {
     let runner = store.runners().find_or_create("r1").await.unwrap();
     let build = store
         .builds()
-        .claim(runner, i64::MAX)
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
         .await
         .unwrap()
         .unwrap()
@@ -626,7 +637,7 @@ async fn a_requeued_build_is_pending_again_without_a_runner() {
     assert_eq!((record.runner, record.started_at), (None, None));
     let again = store
         .builds()
-        .claim(runner, i64::MAX)
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
         .await
         .unwrap()
         .unwrap();

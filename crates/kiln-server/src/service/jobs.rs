@@ -11,7 +11,8 @@ use kiln_ci::JobPlan;
 use kiln_core::BuildStatus;
 use kiln_executor::{ArtifactsSpec, ArtifactsWhen, Dependency, GitSource, JobSpec};
 use kiln_store::{
-    Appended, Claimed, Finish, Holder, PipelineArchive, ProjectRecord, ProjectRef, StoreError,
+    Appended, BuildRecord, Claimed, Finish, Holder, PipelineArchive, PipelineRecord, ProjectRecord,
+    ProjectRef, RunnerRecord, StoreError,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -48,7 +49,15 @@ impl From<StoreError> for JobError {
 pub struct AssignedJob {
     pub claimed: Claimed,
     pub project: ProjectRecord,
+    pub pipeline: PipelineRecord,
+    pub build: BuildRecord,
+    /// The compiled job; None for a build made from a bare command list.
+    pub plan: Option<JobPlan>,
     pub spec: JobSpec,
+    /// The job token: valid while the build runs, shown only here.
+    pub token: String,
+    /// The archives of `spec.dependencies`, with their sizes.
+    pub archives: Vec<PipelineArchive>,
 }
 
 /// How a job ended, as its runner reports it.
@@ -75,21 +84,28 @@ impl Caller {
     }
 }
 
-/// The oldest pending build for `runner_id`, leased for `lease`, with its job description.
-/// A build whose description cannot be made (a definition that does not read) is failed
-/// with the reason in its trace, and the next one is tried.
-pub async fn claim(app: &AppInner, caller: Caller) -> Result<Option<AssignedJob>, JobError> {
-    let runner_id = caller.runner_id;
+/// The oldest pending build `runner` may take, leased for `lease`, with its job
+/// description and a fresh job token. A build whose description cannot be made (a
+/// definition that does not read) is failed with the reason in its trace, and the next one
+/// is tried.
+pub async fn claim(
+    app: &AppInner,
+    runner: &RunnerRecord,
+    lease: Duration,
+) -> Result<Option<AssignedJob>, JobError> {
+    let runner_id = runner.id;
+    let caller = Caller { runner_id, lease };
     loop {
+        let token = format!("glcbt-{}", kiln_store::new_secret());
         let Some(claimed) = app
             .store
             .builds()
-            .claim(runner_id, caller.lease_until())
+            .claim(runner_id, caller.lease_until(), &token)
             .await?
         else {
             return Ok(None);
         };
-        match describe(app, claimed).await {
+        match describe(app, claimed, runner, token).await {
             Ok(job) => return Ok(Some(job)),
             Err(Described::Unrunnable(reason)) => {
                 tracing::warn!(build = claimed.build_id, %reason, "the job cannot run");
@@ -125,7 +141,12 @@ impl<E: Into<JobError>> From<E> for Described {
     }
 }
 
-async fn describe(app: &AppInner, claimed: Claimed) -> Result<AssignedJob, Described> {
+async fn describe(
+    app: &AppInner,
+    claimed: Claimed,
+    runner: &RunnerRecord,
+    token: String,
+) -> Result<AssignedJob, Described> {
     let store = &app.store;
     let build = store
         .builds()
@@ -137,42 +158,60 @@ async fn describe(app: &AppInner, claimed: Claimed) -> Result<AssignedJob, Descr
         .get(&ProjectRef::Id(claimed.project_id))
         .await?;
     let default_timeout = project.build_timeout.max(1) as u64;
-    let mut spec = match definition::decode(&build.options).map_err(Described::Unrunnable)? {
-        JobDefinition::Compiled(plan) => {
-            let mut spec = spec_from_plan(&plan, build.id, default_timeout);
-            let available = store.builds().pipeline_artifacts(pipeline.id).await?;
-            spec.dependencies = dependencies_of(&plan, &available);
-            spec
-        }
-        JobDefinition::Commands => JobSpec {
-            script: build.commands.lines().map(str::to_owned).collect(),
-            ..spec_from_plan(&JobPlan::default(), build.id, default_timeout)
-        },
-    };
+    let mut archives = Vec::new();
+    let (mut spec, plan) =
+        match definition::decode(&build.options).map_err(Described::Unrunnable)? {
+            JobDefinition::Compiled(plan) => {
+                let mut spec = spec_from_plan(&plan, build.id, default_timeout);
+                let available = store.builds().pipeline_artifacts(pipeline.id).await?;
+                spec.dependencies = dependencies_of(&plan, &available);
+                archives = available
+                    .into_iter()
+                    .filter(|a| spec.dependencies.iter().any(|d| d.id == a.build_id))
+                    .collect();
+                (spec, Some(*plan))
+            }
+            JobDefinition::Commands => {
+                let spec = JobSpec {
+                    script: build.commands.lines().map(str::to_owned).collect(),
+                    ..spec_from_plan(&JobPlan::default(), build.id, default_timeout)
+                };
+                (spec, None)
+            }
+        };
+    // A runner's `maximum_timeout` caps every job it runs, as GitLab's does.
+    if let Some(max) = runner.maximum_timeout.filter(|m| *m > 0) {
+        spec.timeout = spec.timeout.min(Duration::from_secs(max as u64));
+    }
     spec.name = build.name.clone();
     spec.stage = build.stage.clone();
     spec.git = project.repo_url.as_ref().map(|_| GitSource {
-        url: clone_url(&app.config.external_url, &project),
+        url: variables::repository_url(&app.config.external_url, &project.full_path(), &token),
         sha: build.commit.sha.clone(),
         ref_name: build.ref_name.clone(),
     });
+    let access = variables::JobAccess {
+        token: &token,
+        runner_tags: &runner.tags,
+    };
     spec.variables = variables::for_build(
         &app.config.external_url,
         &project,
         &pipeline,
         &build,
         &spec.variables,
+        Some(access),
     );
     Ok(AssignedJob {
         claimed,
         project,
+        pipeline,
+        build,
+        plan,
         spec,
+        token,
+        archives,
     })
-}
-
-/// Where a runner clones the project from.
-pub fn clone_url(external_url: &str, project: &ProjectRecord) -> String {
-    format!("{external_url}/{}.git", project.full_path())
 }
 
 /// The executor's view of a compiled job; the claim fills in its source and variables.
@@ -252,30 +291,34 @@ pub async fn renew(app: &AppInner, caller: Caller, build_id: i64) -> Result<(), 
         .await?)
 }
 
-/// Stores the archive `file` (named `name.zip`) as the artifacts of `build_id`, expiring as
-/// its `artifacts:expire_in` says.
+/// When uploaded artifacts expire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// As the job's `artifacts:expire_in` says (the instance default without one).
+    AsTheJobSays,
+    Never,
+    After(Duration),
+}
+
+/// Stores the archive `file` (named `name.zip`) as the artifacts of `build_id`.
 pub async fn upload_artifacts(
     app: &AppInner,
     caller: Caller,
     build_id: i64,
     file: &Path,
     name: &str,
+    expiry: Expiry,
 ) -> Result<(), JobError> {
     renew(app, caller, build_id).await?;
     let project_id = app.store.builds().project_of(build_id).await?;
-    let build = app.store.builds().get(project_id, build_id).await?;
-    let expire_in = match definition::decode(&build.options) {
-        Ok(JobDefinition::Compiled(plan)) => {
-            plan.artifacts.map(|a| (a.expire_in, a.expire_in_secs))
-        }
-        _ => None,
+    let expiry = match expiry {
+        Expiry::AsTheJobSays => job_expiry(app, project_id, build_id).await?,
+        given => given,
     };
-    let expire_at = match expire_in {
-        Some((Some(text), _)) if text == "never" => None,
-        Some((_, secs)) => {
-            Some(kiln_store::now_ms() + secs.map_or(DEFAULT_ARTIFACTS_TTL_MS, |s| s as i64 * 1000))
-        }
-        None => Some(kiln_store::now_ms() + DEFAULT_ARTIFACTS_TTL_MS),
+    let expire_at = match expiry {
+        Expiry::Never => None,
+        Expiry::After(ttl) => Some(kiln_store::now_ms() + ttl.as_millis() as i64),
+        Expiry::AsTheJobSays => Some(kiln_store::now_ms() + DEFAULT_ARTIFACTS_TTL_MS),
     };
     let (location, size) = app
         .artifacts
@@ -286,6 +329,20 @@ pub async fn upload_artifacts(
         .set_artifacts(project_id, build_id, &location, size, expire_at)
         .await?;
     Ok(())
+}
+
+async fn job_expiry(app: &AppInner, project_id: i64, build_id: i64) -> Result<Expiry, JobError> {
+    let build = app.store.builds().get(project_id, build_id).await?;
+    let Ok(JobDefinition::Compiled(plan)) = definition::decode(&build.options) else {
+        return Ok(Expiry::AsTheJobSays);
+    };
+    Ok(
+        match plan.artifacts.map(|a| (a.expire_in, a.expire_in_secs)) {
+            Some((Some(text), _)) if text == "never" => Expiry::Never,
+            Some((_, Some(secs))) => Expiry::After(Duration::from_secs(secs)),
+            _ => Expiry::AsTheJobSays,
+        },
+    )
 }
 
 /// Writes the artifacts archive of `dependency` (an earlier build) to `target`.
@@ -375,4 +432,33 @@ async fn wants_retry(
         .attempts(build.pipeline_id, &plan.name)
         .await?;
     Ok(attempts <= i64::from(plan.retry.max))
+}
+
+/// The coverage of a finished job from its stored trace and its `coverage:` regex, as GitLab
+/// computes it when a runner that does not report one finishes. The trace is read in parts.
+pub async fn coverage_from_trace(app: &AppInner, build_id: i64) -> Result<Option<f64>, JobError> {
+    let project_id = app.store.builds().project_of(build_id).await?;
+    let build = app.store.builds().get(project_id, build_id).await?;
+    let Ok(JobDefinition::Compiled(plan)) = definition::decode(&build.options) else {
+        return Ok(None);
+    };
+    let Some(regex) = plan.coverage.as_deref() else {
+        return Ok(None);
+    };
+    let mut scanner = kiln_executor::CoverageScanner::new(Some(regex));
+    let mut from = 0;
+    loop {
+        let parts = app.store.builds().trace_parts(build_id, from, 64).await?;
+        let Some((start, last)) = parts.last() else {
+            break;
+        };
+        from = start + last.len() as i64;
+        for (_, data) in &parts {
+            scanner.feed(data);
+        }
+        if parts.len() < 64 {
+            break;
+        }
+    }
+    Ok(scanner.finish())
 }

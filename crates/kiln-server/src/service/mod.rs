@@ -5,4 +5,5 @@ pub mod definition;
 pub mod jobs;
 pub mod pipelines;
 pub mod projects;
+pub mod runners;
 pub mod variables;

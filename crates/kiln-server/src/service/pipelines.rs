@@ -140,6 +140,7 @@ fn new_builds(plan: &PipelinePlan, user_id: Option<i64>) -> Vec<NewBuild> {
                 .collect::<Vec<_>>()
                 .join("\n"),
             user_id,
+            tags: kiln_store::runners::normalize_tags(&job.tags),
             ..NewBuild::new(
                 &job.name,
                 &job.stage,

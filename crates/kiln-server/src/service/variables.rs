@@ -4,16 +4,51 @@
 
 use kiln_store::{BuildRecord, PipelineRecord, ProjectRecord};
 
+/// What a running job may use to reach Kiln: its job token, and its runner's tags.
+#[derive(Debug, Clone, Copy)]
+pub struct JobAccess<'a> {
+    pub token: &'a str,
+    pub runner_tags: &'a [String],
+}
+
 pub fn for_build(
     external_url: &str,
     project: &ProjectRecord,
     pipeline: &PipelineRecord,
     build: &BuildRecord,
     file_variables: &[(String, String)],
+    access: Option<JobAccess<'_>>,
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::new();
     let mut set = |k: &str, v: String| vars.push((k.to_owned(), v));
     let project_url = format!("{external_url}/{}", project.full_path());
+    if let Some(access) = access {
+        let repository = repository_url(external_url, &project.full_path(), access.token);
+        for (modern, v3, value) in [
+            ("CI_JOB_TOKEN", "CI_BUILD_TOKEN", access.token.to_owned()),
+            ("CI_REPOSITORY_URL", "CI_BUILD_REPO", repository),
+        ] {
+            set(modern, value.clone());
+            set(v3, value);
+        }
+        set(
+            "CI_RUNNER_TAGS",
+            serde_json::to_string(access.runner_tags).unwrap_or_default(),
+        );
+    }
+    if let Some((protocol, rest)) = external_url.split_once("://") {
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.to_owned()),
+            _ => (
+                authority,
+                if protocol == "https" { "443" } else { "80" }.to_owned(),
+            ),
+        };
+        set("CI_SERVER_PROTOCOL", protocol.to_owned());
+        set("CI_SERVER_HOST", host.to_owned());
+        set("CI_SERVER_PORT", port);
+    }
     let slug = ref_slug(&build.ref_name);
     let title = build.commit.message.lines().next().unwrap_or("").to_owned();
     let description = build
@@ -101,13 +136,21 @@ pub fn for_build(
     if let Some(runner) = &build.runner {
         set("CI_RUNNER_ID", runner.id.to_string());
         set("CI_RUNNER_DESCRIPTION", runner.description.clone());
-        set("CI_RUNNER_TAGS", String::new());
     }
     vars.extend(file_variables.iter().cloned());
     let pipeline_vars: Vec<(String, String)> =
         serde_json::from_str(&pipeline.variables).unwrap_or_default();
     vars.extend(pipeline_vars);
     vars
+}
+
+/// The project's repository over HTTP with the job token as the password of the user
+/// `gitlab-ci-token`, as GitLab gives it to jobs and runners.
+pub fn repository_url(external_url: &str, full_path: &str, job_token: &str) -> String {
+    let (scheme, rest) = external_url
+        .split_once("://")
+        .unwrap_or(("http", external_url));
+    format!("{scheme}://gitlab-ci-token:{job_token}@{rest}/{full_path}.git")
 }
 
 /// GitLab's `CI_COMMIT_REF_SLUG`: lower case, anything but `0-9a-z` → `-`, at most 63 bytes,

@@ -169,7 +169,7 @@ async fn a_build_whose_runner_vanished_is_failed_and_the_pipeline_moves_on() {
     let claimed = app
         .store
         .builds()
-        .claim(vanished, lease_end)
+        .claim(vanished, lease_end, &kiln_store::new_secret())
         .await
         .unwrap()
         .expect("a pending build");

@@ -244,8 +244,12 @@ impl TestApp {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.expect("body");
-        let body =
-            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+        // A 204 has no body at all; anything else must be JSON.
+        let body = match (status.as_u16(), text.is_empty()) {
+            (204, true) => Value::Null,
+            _ => serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}")),
+        };
         Response {
             status,
             headers,

@@ -10,3 +10,4 @@ mod cluster;
 mod http_limits;
 mod pagination;
 mod pipelines;
+mod runner_protocol;

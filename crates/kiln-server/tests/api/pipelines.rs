@@ -671,7 +671,7 @@ async fn a_build_left_running_by_a_dead_process_is_failed_on_restart() {
     assert_eq!(
         store
             .builds()
-            .claim(runner, i64::MAX)
+            .claim(runner, i64::MAX, &kiln_store::new_secret())
             .await
             .unwrap()
             .map(|c| c.build_id),

@@ -24,6 +24,9 @@ pub enum AdminCommand {
     /// Trigger tokens for the Triggers API.
     #[command(subcommand)]
     Trigger(TriggerCommand),
+    /// Runners and their registration tokens.
+    #[command(subcommand)]
+    Runner(RunnerCommand),
     /// Write N generated pipelines (10 builds each) into a project: for benchmarks and demos.
     Generate {
         #[arg(long)]
@@ -33,6 +36,27 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunnerCommand {
+    /// Issue a registration token for the instance, or for a project with --project, and
+    /// print it. Tokens are stored hashed, so each call issues a new one; --reset revokes
+    /// the earlier ones of the same scope.
+    RegistrationToken {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        reset: bool,
+    },
+    /// List the runners: id, status, type, tags, description.
+    List,
+    /// Stop a runner from taking builds.
+    Pause { id: i64 },
+    /// Let a paused runner take builds again.
+    Resume { id: i64 },
+    /// Remove a runner: its token stops working.
+    Remove { id: i64 },
 }
 
 #[derive(Subcommand, Debug)]
@@ -199,6 +223,7 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
                 .context("no such project")?;
             store.triggers().create(project.id, description).await?
         }
+        AdminCommand::Runner(command) => runner(&store, command).await?,
         AdminCommand::Generate {
             project,
             pipelines,
@@ -222,4 +247,64 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
     println!("{out}");
     store.close().await;
     Ok(())
+}
+
+async fn runner(store: &Store, command: &RunnerCommand) -> anyhow::Result<String> {
+    let paused = |active: bool| kiln_store::RunnerUpdate {
+        active: Some(active),
+        ..Default::default()
+    };
+    Ok(match command {
+        RunnerCommand::RegistrationToken { project, reset } => {
+            let project_id = match project {
+                Some(project) => Some(
+                    store
+                        .projects()
+                        .get(&project_ref(project)?)
+                        .await
+                        .context("no such project")?
+                        .id,
+                ),
+                None => None,
+            };
+            store
+                .runners()
+                .issue_registration_token(project_id, *reset)
+                .await?
+        }
+        RunnerCommand::List => {
+            let now = kiln_store::now_ms();
+            let runners = store.runners().list(kiln_store::RunnerScope::All).await?;
+            let lines: Vec<String> = runners
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}\t{}\t{}\t{}\t{}",
+                        r.id,
+                        kiln_server::service::runners::status(r, now),
+                        r.runner_type,
+                        r.tags.join(","),
+                        r.description
+                    )
+                })
+                .collect();
+            lines.join("\n")
+        }
+        RunnerCommand::Pause { id } => {
+            store.runners().update(*id, &paused(false)).await?;
+            "paused".to_owned()
+        }
+        RunnerCommand::Resume { id } => {
+            store.runners().update(*id, &paused(true)).await?;
+            "resumed".to_owned()
+        }
+        RunnerCommand::Remove { id } => {
+            store
+                .runners()
+                .remove(*id)
+                .await
+                .context("no such runner")?;
+            "removed".to_owned()
+        }
+    })
 }

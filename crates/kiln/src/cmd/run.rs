@@ -249,6 +249,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
                     build_id: *id,
                     name: made_it.name.clone(),
                     stage_idx: made_it.stage_idx as i64,
+                    size: None,
                 }
             })
             .collect();
@@ -419,6 +420,7 @@ impl LocalPipeline {
             artifacts_size: None,
             artifacts_expire_at: None,
             erased_at: None,
+            tags: job.tags.clone(),
             commit: self.commit.clone(),
             user: None,
             runner: None,
@@ -429,6 +431,7 @@ impl LocalPipeline {
             &self.pipeline,
             &build,
             &spec.variables,
+            None,
         );
         spec.workdir = Some(dir.to_owned());
         spec

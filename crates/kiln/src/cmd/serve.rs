@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// server fails the build as a runner system failure.
     #[arg(long, env = "KILN_BUILD_LEASE", default_value_t = 600)]
     pub build_lease: u64,
+    /// How long `POST /api/v4/jobs/request` waits for a build before answering 204 (seconds).
+    #[arg(long, env = "KILN_LONG_POLL_TIMEOUT", default_value_t = 50)]
+    pub long_poll_timeout: u64,
+    /// Tags of the embedded runner (comma-separated): it takes untagged builds and builds
+    /// whose every tag it has.
+    #[arg(long, env = "KILN_EMBEDDED_RUNNER_TAGS", value_delimiter = ',')]
+    pub embedded_runner_tags: Vec<String>,
     /// How long the embedded runner's builds outlive this server's last heartbeat (seconds).
     #[arg(long, env = "KILN_EMBEDDED_LEASE", default_value_t = 30, hide = true)]
     pub embedded_lease: u64,
@@ -105,6 +112,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     }
     config.build_lease = Duration::from_secs(args.build_lease.max(1));
     config.embedded_lease = Duration::from_secs(args.embedded_lease.max(1));
+    config.long_poll_timeout = Duration::from_secs(args.long_poll_timeout);
+    config.embedded_tags = args.embedded_runner_tags.clone();
     config.builds_dir = args.builds_dir.clone();
     if let Some(user) = &args.job_user {
         let user = kiln_executor::JobUser::lookup(user)?;
