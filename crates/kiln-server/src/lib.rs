@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v3", api::v3::router())
         .nest("/api/v4", api::v4::router())
+        .merge(api::git_http::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::map_response(api::json_errors))

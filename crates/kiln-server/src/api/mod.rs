@@ -1,5 +1,6 @@
 //! The routers. Unknown routes answer like Grape: `{"error":"404 Not Found"}`.
 
+pub mod git_http;
 pub mod v3;
 pub mod v4;
 

@@ -718,3 +718,98 @@ async fn a_runner_that_hangs_up_while_waiting_takes_no_build() {
     let job = runner.job().await;
     assert_eq!(job["job_info"]["name"], "build");
 }
+
+/// `git clone` of `url` into a fresh directory: whether it worked, and the cloned head.
+fn clone(url: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("checkout");
+    let out = std::process::Command::new("git")
+        .args(["clone", "--quiet", url])
+        .arg(&target)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "/bin/false")
+        .output()
+        .expect("git");
+    if !out.status.success() {
+        return (false, String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let head = std::process::Command::new("git")
+        .arg("-C")
+        .arg(&target)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .expect("git");
+    (
+        true,
+        String::from_utf8_lossy(&head.stdout).trim().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_job_token_clones_the_repository_only_while_its_job_runs() {
+    let (app, owner, repo, project) = quick_app("build:\n  script: [a]\n").await;
+    let runner = ProtocolRunner::register(&app, "", true).await;
+    app.create_pipeline(project, "master", &owner)
+        .await
+        .assert(201);
+    let job = runner.job().await;
+    let url = job["git_info"]["repo_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let sha = repo.git(&["rev-parse", "HEAD"]);
+    let app_url = url.clone();
+    let (cloned, head) = tokio::task::spawn_blocking(move || clone(&app_url))
+        .await
+        .expect("clone");
+    assert!(cloned, "{head}");
+    assert_eq!(head, sha);
+
+    // Without credentials a private project asks for them; a wrong token is refused; a
+    // push is refused.
+    let plain = format!("{}/team/app.git", app.base);
+    let (anonymous, _) = tokio::task::spawn_blocking(move || clone(&plain))
+        .await
+        .expect("clone");
+    assert!(!anonymous);
+    let refs = app
+        .client
+        .get(format!(
+            "{}/team/app.git/info/refs?service=git-upload-pack",
+            app.base
+        ))
+        .send()
+        .await
+        .expect("refs");
+    assert_eq!(refs.status(), 401);
+    assert!(refs.headers().contains_key("www-authenticate"));
+    let push = app
+        .client
+        .get(format!(
+            "{}/team/app.git/info/refs?service=git-receive-pack",
+            app.base
+        ))
+        .basic_auth("gitlab-ci-token", Some(token_of(&job)))
+        .send()
+        .await
+        .expect("refs");
+    assert_eq!(push.status(), 403);
+
+    update(&app, &job, json!({ "state": "success" }))
+        .await
+        .assert(200);
+    let (after, _) = tokio::task::spawn_blocking(move || clone(&url))
+        .await
+        .expect("clone");
+    assert!(!after, "the token outlived its job");
+    // A member's personal access token clones too.
+    let member = format!(
+        "http://owner:{}@{}/team/app.git",
+        owner.token,
+        app.base.trim_start_matches("http://")
+    );
+    let (by_member, head) = tokio::task::spawn_blocking(move || clone(&member))
+        .await
+        .expect("clone");
+    assert!(by_member, "{head}");
+}
