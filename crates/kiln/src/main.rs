@@ -45,6 +45,9 @@ pub enum Command {
     Run(cmd::run::RunArgs),
     /// Check a `.gitlab-ci.yml` and print its errors.
     Lint(cmd::run::LintArgs),
+    /// A runner on this machine for a Kiln (or GitLab) server.
+    #[command(subcommand)]
+    Runner(cmd::runner::RunnerCommand),
 }
 
 impl Cli {
@@ -85,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             Command::Pipeline(command) => cmd::pipeline::run(&cli, command).await,
             Command::Run(args) => cmd::run::run(args).await,
             Command::Lint(args) => cmd::run::lint(args),
+            Command::Runner(command) => cmd::runner::run(command).await,
         }
     })
 }

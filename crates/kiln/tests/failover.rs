@@ -4,148 +4,35 @@
 //! server's builds are failed by the others soon after its lease ran out. PostgreSQL only
 //! (`KILN_TEST_DATABASE_URL`): SQLite is one server's database.
 
-use kiln_core::{BuildStatus, PageRequest, Scope};
-use kiln_store::{BuildRecord, Store};
+mod support;
+
+use kiln_core::BuildStatus;
+use kiln_store::Store;
 use kiln_test_support::TestDatabase;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{all_builds, kiln, report, signal, Leftovers, Server};
+
+/// A server whose embedded runner's lease is `LEASE`.
+fn serve(data: &Path, url: &str) -> Server {
+    support::serve(
+        data,
+        url,
+        &[
+            "--builds-concurrency",
+            "3",
+            "--embedded-lease",
+            &LEASE.to_string(),
+        ],
+    )
+}
 
 const PIPELINES: usize = 40;
 const JOBS: usize = 5;
 /// The embedded lease the servers run with, in seconds.
 const LEASE: u64 = 2;
-
-fn kiln(data: &Path, url: &str, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--database-url")
-        .arg(url)
-        .args(args)
-        .output()
-        .expect("run kiln");
-    assert!(
-        output.status.success(),
-        "kiln {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// A `kiln serve` process, killed if the test ends before it stopped it.
-struct Server {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `kiln serve` on an ephemeral port, its log in `<data>.log`.
-fn serve(data: &Path, url: &str) -> Server {
-    let log = data.with_extension("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .arg("--data-dir")
-        .arg(data)
-        .arg("--database-url")
-        .arg(url)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--builds-concurrency",
-            "3",
-            "--embedded-lease",
-            &LEASE.to_string(),
-        ])
-        .env("RUST_LOG", "info,sqlx=warn")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn serve");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let bound = loop {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        if let Some(rest) = text.split("bound=").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-        assert!(Instant::now() < deadline, "serve did not start: {text}");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Server {
-        child,
-        url: format!("http://{bound}"),
-        log,
-    }
-}
-
-/// How many builds have each status, and the servers' logs' warnings, for a failure message.
-fn report(builds: &[BuildRecord], servers: &[&Server]) -> String {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for build in builds {
-        *counts.entry(build.status.as_str()).or_default() += 1;
-    }
-    let mut out = format!("{} builds: {counts:?}\n", builds.len());
-    for server in servers {
-        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-        for line in log
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .take(20)
-        {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// The killed server's job cgroups, emptied and removed when the test ends.
-struct Leftovers(String);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        kiln_executor::kill_runner_cgroups(&self.0);
-    }
-}
-
-async fn all_builds(store: &Store, project: i64) -> Vec<BuildRecord> {
-    let mut builds = Vec::new();
-    for page in 1.. {
-        let request = PageRequest {
-            page,
-            per_page: 100,
-        };
-        let got = store
-            .builds()
-            .list(project, &Scope::all(), request)
-            .await
-            .expect("list");
-        if got.builds.is_empty() {
-            break;
-        }
-        builds.extend(got.builds);
-    }
-    builds
-}
-
-fn signal(server: &Server, signal: &str) {
-    let ok = Command::new("kill")
-        .args([signal, &server.child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {signal}");
-}
 
 #[test]
 fn a_killed_server_loses_no_build_and_runs_none_twice() {

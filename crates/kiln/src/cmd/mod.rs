@@ -5,4 +5,5 @@ pub mod bench_dispatch;
 pub mod demo;
 pub mod pipeline;
 pub mod run;
+pub mod runner;
 pub mod serve;

@@ -1,0 +1,339 @@
+//! `kiln runner` end to end: a `kiln serve` with no embedded runner, a runner registered
+//! with `kiln runner register` and started with `kiln runner run`, all real processes over
+//! HTTP. The runner clones over git's smart HTTP with the job token, streams the trace,
+//! passes artifacts to the next stage, is canceled (its job's processes die), and when it
+//! is killed mid-build the server fails the build once its lease runs out.
+
+mod support;
+
+use kiln_test_support::{assert_gone_within, pid_in, TestDatabase};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{kiln, serve, Server};
+
+/// A `kiln runner run` process, killed if the test ends first.
+struct RunnerProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RunnerProcess {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A server, a project on a repository with `ci`, an admin's token, and a registered runner.
+struct Setup {
+    _dir: tempfile::TempDir,
+    _db: TestDatabase,
+    server: Server,
+    token: String,
+    project: i64,
+    config: PathBuf,
+    work: PathBuf,
+    builds_dir: PathBuf,
+    client: reqwest::Client,
+}
+
+fn git(repo: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["-c", "user.name=T", "-c", "user.email=t@x"])
+        .args(args)
+        .status()
+        .expect("git")
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+async fn setup(ci: &str, serve_args: &[&str]) -> Setup {
+    let db = TestDatabase::new().await;
+    let url = db.url.clone();
+    let dir = tempfile::tempdir().expect("dir");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).expect("repo");
+    std::fs::write(repo.join(".gitlab-ci.yml"), ci).expect("ci");
+    std::fs::write(repo.join("input.txt"), "from the repository\n").expect("file");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "ci"]);
+    let data = dir.path().join("server");
+    let admin = |args: &[&str]| kiln(&data, &url, args);
+    admin(&[
+        "admin",
+        "user",
+        "create",
+        "--username",
+        "ops",
+        "--name",
+        "Ops",
+        "--email",
+        "ops@x",
+        "--admin",
+    ]);
+    let token = admin(&["admin", "token", "create", "--username", "ops"]);
+    let project: i64 = admin(&[
+        "admin",
+        "project",
+        "create",
+        "--path",
+        "team/app",
+        "--repo",
+        &repo.to_string_lossy(),
+    ])
+    .parse()
+    .expect("project id");
+    let registration = admin(&["admin", "runner", "registration-token"]);
+    let mut args = vec!["--no-embedded-runner", "--long-poll-timeout", "5"];
+    args.extend_from_slice(serve_args);
+    let server = serve(&data, &url, &args);
+    let work = dir.path().join("runner");
+    std::fs::create_dir_all(&work).expect("runner dir");
+    let config = work.join("kiln-runner.toml");
+    let registered = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["runner", "register", "--url", &server.url])
+        .args(["--registration-token", &registration, "--name", "e2e"])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("register");
+    assert!(
+        registered.status.success(),
+        "register: {}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config)
+        .expect("config")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the runner's token must not be readable by others"
+    );
+    Setup {
+        builds_dir: work.join("builds"),
+        _dir: dir,
+        _db: db,
+        server,
+        token,
+        project,
+        config,
+        work,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Setup {
+    fn runner(&self) -> RunnerProcess {
+        let log = self.work.join("runner.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["runner", "run", "--concurrency", "2"])
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--builds-dir")
+            .arg(&self.builds_dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn runner");
+        RunnerProcess { child, log }
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str) -> Value {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.server.url))
+            .header("PRIVATE-TOKEN", &self.token)
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("json")
+    }
+
+    async fn pipeline(&self) -> i64 {
+        let created = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v4/projects/{}/pipeline?ref=main", self.project),
+            )
+            .await;
+        created["id"].as_i64().expect("pipeline id")
+    }
+
+    /// The project's builds by name once `done` holds for all of them (or fails after 60 s).
+    async fn wait_builds(
+        &self,
+        done: impl Fn(&Value) -> bool,
+        runner: &RunnerProcess,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let builds = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/api/v3/projects/{}/builds", self.project),
+                )
+                .await;
+            let builds = builds.as_array().cloned().unwrap_or_default();
+            if !builds.is_empty() && builds.iter().all(&done) {
+                return builds;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "builds: {builds:?}\nrunner log:\n{}",
+                runner.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn trace(&self, build: i64) -> String {
+        self.client
+            .get(format!(
+                "{}/api/v3/projects/{}/builds/{build}/trace",
+                self.server.url, self.project
+            ))
+            .header("PRIVATE-TOKEN", &self.token)
+            .send()
+            .await
+            .expect("trace")
+            .text()
+            .await
+            .expect("text")
+    }
+}
+
+fn finished(build: &Value) -> bool {
+    matches!(
+        build["status"].as_str(),
+        Some("success" | "failed" | "canceled")
+    )
+}
+
+fn by_name<'a>(builds: &'a [Value], name: &str) -> &'a Value {
+    builds
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no build {name} in {builds:?}"))
+}
+
+const PIPELINE: &str = "\
+stages: [build, test]
+make:
+  stage: build
+  script:
+    - cat input.txt
+    - mkdir -p out && echo \"made by $CI_JOB_NAME\" > out/result.txt
+    - for i in $(seq 1 200); do echo \"line $i\"; done
+  artifacts:
+    paths: [out/]
+check:
+  stage: test
+  script:
+    - cat out/result.txt
+    - test \"$CI_SERVER_URL\" != \"\"
+";
+
+#[tokio::test]
+async fn a_remote_runner_runs_a_pipeline_with_artifacts() {
+    let setup = setup(PIPELINE, &[]).await;
+    let runner = setup.runner();
+    setup.pipeline().await;
+    let builds = setup.wait_builds(finished, &runner).await;
+    let (make, check) = (by_name(&builds, "make"), by_name(&builds, "check"));
+    assert_eq!(make["status"], "success", "runner log:\n{}", runner.log());
+    assert_eq!(
+        check["status"],
+        "success",
+        "{}",
+        setup.trace(check["id"].as_i64().unwrap_or(0)).await
+    );
+    let trace = setup.trace(make["id"].as_i64().expect("id")).await;
+    assert!(trace.contains("from the repository"), "{trace}");
+    for i in 1..=200 {
+        assert!(
+            trace.contains(&format!("line {i}\n")),
+            "line {i} missing: {trace}"
+        );
+    }
+    let check_trace = setup.trace(check["id"].as_i64().expect("id")).await;
+    assert!(check_trace.contains("made by make"), "{check_trace}");
+    assert!(make["runner"]["description"] == "e2e", "{make}");
+}
+
+const SLOW: &str = "\
+slow:
+  script:
+    - sh -c 'echo $$ > child.pid; exec sleep 300' &
+    - wait
+";
+
+#[tokio::test]
+async fn a_cancel_kills_the_remote_jobs_whole_process_tree() {
+    let setup = setup(SLOW, &[]).await;
+    let runner = setup.runner();
+    setup.pipeline().await;
+    let builds = setup
+        .wait_builds(|b| b["status"] == "running", &runner)
+        .await;
+    let id = by_name(&builds, "slow")["id"].as_i64().expect("id");
+    let pid_file = setup.builds_dir.join(id.to_string()).join("child.pid");
+    let pid = pid_in(&pid_file).await;
+    setup
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/v3/projects/{}/builds/{id}/cancel", setup.project),
+        )
+        .await;
+    // The runner hears of it within a keep-alive (3 s), then kills the tree.
+    assert_gone_within(pid, Duration::from_secs(20), "the canceled job's child").await;
+    let builds = setup.wait_builds(finished, &runner).await;
+    assert_eq!(by_name(&builds, "slow")["status"], "canceled");
+}
+
+#[tokio::test]
+async fn a_runner_killed_mid_build_makes_the_build_fail_when_its_lease_runs_out() {
+    let setup = setup(SLOW, &["--build-lease", "3"]).await;
+    let mut runner = setup.runner();
+    setup.pipeline().await;
+    let builds = setup
+        .wait_builds(|b| b["status"] == "running", &runner)
+        .await;
+    let id = by_name(&builds, "slow")["id"].as_i64().expect("id");
+    let pid = pid_in(&setup.builds_dir.join(id.to_string()).join("child.pid")).await;
+    runner.child.kill().expect("kill the runner");
+    let _ = runner.child.wait();
+    let killed = Instant::now();
+    let builds = setup.wait_builds(finished, &runner).await;
+    let build = by_name(&builds, "slow");
+    assert_eq!(build["status"], "failed");
+    assert!(killed.elapsed() < Duration::from_secs(30));
+    let trace = setup.trace(id).await;
+    assert!(trace.contains("ERROR"), "{trace}");
+    // The killed runner's job outlives it (it was SIGKILLed); a new run of the runner
+    // clears it away before taking work.
+    let restarted = setup.runner();
+    assert_gone_within(pid, Duration::from_secs(20), "the dead runner's job").await;
+    drop(restarted);
+}
