@@ -1,6 +1,7 @@
 //! The routers. Unknown routes answer like Grape: `{"error":"404 Not Found"}`.
 
 pub mod git_http;
+pub mod runners;
 pub mod v3;
 pub mod v4;
 

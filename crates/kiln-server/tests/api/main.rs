@@ -11,3 +11,4 @@ mod http_limits;
 mod pagination;
 mod pipelines;
 mod runner_protocol;
+mod runners_api;

@@ -4,6 +4,8 @@ mod builds;
 mod lint;
 mod triggers;
 
+use crate::api::runners;
+use crate::present::runners::Version;
 use crate::AppState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -44,4 +46,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/projects/{id}/trigger/builds", post(triggers::trigger))
         .route("/ci/lint", post(lint::lint))
+        .route(
+            "/runners",
+            get(|s, u, q, uri| runners::list_owned(s, u, q, uri, Version::V3)),
+        )
+        .merge(runners::routes(Version::V3))
 }

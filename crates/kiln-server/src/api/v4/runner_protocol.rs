@@ -9,7 +9,7 @@ use crate::params::{self, Params};
 use crate::present::job_payload;
 use crate::query::QueryPairs;
 use crate::service::jobs::{self, Caller, Expiry, JobError, JobOutcome};
-use crate::service::runners::{self, Registration, RunnerError};
+use crate::service::runners::{self, Registration};
 use crate::{ApiError, AppState};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -30,9 +30,10 @@ const MAX_TRACE_PATCH: usize = 8 * 1024 * 1024;
 /// While a long poll waits, it looks again this often in case a wake was missed.
 const RECHECK: Duration = Duration::from_secs(5);
 
+/// The protocol's routes but `POST|DELETE /runners`, which share their path with the
+/// runners API's `GET /runners` (see the v4 router).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/runners", post(register).delete(unregister))
         .route("/runners/verify", post(verify))
         .route("/jobs/request", post(request_job))
         .route("/jobs/{id}", put(update_job))
@@ -46,16 +47,6 @@ pub fn routes() -> Router<AppState> {
                 .get(download_artifacts)
                 .layer(DefaultBodyLimit::disable()),
         )
-}
-
-impl From<RunnerError> for ApiError {
-    fn from(err: RunnerError) -> Self {
-        match err {
-            RunnerError::Forbidden => ApiError::Forbidden(None),
-            RunnerError::Invalid(message) => ApiError::BadRequest(message),
-            RunnerError::Store(err) => err.into(),
-        }
-    }
 }
 
 fn json_body(status: StatusCode, body: Value) -> Response {
@@ -122,7 +113,7 @@ pub fn tag_list(params: &QueryPairs) -> Option<Vec<String>> {
 }
 
 /// `POST /runners`: 201 `{id, token, token_expires_at}`; 403 for an unknown registration token.
-async fn register(
+pub async fn register(
     State(app): State<AppState>,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
@@ -199,7 +190,7 @@ async fn verify(
 }
 
 /// `DELETE /runners`: 204; 403 for an unknown token.
-async fn unregister(
+pub async fn unregister(
     State(app): State<AppState>,
     headers: HeaderMap,
     Params(params): Params,
