@@ -106,6 +106,8 @@ pub struct ReadCache {
     pub pages: TtlCache<PageKey, CachedPage>,
     /// A presented build: (presenter, project, build).
     pub builds: TtlCache<(Presenter, i64, i64), Bytes>,
+    /// Runners by the SHA-256 of their token: every long poll and job call looks one up.
+    pub runners: TtlCache<String, kiln_store::RunnerRecord>,
 }
 
 impl ReadCache {
@@ -118,7 +120,8 @@ impl ReadCache {
             users: TtlCache::new(ttl).trusting(trusted.clone()),
             access: TtlCache::new(ttl).trusting(trusted.clone()),
             pages: TtlCache::new(ttl).trusting(trusted.clone()),
-            builds: TtlCache::new(ttl).trusting(trusted),
+            builds: TtlCache::new(ttl).trusting(trusted.clone()),
+            runners: TtlCache::new(ttl).trusting(trusted),
         }
     }
 }

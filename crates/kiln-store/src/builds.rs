@@ -195,10 +195,6 @@ fn status_list(statuses: &[BuildStatus]) -> String {
     quoted.join(", ")
 }
 
-pub(crate) const COUNT_DELTA: &str =
-    "INSERT INTO build_counts (project_id, status, n) VALUES ($1, $2, $3) \
-    ON CONFLICT (project_id, status) DO UPDATE SET n = build_counts.n + excluded.n";
-
 const NEXT_SEQ: &str =
     "UPDATE projects SET builds_seq = builds_seq + 1 WHERE id = $1 RETURNING builds_seq";
 
@@ -321,6 +317,15 @@ pub(crate) async fn set_status(
     Ok(changed)
 }
 
+/// One count change (the history generator writes them without a `Tx`).
+pub(crate) const COUNT_DELTA: &str =
+    "INSERT INTO build_counts (project_id, status, shard, n) VALUES ($1, $2, 0, $3) \
+    ON CONFLICT (project_id, status, shard) DO UPDATE SET n = build_counts.n + excluded.n";
+
+/// Count rows per (project, status) on PostgreSQL, so concurrent transactions rarely wait
+/// on each other's; SQLite has one writer and one row.
+const COUNT_SHARDS: i64 = 16;
+
 /// A transaction's changes to `build_counts`. They are applied together just before commit,
 /// in key order, so concurrent transactions lock count rows in the same order (no deadlock)
 /// and after every pipeline and build row they touch.
@@ -332,14 +337,41 @@ impl CountDeltas {
         *self.0.entry((project_id, status.as_str())).or_default() += delta;
     }
 
-    /// Writes the changes in `tx`; call it last before commit.
+    /// Writes the changes in `tx` in one statement; call it last before commit.
     pub(crate) async fn apply(self, tx: &mut Tx<'_>) -> StoreResult<()> {
-        for ((project_id, status), delta) in self.0 {
-            if delta != 0 {
-                tx.execute(COUNT_DELTA, args![project_id, status, delta])
-                    .await?;
-            }
+        let changes: Vec<_> = self.0.into_iter().filter(|(_, d)| *d != 0).collect();
+        if changes.is_empty() {
+            return Ok(());
         }
+        // One shard for the whole transaction: its rows are then locked in key order, as
+        // every other transaction's on the same shard (no deadlock).
+        let shard = if tx.is_postgres() {
+            rand::Rng::gen_range(&mut rand::thread_rng(), 0..COUNT_SHARDS)
+        } else {
+            0
+        };
+        let mut values = Vec::with_capacity(changes.len());
+        let mut bound: Vec<crate::db::Arg<'static>> = Vec::with_capacity(changes.len() * 4);
+        for ((project_id, status), delta) in changes {
+            let at = bound.len();
+            values.push(format!(
+                "(${}, ${}, ${}, ${})",
+                at + 1,
+                at + 2,
+                at + 3,
+                at + 4
+            ));
+            bound.push(crate::db::Arg::from(project_id));
+            bound.push(crate::db::Arg::from(status));
+            bound.push(crate::db::Arg::from(shard));
+            bound.push(crate::db::Arg::from(delta));
+        }
+        let sql = format!(
+            "INSERT INTO build_counts (project_id, status, shard, n) VALUES {} \
+             ON CONFLICT (project_id, status, shard) DO UPDATE SET n = build_counts.n + excluded.n",
+            values.join(", ")
+        );
+        tx.execute(&sql, &bound).await?;
         Ok(())
     }
 }

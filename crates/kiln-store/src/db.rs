@@ -298,6 +298,10 @@ impl Tx<'_> {
         Ok(())
     }
 
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self.conn, Conn::Postgres(_))
+    }
+
     pub(crate) async fn commit(self) -> StoreResult<()> {
         match self.conn {
             Conn::Sqlite(tx) => tx.commit().await?,

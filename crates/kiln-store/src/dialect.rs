@@ -17,7 +17,9 @@ pub(crate) fn claim(db: &Db, matching: &str) -> String {
          token_hash = $4 \
          WHERE id = (SELECT b.id FROM builds b WHERE b.status = 'pending' AND {matching} \
          ORDER BY b.id LIMIT 1{lock}) \
-         AND status = 'pending' RETURNING id, project_id, pipeline_id"
+         AND status = 'pending' \
+         RETURNING id, project_id, pipeline_id, \
+         (SELECT status FROM pipelines WHERE id = builds.pipeline_id) AS pipeline_status"
     )
 }
 

@@ -270,6 +270,9 @@ impl Pipelines<'_> {
         counts.apply(&mut tx).await?;
         tx.notify(crate::changes::Change::Builds(new.project_id))
             .await?;
+        if new.builds.iter().any(|b| b.status == BuildStatus::Pending) {
+            tx.notify(crate::changes::Change::Pending).await?;
+        }
         tx.commit().await?;
         Ok((pipeline_id, ids))
     }
@@ -309,6 +312,25 @@ impl Pipelines<'_> {
 
     /// Decides what the pipeline's created builds do now and stores it. Returns the builds
     /// that became pending (runners are woken through the change feed).
+    /// Marks a pipeline running (and started) after one of its builds was claimed, unless it
+    /// is already: the composite status of a pipeline with a running build.
+    pub async fn mark_running(&self, project_id: i64, pipeline_id: i64) -> StoreResult<()> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let changed = tx
+            .execute(
+                "UPDATE pipelines SET status = 'running', started_at = COALESCE(started_at, $2), \
+                 finished_at = NULL WHERE id = $1 AND status <> 'running'",
+                args![pipeline_id, now_ms()],
+            )
+            .await?;
+        if changed > 0 {
+            tx.notify(crate::changes::Change::Builds(project_id))
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn process(&self, pipeline_id: i64) -> StoreResult<Vec<i64>> {
         let mut tx = self.db.begin(self.feed).await?;
         tx.execute(dialect::lock_pipeline(self.db), args![pipeline_id])

@@ -231,7 +231,8 @@ impl Builds<'_> {
     ///
     /// The claim commits before the pipeline's status is brought up to date in a second
     /// transaction: every other change locks the pipeline before its builds, and a claim that
-    /// held its build while waiting for the pipeline could deadlock with them.
+    /// held its build while waiting for the pipeline could deadlock with them. An error there
+    /// does not undo the claim: the pipeline's next processing corrects its status.
     pub async fn claim(
         &self,
         runner_id: i64,
@@ -269,13 +270,19 @@ impl Builds<'_> {
             .await?;
         tx.commit().await?;
         // The build is claimed whatever happens here: an error must not make the caller
-        // drop it. The pipeline's status catches up on its next processing.
-        let pipelines = crate::pipelines::Pipelines {
-            db: self.db,
-            feed: self.feed,
-        };
-        if let Err(err) = pipelines.process(claimed.pipeline_id).await {
-            tracing::warn!(error = %err, pipeline = claimed.pipeline_id, "processing after a claim failed");
+        // drop it. A pipeline with a build running is running, whatever its other builds (GitLab's
+        // composite status): no need to process it, only to say so if it did not yet.
+        if row.opt_text("pipeline_status")?.as_deref() != Some("running") {
+            let pipelines = crate::pipelines::Pipelines {
+                db: self.db,
+                feed: self.feed,
+            };
+            let marked = pipelines
+                .mark_running(claimed.project_id, claimed.pipeline_id)
+                .await;
+            if let Err(err) = marked {
+                tracing::warn!(error = %err, pipeline = claimed.pipeline_id, "marking the pipeline running failed");
+            }
         }
         Ok(Some(claimed))
     }

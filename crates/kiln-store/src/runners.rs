@@ -340,8 +340,13 @@ impl Runners<'_> {
     }
 
     /// Records that `runner` called now, saying `info` of itself. Writes only when the last
-    /// record is older than `CONTACT_WRITE_INTERVAL_MS` or the info changed.
-    pub async fn contacted(&self, runner: &RunnerRecord, info: &RunnerInfo) -> StoreResult<()> {
+    /// record is older than `CONTACT_WRITE_INTERVAL_MS` or the info changed; then returns the
+    /// runner as it is now.
+    pub async fn contacted(
+        &self,
+        runner: &RunnerRecord,
+        info: &RunnerInfo,
+    ) -> StoreResult<Option<RunnerRecord>> {
         let now = now_ms();
         let merged = RunnerInfo {
             name: info.name.clone().or(runner.info.name.clone()),
@@ -359,7 +364,7 @@ impl Runners<'_> {
             .contacted_at
             .is_some_and(|at| now - at < CONTACT_WRITE_INTERVAL_MS);
         if fresh && merged == runner.info {
-            return Ok(());
+            return Ok(None);
         }
         let mut tx = self.db.begin(self.feed).await?;
         tx.execute(
@@ -376,6 +381,26 @@ impl Runners<'_> {
                 &merged.executor,
                 &merged.ip_address,
             ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(RunnerRecord {
+            contacted_at: Some(now),
+            info: merged,
+            ..runner.clone()
+        }))
+    }
+
+    /// Records that runner `id` called now (a job call, which says nothing of the runner),
+    /// if its last record is older than `CONTACT_WRITE_INTERVAL_MS`: one statement that
+    /// usually changes nothing.
+    pub async fn touch(&self, id: i64) -> StoreResult<()> {
+        let now = now_ms();
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(
+            "UPDATE runners SET contacted_at = $2 WHERE id = $1 \
+             AND (contacted_at IS NULL OR contacted_at < $3)",
+            args![id, now, now - CONTACT_WRITE_INTERVAL_MS],
         )
         .await?;
         tx.commit().await?;

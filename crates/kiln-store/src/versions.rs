@@ -20,6 +20,12 @@ impl Versions {
         self.access.load(Ordering::Acquire)
     }
 
+    /// Changes whenever a runner's settings change (they appear in every project's builds,
+    /// so a runner change is a change of all builds).
+    pub fn runners(&self) -> u64 {
+        self.all_builds.load(Ordering::Acquire)
+    }
+
     /// Changes whenever a build or pipeline of `project_id` changes.
     pub fn builds(&self, project_id: i64) -> u64 {
         let base = self.all_builds.load(Ordering::Acquire);

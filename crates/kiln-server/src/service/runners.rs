@@ -101,13 +101,22 @@ pub async fn authenticate(
     if token.is_empty() {
         return Err(RunnerError::Forbidden);
     }
-    let runner = app
-        .store
-        .runners()
-        .by_token(token)
-        .await?
-        .ok_or(RunnerError::Forbidden)?;
-    app.store.runners().contacted(&runner, info).await?;
+    let key = kiln_store::hash_secret(token);
+    let version = app.store.versions().runners();
+    let runner = match app.cache.runners.get(&key, version) {
+        Some(runner) => runner,
+        None => app
+            .store
+            .runners()
+            .by_token(token)
+            .await?
+            .ok_or(RunnerError::Forbidden)?,
+    };
+    let runner = match app.store.runners().contacted(&runner, info).await? {
+        Some(now) => now,
+        None => runner,
+    };
+    app.cache.runners.insert(key, runner.clone(), version);
     Ok(runner)
 }
 

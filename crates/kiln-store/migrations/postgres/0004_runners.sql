@@ -46,3 +46,9 @@ CREATE TABLE registration_tokens (
 
 -- A removed runner keeps its row, so the builds it ran still name it; its token stops working.
 ALTER TABLE runners ADD COLUMN removed_at BIGINT;
+
+-- Build counts in shards: every claim moves one build from pending to running, and with a
+-- single row per (project, status) concurrent claims queued on its lock. Readers sum.
+ALTER TABLE build_counts ADD COLUMN shard BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE build_counts DROP CONSTRAINT build_counts_pkey;
+ALTER TABLE build_counts ADD PRIMARY KEY (project_id, status, shard);

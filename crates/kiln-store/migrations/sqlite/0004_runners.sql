@@ -46,3 +46,17 @@ CREATE TABLE registration_tokens (
 
 -- A removed runner keeps its row, so the builds it ran still name it; its token stops working.
 ALTER TABLE runners ADD COLUMN removed_at BIGINT;
+
+-- Build counts in shards (PostgreSQL's concurrent claims queued on one row); SQLite's one
+-- writer uses shard 0. Readers sum.
+CREATE TABLE build_counts_sharded (
+    project_id BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    shard BIGINT NOT NULL DEFAULT 0,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (project_id, status, shard)
+);
+INSERT INTO build_counts_sharded (project_id, status, shard, n)
+SELECT project_id, status, 0, n FROM build_counts;
+DROP TABLE build_counts;
+ALTER TABLE build_counts_sharded RENAME TO build_counts;

@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// finished build.
     #[arg(long)]
     pub build_cpu: Option<usize>,
+    /// Instead: the runner protocol: claims per second by 32 runners, pending → claimed with
+    /// long polling, and 1,000 idle long polls on one server.
+    #[arg(long)]
+    pub runners: bool,
     /// With --build-cpu: the Kiln binary to measure (default: this one).
     #[arg(long)]
     pub kiln: Option<std::path::PathBuf>,
@@ -65,6 +69,9 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(reads) = args.staleness {
         return super::bench_dispatch::staleness(reads, args.postgres.as_deref()).await;
+    }
+    if args.runners {
+        return super::bench_runners::run(args.postgres.as_deref()).await;
     }
     if let Some(builds) = args.build_cpu {
         return super::bench_cpu::run(builds, args.kiln.clone()).await;

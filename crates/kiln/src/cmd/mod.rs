@@ -2,6 +2,7 @@ pub mod admin;
 pub mod bench;
 pub mod bench_cpu;
 pub mod bench_dispatch;
+pub mod bench_runners;
 pub mod demo;
 pub mod pipeline;
 pub mod run;

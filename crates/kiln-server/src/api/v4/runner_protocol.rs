@@ -311,13 +311,8 @@ async fn authenticate_job(
     let Some(runner_id) = owner.runner_id.filter(|_| owner.is_live()) else {
         return Ok(Err(job_forbidden(Some(owner.status))));
     };
-    // The runner's own record: its last contact moves on with its job calls too.
-    if let Ok(runner) = app.store.runners().get(runner_id).await {
-        app.store
-            .runners()
-            .contacted(&runner, &RunnerInfo::default())
-            .await?;
-    }
+    // The runner's last contact moves on with its job calls too.
+    app.store.runners().touch(runner_id).await?;
     let caller = Caller {
         runner_id,
         lease: app.config.build_lease,
