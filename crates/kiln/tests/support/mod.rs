@@ -43,13 +43,18 @@ impl Drop for Server {
 
 /// `kiln serve` on an ephemeral port with `extra` arguments, its log in `<data>.log`.
 pub fn serve(data: &Path, url: &str, extra: &[&str]) -> Server {
+    serve_on(data, url, "127.0.0.1:0", extra)
+}
+
+/// `kiln serve` listening on `listen` (a port of its own, to come back on after a kill).
+pub fn serve_on(data: &Path, url: &str, listen: &str, extra: &[&str]) -> Server {
     let log = data.with_extension("log");
     let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
         .arg("--data-dir")
         .arg(data)
         .arg("--database-url")
         .arg(url)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(extra)
         .env("RUST_LOG", "info,sqlx=warn")
         .env("NO_COLOR", "1")
