@@ -272,3 +272,71 @@ fn kiln_lint_prints_errors() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stdout).contains("nowhere"));
 }
+
+#[test]
+fn admin_runner_commands_issue_tokens_and_list_pause_resume_and_remove_runners() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = kiln(&data, &["admin", "runner", "registration-token"]);
+    let second = kiln(&data, &["admin", "runner", "registration-token"]);
+    assert!(first.starts_with("GR1348941") && second != first);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let store = runtime
+        .block_on(kiln_store::Store::open(
+            &data.join("kiln.db").to_string_lossy(),
+        ))
+        .unwrap();
+    // Both tokens register; --reset revokes the earlier ones.
+    for token in [&first, &second] {
+        let scope = runtime
+            .block_on(store.runners().registration_scope(token))
+            .unwrap();
+        assert_eq!(scope, Some(None));
+    }
+    let third = kiln(&data, &["admin", "runner", "registration-token", "--reset"]);
+    assert_eq!(
+        runtime
+            .block_on(store.runners().registration_scope(&first))
+            .unwrap(),
+        None
+    );
+    let new = kiln_store::NewRunner {
+        description: "box".into(),
+        project_id: None,
+        active: true,
+        locked: false,
+        run_untagged: true,
+        access_level: "not_protected".into(),
+        maximum_timeout: None,
+        maintenance_note: String::new(),
+        tags: vec!["linux".into()],
+        info: Default::default(),
+    };
+    assert!(runtime
+        .block_on(store.runners().registration_scope(&third))
+        .unwrap()
+        .is_some());
+    let (runner, _) = runtime.block_on(store.runners().register(&new)).unwrap();
+    let listed = kiln(&data, &["admin", "runner", "list"]);
+    let line = format!("{}\tonline\tinstance_type\tlinux\tbox", runner.id);
+    assert!(listed.lines().any(|l| l == line), "{listed}");
+    let id = runner.id.to_string();
+    kiln(&data, &["admin", "runner", "pause", &id]);
+    assert!(
+        !runtime
+            .block_on(store.runners().get(runner.id))
+            .unwrap()
+            .active
+    );
+    assert!(kiln(&data, &["admin", "runner", "list"]).contains("\tpaused\t"));
+    kiln(&data, &["admin", "runner", "resume", &id]);
+    assert!(
+        runtime
+            .block_on(store.runners().get(runner.id))
+            .unwrap()
+            .active
+    );
+    kiln(&data, &["admin", "runner", "remove", &id]);
+    assert!(runtime.block_on(store.runners().get(runner.id)).is_err());
+    runtime.block_on(store.close());
+}

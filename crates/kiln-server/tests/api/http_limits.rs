@@ -90,3 +90,61 @@ async fn past_the_connection_cap_a_client_gets_a_503_at_once() {
         .await
         .assert(404);
 }
+
+#[tokio::test]
+async fn waiting_long_polls_do_not_fill_the_connection_cap() {
+    let app = TestApp::spawn_configured(0, |c| {
+        c.http.max_connections = 3;
+        c.long_poll_timeout = Duration::from_secs(20);
+    })
+    .await;
+    let registration = app
+        .store
+        .runners()
+        .issue_registration_token(None, false)
+        .await
+        .unwrap();
+    let register = app
+        .client
+        .post(format!("{}/api/v4/runners", app.base))
+        .json(&serde_json::json!({ "token": registration }))
+        .send()
+        .await
+        .unwrap();
+    let token = TestApp::read(register).await.assert(201)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Five runners wait, each on a connection of its own (more than the cap).
+    let mut polls = Vec::new();
+    for _ in 0..5 {
+        let client = reqwest::Client::new();
+        let (base, token) = (app.base.clone(), token.clone());
+        polls.push(tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/v4/jobs/request"))
+                .json(&serde_json::json!({ "token": token }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        polls.iter().all(|p| !p.is_finished()),
+        "a poll was refused or answered"
+    );
+    // The API still answers a new connection.
+    let user = app.user("dev", false).await;
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/api/v3/projects/1/builds", app.base))
+        .header("PRIVATE-TOKEN", &user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 404);
+    for poll in polls {
+        poll.abort();
+    }
+}

@@ -103,6 +103,12 @@ pub async fn create(app: &AppState, external_url: &str) -> anyhow::Result<()> {
         let build = first.id;
         println!("  curl -H \"PRIVATE-TOKEN: {token}\" \"{external_url}/api/v3/projects/{id}/builds/{build}/trace\"");
     }
+    let registration = store
+        .runners()
+        .issue_registration_token(None, false)
+        .await?;
+    println!("  a runner of your own (another terminal, or machine):");
+    println!("    kiln runner register --url {external_url} --registration-token {registration} && kiln runner run");
     Ok(())
 }
 
