@@ -337,3 +337,30 @@ async fn a_runner_killed_mid_build_makes_the_build_fail_when_its_lease_runs_out(
     assert_gone_within(pid, Duration::from_secs(20), "the dead runner's job").await;
     drop(restarted);
 }
+
+#[tokio::test]
+async fn ctrl_c_ends_the_runners_jobs_and_reports_them() {
+    let setup = setup(SLOW, &[]).await;
+    let mut runner = setup.runner();
+    setup.pipeline().await;
+    let builds = setup
+        .wait_builds(|b| b["status"] == "running", &runner)
+        .await;
+    let id = by_name(&builds, "slow")["id"].as_i64().expect("id");
+    let pid = pid_in(&setup.builds_dir.join(id.to_string()).join("child.pid")).await;
+    let interrupted = Command::new("kill")
+        .args(["-INT", &runner.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    assert_gone_within(pid, Duration::from_secs(20), "the interrupted runner's job").await;
+    let status = runner.child.wait().expect("wait");
+    assert!(
+        status.success(),
+        "the runner stopped with {status}: {}",
+        runner.log()
+    );
+    let builds = setup.wait_builds(finished, &runner).await;
+    // Reported at once as the runner's failure, not left to the lease.
+    assert_eq!(by_name(&builds, "slow")["status"], "failed");
+}

@@ -129,7 +129,12 @@ async fn run_jobs(args: &RunArgs) -> anyhow::Result<()> {
         });
     std::fs::create_dir_all(&builds_dir)?;
     let builds_dir = std::path::absolute(&builds_dir)?;
-    let tag = format!("kiln-runner-{}", config.id);
+    // Names this runner's cgroups: unique per registration (ids repeat across servers, and two
+    // runners on one machine must never empty each other's jobs).
+    let tag = format!(
+        "kiln-runner-{}",
+        &kiln_store::hash_secret(&config.token)[..12]
+    );
     let executor = kiln_executor::ExecutorConfig {
         isolation: if args.no_cgroups {
             kiln_executor::Isolation::ProcessTree

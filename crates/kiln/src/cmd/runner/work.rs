@@ -204,6 +204,11 @@ async fn finish(runner: &Runner, id: i64, token: &str, body: Value) -> Result<()
     loop {
         match runner.coordinator.update(id, token, body.clone()).await {
             Ok(()) => return Ok(()),
+            // An earlier try was stored but its answer lost: the job has the state sent.
+            Err(CallError::Status {
+                job_status: Some(now),
+                ..
+            }) if body["state"] == now.as_str() => return Ok(()),
             Err(err) if err.job_is_gone() => return Err(err),
             Err(err @ CallError::Status { status, .. }) if status < 500 => return Err(err),
             Err(err) if tokio::time::Instant::now() >= give_up => return Err(err),
