@@ -27,6 +27,8 @@ use std::time::Duration;
 const TRACE_UPDATE_INTERVAL: &str = "3";
 /// A trace PATCH larger than this is refused (gitlab-runner sends at most 1 MiB).
 const MAX_TRACE_PATCH: usize = 8 * 1024 * 1024;
+/// An upload's parameters beside its file (`expire_in` …) are at most this long.
+const MAX_UPLOAD_PARAM: usize = 4096;
 /// While a long poll waits, it looks again this often in case a wake was missed.
 const RECHECK: Duration = Duration::from_secs(5);
 
@@ -512,8 +514,17 @@ async fn upload_artifacts(
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         let field_name = field.name().unwrap_or("").to_owned();
         if field_name != "file" {
-            let text = field.text().await.map_err(bad)?;
-            upload.take(&field_name, text);
+            // The other fields are short parameters: read them only so far.
+            let mut text = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                text.extend_from_slice(&chunk);
+                if text.len() > MAX_UPLOAD_PARAM {
+                    return Err(ApiError::BadRequest(format!(
+                        "400 (Bad request) {field_name} is too long"
+                    )));
+                }
+            }
+            upload.take(&field_name, String::from_utf8_lossy(&text).into_owned());
             continue;
         }
         name = Some(field.file_name().unwrap_or("artifacts.zip").to_owned());
