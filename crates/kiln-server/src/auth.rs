@@ -1,6 +1,7 @@
 //! Who is calling. A personal access token may come as the `PRIVATE-TOKEN` header, the
-//! `PRIVATE_TOKEN` spelling of GitLab's curl examples, or the `private_token` query parameter.
-//! No token, or one Kiln does not know, is 401.
+//! `PRIVATE_TOKEN` spelling of GitLab's curl examples, the `private_token` query parameter, or
+//! `Authorization: Bearer <token>` (OAuth-style, as current clients send it). No token, or one
+//! Kiln does not know, is 401.
 
 use crate::{query::QueryPairs, ApiError, AppState};
 use axum::extract::FromRequestParts;
@@ -21,6 +22,13 @@ pub fn token_of(parts: &Parts) -> Option<String> {
         .find_map(|name| {
             let value = parts.headers.get(name)?.to_str().ok()?;
             Some(value.trim().to_owned())
+        })
+        .or_else(|| {
+            let value = parts.headers.get("authorization")?.to_str().ok()?;
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
         })
 }
 

@@ -44,7 +44,8 @@ pub fn headers(info: &PageInfo, url_base: &str, query: &QueryPairs) -> HeaderMap
 fn page_url(base: &str, query: &QueryPairs, page: u64, per_page: u32) -> String {
     let mut pairs: Vec<(&str, String)> = query
         .iter()
-        .filter(|(k, _)| *k != "page" && *k != "per_page")
+        // A token given in the query must not travel on in links (and into proxy logs).
+        .filter(|(k, _)| !matches!(*k, "page" | "per_page" | "private_token"))
         .map(|(k, v)| (k, v.to_owned()))
         .collect();
     pairs.push(("page", page.to_string()));
@@ -66,6 +67,23 @@ mod tests {
         h.get(name)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_else(|| "<none>".into())
+    }
+
+    #[test]
+    fn links_never_carry_the_private_token() {
+        let query = QueryPairs::parse(Some("private_token=secret&scope=failed"));
+        let info = PageInfo::new(
+            PageRequest {
+                page: 1,
+                per_page: 2,
+            },
+            5,
+        );
+        let links = header(&headers(&info, "http://x/b", &query), "link");
+        assert!(
+            !links.contains("secret") && links.contains("scope=failed"),
+            "{links}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod git_http;
 pub mod runners;
+pub mod user;
 pub mod v3;
 pub mod v4;
 

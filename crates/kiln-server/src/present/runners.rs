@@ -6,12 +6,7 @@ use crate::service::runners::{is_online, status};
 use kiln_store::RunnerRecord;
 use serde_json::{json, Value};
 
-/// The API version presenting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    V3,
-    V4,
-}
+pub use super::ApiVersion as Version;
 
 /// The list entry.
 pub fn basic(version: Version, runner: &RunnerRecord, now_ms: i64) -> Value {
@@ -63,7 +58,7 @@ pub fn details(
         "contacted_at": runner.contacted_at.map(utc),
         "projects": projects,
     });
-    merge(&mut out, fields);
+    crate::present::merge_json(&mut out, fields);
     if version == Version::V4 {
         let more = json!({
             "access_level": runner.access_level,
@@ -72,13 +67,7 @@ pub fn details(
             "created_at": utc(runner.created_at),
             "executor": runner.info.executor,
         });
-        merge(&mut out, more);
+        crate::present::merge_json(&mut out, more);
     }
     out
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Value::Object(into), Value::Object(from)) = (into, from) {
-        into.extend(from);
-    }
 }

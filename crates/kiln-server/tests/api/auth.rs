@@ -271,3 +271,73 @@ async fn cancel_and_retry(
         app.post(&path(retry, "retry"), actor).await,
     )
 }
+
+#[tokio::test]
+async fn bearer_tokens_sign_in_and_links_drop_the_query_token() {
+    let app = TestApp::spawn().await;
+    let root = app.user("root", true).await;
+    let project = app.project("group/app", Visibility::Private).await;
+    app.pipeline(project, "abc", &[BuildStatus::Failed, BuildStatus::Success])
+        .await;
+    let url = format!("{}/api/v3/projects/{project}/builds", app.base);
+    for (value, status) in [
+        (format!("Bearer {}", root.token), 200),
+        (format!("bearer {}", root.token), 200),
+        ("Bearer nope".to_owned(), 401),
+        (format!("Basic {}", root.token), 401),
+    ] {
+        let response = app
+            .client
+            .get(&url)
+            .header("Authorization", &value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{value}");
+    }
+    let paged = app
+        .client
+        .get(format!("{url}?per_page=1&private_token={}", root.token))
+        .send()
+        .await
+        .unwrap();
+    let link = paged.headers()["link"].to_str().unwrap().to_owned();
+    assert!(
+        link.contains("per_page=1") && !link.contains(&root.token),
+        "{link}"
+    );
+}
+
+#[tokio::test]
+async fn get_user_and_version_answer_each_versions_shape() {
+    let app = TestApp::spawn().await;
+    let root = app.user("root", true).await;
+    let dev = app.user("dev", false).await;
+    for prefix in ["/api/v3", "/api/v4"] {
+        let me = app.get(&format!("{prefix}/user"), &dev).await;
+        let me = me.assert(200);
+        assert_eq!(me["id"], dev.id);
+        assert_eq!(me["username"], "dev");
+        assert_eq!(me["email"], "dev@example.com");
+        assert!(me["created_at"].is_string() && me["web_url"].is_string());
+        assert_eq!(me["two_factor_enabled"], false);
+        let version = app.get(&format!("{prefix}/version"), &dev).await;
+        assert!(version.assert(200)["version"].is_string());
+        app.request(Method::GET, &format!("{prefix}/user"), None)
+            .await
+            .assert_error(401, "401 Unauthorized");
+    }
+    // v3 always says whether the user is an admin; v4 only to admins (UserWithAdmin).
+    assert_eq!(app.get("/api/v3/user", &dev).await.body["is_admin"], false);
+    assert!(app
+        .get("/api/v4/user", &dev)
+        .await
+        .body
+        .get("is_admin")
+        .is_none());
+    assert_eq!(app.get("/api/v4/user", &root).await.body["is_admin"], true);
+    assert_eq!(
+        app.get("/api/v4/version", &dev).await.body["version"],
+        "17.0.0"
+    );
+}

@@ -51,4 +51,5 @@ pub fn router() -> Router<AppState> {
             get(|s, u, q, uri| runners::list_owned(s, u, q, uri, Version::V3)),
         )
         .merge(runners::routes(Version::V3))
+        .merge(crate::api::user::routes(Version::V3))
 }

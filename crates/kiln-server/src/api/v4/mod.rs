@@ -20,4 +20,5 @@ pub fn router() -> Router<AppState> {
         )
         .merge(runner_protocol::routes())
         .merge(runners::routes(Version::V4))
+        .merge(crate::api::user::routes(Version::V4))
 }
