@@ -150,6 +150,9 @@ pub fn runner_identity(data_dir: &Path) -> std::io::Result<String> {
 }
 
 async fn worker(app: AppState, runner_id: i64, mut stopped: watch::Receiver<bool>) {
+    // The runner's record, read again only when a runner changed (the claim itself reads
+    // the live row; the record gives the job its runner's tags and time limit).
+    let mut known: Option<(u64, kiln_store::RunnerRecord)> = None;
     loop {
         if *stopped.borrow() {
             return;
@@ -157,9 +160,19 @@ async fn worker(app: AppState, runner_id: i64, mut stopped: watch::Receiver<bool
         let woken = app.dispatcher.woken();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let claimed = match app.store.runners().get(runner_id).await {
-            Ok(runner) => jobs::claim(&app, &runner, app.config.embedded_lease).await,
-            Err(err) => Err(err.into()),
+        let version = app.store.versions().runners();
+        if known.as_ref().is_none_or(|(seen, _)| *seen != version) {
+            known = match app.store.runners().get(runner_id).await {
+                Ok(runner) => Some((version, runner)),
+                Err(err) => {
+                    tracing::error!(error = %err, "reading the embedded runner failed");
+                    None
+                }
+            };
+        }
+        let claimed = match &known {
+            Some((_, runner)) => jobs::claim(&app, runner, app.config.embedded_lease).await,
+            None => Ok(None),
         };
         match claimed {
             Ok(Some(job)) => {

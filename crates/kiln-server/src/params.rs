@@ -105,6 +105,36 @@ pub fn missing(params: &QueryPairs, names: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Grape's `Boolean` parameter: absent (or empty) is None; a value that is not a boolean is
+/// `"<name> is invalid"`, added to `problems`.
+pub fn boolean(params: &QueryPairs, name: &str, problems: &mut Vec<String>) -> Option<bool> {
+    match params.get(name) {
+        None | Some("") => None,
+        Some("true" | "1" | "yes" | "t") => Some(true),
+        Some("false" | "0" | "no" | "f") => Some(false),
+        Some(_) => {
+            problems.push(format!("{name} is invalid"));
+            None
+        }
+    }
+}
+
+/// A runner's `tag_list`: a comma-separated string (what gitlab-runner sends) or an array;
+/// None when not given.
+pub fn tag_list(params: &QueryPairs) -> Option<Vec<String>> {
+    let listed: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| *k == "tag_list[]")
+        .map(|(_, v)| v)
+        .collect();
+    if !listed.is_empty() {
+        return Some(kiln_store::runners::normalize_tags(listed));
+    }
+    params
+        .get("tag_list")
+        .map(|text| kiln_store::runners::normalize_tags(text.split(',')))
+}
+
 /// Why `variables` could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VariablesError {

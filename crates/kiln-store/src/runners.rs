@@ -331,10 +331,25 @@ impl Runners<'_> {
             "SELECT {RUNNER_COLUMNS} FROM runners WHERE removed_at IS NULL AND {condition} ORDER BY id"
         );
         let rows = self.db.read_all(&sql, args![key]).await?;
+        // Every live runner's tags in one read, not one read per runner.
+        let tag_rows = self
+            .db
+            .read_all(
+                "SELECT rt.runner_id, rt.tag FROM runner_tags rt \
+                 JOIN runners r ON r.id = rt.runner_id WHERE r.removed_at IS NULL ORDER BY rt.tag",
+                args![],
+            )
+            .await?;
+        let mut tags: std::collections::HashMap<i64, Vec<String>> = Default::default();
+        for row in &tag_rows {
+            tags.entry(row.int("runner_id")?)
+                .or_default()
+                .push(row.text("tag")?);
+        }
         let mut runners = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = row.int("id")?;
-            runners.push(runner_from_row(row, self.tags_of(id).await?)?);
+            runners.push(runner_from_row(row, tags.remove(&id).unwrap_or_default())?);
         }
         Ok(runners)
     }

@@ -102,13 +102,12 @@ fn filter(
         }
     }
     let kind = query.get("type").map(str::to_owned);
-    let paused = match query.get("paused") {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(_) => return Err(ApiError::invalid_param("paused")),
-    };
-    let tags = crate::api::v4::runner_protocol::tag_list(query);
+    let mut problems = Vec::new();
+    let paused = params::boolean(query, "paused", &mut problems);
+    if !problems.is_empty() {
+        return Err(ApiError::invalid_param("paused"));
+    }
+    let tags = params::tag_list(query);
     Ok(move |r: &RunnerRecord| {
         let in_scope = match scope.as_deref() {
             None => true,
@@ -251,18 +250,6 @@ async fn show(
     Ok(Json(present_details(&state, &runner, version).await?).into_response())
 }
 
-fn flag(params: &QueryPairs, name: &str, problems: &mut Vec<String>) -> Option<bool> {
-    match params.get(name) {
-        None => None,
-        Some("true" | "1") => Some(true),
-        Some("false" | "0") => Some(false),
-        Some(_) => {
-            problems.push(format!("{name} is invalid"));
-            None
-        }
-    }
-}
-
 async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -271,10 +258,10 @@ async fn update(
     version: Version,
 ) -> Result<Response, ApiError> {
     let mut problems = Vec::new();
-    let active = flag(&params, "active", &mut problems);
-    let paused = flag(&params, "paused", &mut problems);
-    let run_untagged = flag(&params, "run_untagged", &mut problems);
-    let locked = flag(&params, "locked", &mut problems);
+    let active = params::boolean(&params, "active", &mut problems);
+    let paused = params::boolean(&params, "paused", &mut problems);
+    let run_untagged = params::boolean(&params, "run_untagged", &mut problems);
+    let locked = params::boolean(&params, "locked", &mut problems);
     let maximum_timeout = match params.get("maximum_timeout") {
         None => None,
         Some("") => Some(None),
@@ -297,7 +284,7 @@ async fn update(
         run_untagged,
         access_level: params.get("access_level").map(str::to_owned),
         maximum_timeout,
-        tags: crate::api::v4::runner_protocol::tag_list(&params),
+        tags: params::tag_list(&params),
     };
     let updated = service::update(&state, runner.id, &change).await?;
     Ok(Json(present_details(&state, &updated, version).await?).into_response())

@@ -90,30 +90,6 @@ fn runner_info(params: &QueryPairs) -> RunnerInfo {
     }
 }
 
-fn flag(params: &QueryPairs, name: &str) -> Result<Option<bool>, String> {
-    match params.get(name) {
-        None | Some("") => Ok(None),
-        Some("true" | "1" | "yes" | "t") => Ok(Some(true)),
-        Some("false" | "0" | "no" | "f") => Ok(Some(false)),
-        Some(_) => Err(format!("{name} is invalid")),
-    }
-}
-
-/// `tag_list`: a comma-separated string (what gitlab-runner sends) or an array.
-pub fn tag_list(params: &QueryPairs) -> Option<Vec<String>> {
-    let listed: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| *k == "tag_list[]")
-        .map(|(_, v)| v)
-        .collect();
-    if !listed.is_empty() {
-        return Some(kiln_store::runners::normalize_tags(listed));
-    }
-    params
-        .get("tag_list")
-        .map(|text| kiln_store::runners::normalize_tags(text.split(',')))
-}
-
 /// `POST /runners`: 201 `{id, token, token_expires_at}`; 403 for an unknown registration token.
 pub async fn register(
     State(app): State<AppState>,
@@ -124,17 +100,11 @@ pub async fn register(
         return Ok(params::grape_error(&missing));
     }
     let mut problems = Vec::new();
-    let mut read_flag = |name: &str| {
-        flag(&params, name).unwrap_or_else(|problem| {
-            problems.push(problem);
-            None
-        })
-    };
     let (run_untagged, locked, paused, active) = (
-        read_flag("run_untagged"),
-        read_flag("locked"),
-        read_flag("paused"),
-        read_flag("active"),
+        params::boolean(&params, "run_untagged", &mut problems),
+        params::boolean(&params, "locked", &mut problems),
+        params::boolean(&params, "paused", &mut problems),
+        params::boolean(&params, "active", &mut problems),
     );
     if paused.is_some() && active.is_some() {
         problems.push("paused, active are mutually exclusive".to_owned());
@@ -159,7 +129,7 @@ pub async fn register(
             .get("maintenance_note")
             .or(params.get("maintainer_note"))
             .map(str::to_owned),
-        tags: tag_list(&params).unwrap_or_default(),
+        tags: params::tag_list(&params).unwrap_or_default(),
         run_untagged,
         locked,
         paused: paused.or(active.map(|a| !a)),
