@@ -11,9 +11,8 @@ use kiln_store::Store;
 use kiln_test_support::TestDatabase;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{all_builds, kiln, report, signal, Leftovers, Server};
+use support::{admin_and_project, all_builds, git_repo, report, signal, Leftovers, Server};
 
 /// A server whose embedded runner's lease is `LEASE`.
 fn serve(data: &Path, url: &str) -> Server {
@@ -50,7 +49,6 @@ fn a_killed_server_loses_no_build_and_runs_none_twice() {
     let url = db.url.clone();
     let dir = tempfile::tempdir().expect("dir");
     let (repo, ledger) = (dir.path().join("repo"), dir.path().join("ledger"));
-    std::fs::create_dir_all(&repo).unwrap();
     let mut ci = String::new();
     for j in 0..JOBS {
         ci.push_str(&format!(
@@ -58,69 +56,14 @@ fn a_killed_server_loses_no_build_and_runs_none_twice() {
             l = ledger.display()
         ));
     }
-    std::fs::write(repo.join(".gitlab-ci.yml"), ci).unwrap();
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "."],
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@x",
-            "commit",
-            "-qm",
-            "ci",
-        ],
-    ] {
-        assert!(Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(args)
-            .status()
-            .unwrap()
-            .success());
-    }
+    git_repo(&repo, &ci, &[]);
     let (a_dir, b_dir, c_dir) = (
         dir.path().join("a"),
         dir.path().join("b"),
         dir.path().join("c"),
     );
     let setup = dir.path().join("setup");
-    kiln(
-        &setup,
-        &url,
-        &[
-            "admin",
-            "user",
-            "create",
-            "--username",
-            "ops",
-            "--name",
-            "Ops",
-            "--email",
-            "ops@x",
-            "--admin",
-        ],
-    );
-    let token = kiln(
-        &setup,
-        &url,
-        &["admin", "token", "create", "--username", "ops"],
-    );
-    let project = kiln(
-        &setup,
-        &url,
-        &[
-            "admin",
-            "project",
-            "create",
-            "--path",
-            "team/app",
-            "--repo",
-            &repo.to_string_lossy(),
-        ],
-    );
-    let project: i64 = project.parse().expect("project id");
+    let (token, project) = admin_and_project(&setup, &url, &repo);
 
     let mut a = serve(&a_dir, &url);
     // Whatever happens, nothing of the server that is killed outlives the test.

@@ -8,29 +8,10 @@ mod support;
 
 use kiln_test_support::{assert_gone_within, pid_in, TestDatabase};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{kiln, serve, Server};
-
-/// A `kiln runner run` process, killed if the test ends first.
-struct RunnerProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RunnerProcess {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
+use support::{admin_and_project, git_repo, kiln, register_runner, serve, RunnerProcess, Server};
 
 /// A server, a project on a repository with `ci`, an admin's token, and a registered runner.
 struct Setup {
@@ -40,21 +21,8 @@ struct Setup {
     token: String,
     project: i64,
     config: PathBuf,
-    work: PathBuf,
     builds_dir: PathBuf,
     client: reqwest::Client,
-}
-
-fn git(repo: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(["-c", "user.name=T", "-c", "user.email=t@x"])
-        .args(args)
-        .status()
-        .expect("git")
-        .success();
-    assert!(ok, "git {args:?}");
 }
 
 async fn setup(ci: &str, serve_args: &[&str]) -> Setup {
@@ -62,38 +30,10 @@ async fn setup(ci: &str, serve_args: &[&str]) -> Setup {
     let url = db.url.clone();
     let dir = tempfile::tempdir().expect("dir");
     let repo = dir.path().join("repo");
-    std::fs::create_dir_all(&repo).expect("repo");
-    std::fs::write(repo.join(".gitlab-ci.yml"), ci).expect("ci");
-    std::fs::write(repo.join("input.txt"), "from the repository\n").expect("file");
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-qm", "ci"]);
+    git_repo(&repo, ci, &[("input.txt", "from the repository\n")]);
     let data = dir.path().join("server");
+    let (token, project) = admin_and_project(&data, &url, &repo);
     let admin = |args: &[&str]| kiln(&data, &url, args);
-    admin(&[
-        "admin",
-        "user",
-        "create",
-        "--username",
-        "ops",
-        "--name",
-        "Ops",
-        "--email",
-        "ops@x",
-        "--admin",
-    ]);
-    let token = admin(&["admin", "token", "create", "--username", "ops"]);
-    let project: i64 = admin(&[
-        "admin",
-        "project",
-        "create",
-        "--path",
-        "team/app",
-        "--repo",
-        &repo.to_string_lossy(),
-    ])
-    .parse()
-    .expect("project id");
     let registration = admin(&["admin", "runner", "registration-token"]);
     let mut args = vec!["--no-embedded-runner", "--long-poll-timeout", "5"];
     args.extend_from_slice(serve_args);
@@ -101,18 +41,7 @@ async fn setup(ci: &str, serve_args: &[&str]) -> Setup {
     let work = dir.path().join("runner");
     std::fs::create_dir_all(&work).expect("runner dir");
     let config = work.join("kiln-runner.toml");
-    let registered = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["runner", "register", "--url", &server.url])
-        .args(["--registration-token", &registration, "--name", "e2e"])
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("register");
-    assert!(
-        registered.status.success(),
-        "register: {}",
-        String::from_utf8_lossy(&registered.stderr)
-    );
+    register_runner(&server.url, &registration, &config, &["--name", "e2e"]);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&config)
         .expect("config")
@@ -131,28 +60,13 @@ async fn setup(ci: &str, serve_args: &[&str]) -> Setup {
         token,
         project,
         config,
-        work,
         client: reqwest::Client::new(),
     }
 }
 
 impl Setup {
     fn runner(&self) -> RunnerProcess {
-        let log = self.work.join("runner.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(["runner", "run", "--concurrency", "2"])
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--builds-dir")
-            .arg(&self.builds_dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("spawn runner");
-        RunnerProcess { child, log }
+        RunnerProcess::start(&self.config, &self.builds_dir, 2)
     }
 
     async fn api(&self, method: reqwest::Method, path: &str) -> Value {

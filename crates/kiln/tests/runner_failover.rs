@@ -10,69 +10,17 @@ use kiln_core::BuildStatus;
 use kiln_store::Store;
 use kiln_test_support::TestDatabase;
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{all_builds, kiln, serve_on, signal, Server};
+use support::{
+    admin_and_project, all_builds, git_repo, kiln, register_runner, serve_on, signal,
+    RunnerProcess, Server,
+};
 
 const PIPELINES: usize = 100;
 const JOBS: usize = 10;
 const RUNNERS: usize = 8;
 /// The servers' build lease (s): a claim whose answer died with its server is failed soon.
 const BUILD_LEASE: &str = "15";
-
-struct RunnerProcess(Child);
-
-impl Drop for RunnerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn runner(config: &Path, builds: &Path) -> RunnerProcess {
-    let log = config.with_extension("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(["runner", "run", "--concurrency", "2"])
-        .arg("--config")
-        .arg(config)
-        .arg("--builds-dir")
-        .arg(builds)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("spawn runner");
-    RunnerProcess(child)
-}
-
-fn git_repo(repo: &Path, ci: &str) {
-    std::fs::create_dir_all(repo).expect("repo");
-    std::fs::write(repo.join(".gitlab-ci.yml"), ci).expect("ci");
-    for args in [
-        &["init", "-q", "-b", "main"][..],
-        &["add", "."],
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@x",
-            "commit",
-            "-qm",
-            "ci",
-        ],
-    ] {
-        assert!(Command::new("git")
-            .arg("-C")
-            .arg(repo)
-            .args(args)
-            .status()
-            .expect("git")
-            .success());
-    }
-}
 
 fn port_of(server: &Server) -> String {
     server.url.trim_start_matches("http://").to_owned()
@@ -101,34 +49,10 @@ fn remote_runners_lose_no_build_and_run_none_twice_when_a_server_dies() {
             l = ledger.display()
         ));
     }
-    git_repo(&repo, &ci);
+    git_repo(&repo, &ci, &[]);
     let setup = dir.path().join("setup");
-    let admin_cmd = |args: &[&str]| kiln(&setup, &url, args);
-    admin_cmd(&[
-        "admin",
-        "user",
-        "create",
-        "--username",
-        "ops",
-        "--name",
-        "Ops",
-        "--email",
-        "ops@x",
-        "--admin",
-    ]);
-    let token = admin_cmd(&["admin", "token", "create", "--username", "ops"]);
-    let project: i64 = admin_cmd(&[
-        "admin",
-        "project",
-        "create",
-        "--path",
-        "team/app",
-        "--repo",
-        &repo.to_string_lossy(),
-    ])
-    .parse()
-    .expect("project id");
-    let registration = admin_cmd(&["admin", "runner", "registration-token"]);
+    let (token, project) = admin_and_project(&setup, &url, &repo);
+    let registration = kiln(&setup, &url, &["admin", "runner", "registration-token"]);
     let serve_args = ["--no-embedded-runner", "--build-lease", BUILD_LEASE];
     let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
     let mut a = serve_on(&a_dir, &url, "127.0.0.1:0", &serve_args);
@@ -138,25 +62,9 @@ fn remote_runners_lose_no_build_and_run_none_twice_when_a_server_dies() {
     for i in 0..RUNNERS {
         let server = if i % 2 == 0 { &a.url } else { &b.url };
         let config = dir.path().join(format!("runner{i}.toml"));
-        let registered = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args([
-                "runner",
-                "register",
-                "--url",
-                server,
-                "--registration-token",
-                &registration,
-            ])
-            .arg("--config")
-            .arg(&config)
-            .output()
-            .expect("register");
-        assert!(
-            registered.status.success(),
-            "{}",
-            String::from_utf8_lossy(&registered.stderr)
-        );
-        runners.push(runner(&config, &dir.path().join(format!("builds{i}"))));
+        register_runner(server, &registration, &config, &[]);
+        let builds = dir.path().join(format!("builds{i}"));
+        runners.push(RunnerProcess::start(&config, &builds, 2));
     }
     let store = runtime.block_on(Store::open(&url)).expect("store");
     let client = reqwest::Client::new();

@@ -24,8 +24,7 @@ fn info() -> Value {
     })
 }
 
-async fn send(app: &TestApp, request: reqwest::RequestBuilder) -> Response {
-    let _ = app;
+async fn send(request: reqwest::RequestBuilder) -> Response {
     TestApp::read(request.send().await.expect("send")).await
 }
 
@@ -34,7 +33,7 @@ async fn register(app: &TestApp, body: Value) -> Response {
         .client
         .post(format!("{}/api/v4/runners", app.base))
         .json(&body);
-    send(app, request).await
+    send(request).await
 }
 
 async fn instance_token(app: &TestApp) -> String {
@@ -78,7 +77,7 @@ impl<'a> ProtocolRunner<'a> {
             .client
             .post(format!("{}/api/v4/jobs/request", self.app.base))
             .json(&json!({ "token": self.token, "info": info(), "last_update": "0" }));
-        send(self.app, request).await
+        send(request).await
     }
 
     /// The next job, which must come.
@@ -95,7 +94,7 @@ async fn update(app: &TestApp, job: &Value, body: Value) -> Response {
         .client
         .put(format!("{}/api/v4/jobs/{}", app.base, job["id"]))
         .json(&body);
-    send(app, request).await
+    send(request).await
 }
 
 async fn patch_trace(
@@ -114,7 +113,7 @@ async fn patch_trace(
     if let Some(range) = range {
         request = request.header("Content-Range", range);
     }
-    send(app, request).await
+    send(request).await
 }
 
 fn token_of(job: &Value) -> String {
@@ -217,7 +216,7 @@ async fn registration_verify_and_delete_answer_as_gitlab() {
             .client
             .post(format!("{}/api/v4/runners/verify", app.base))
             .json(&json!({ "token": t, "system_id": "s_0123456789ab" }));
-        send(&app, request)
+        send(request)
     };
     let verified = verify(runner_token.clone()).await;
     assert_eq!(verified.header("content-type"), "application/json");
@@ -231,7 +230,7 @@ async fn registration_verify_and_delete_answer_as_gitlab() {
             .client
             .delete(format!("{}/api/v4/runners", app.base))
             .json(&json!({ "token": t }));
-        send(&app, request)
+        send(request)
     };
     delete(runner_token.clone()).await.assert(204);
     delete(runner_token.clone())
@@ -274,8 +273,8 @@ async fn a_job_request_returns_the_job_in_gitlab_runners_types() {
     idle.assert(204);
     assert_ne!(idle.header("x-gitlab-last-update"), "<missing>");
 
-    let (pipeline, _) = (app.create_pipeline(project, "master", &owner).await, ());
-    let pipeline = pipeline.assert(201)["id"].as_i64().expect("pipeline");
+    let created = app.create_pipeline(project, "master", &owner).await;
+    let pipeline = created.assert(201)["id"].as_i64().expect("pipeline");
     let response = runner.request_job().await;
     assert_eq!(response.header("content-type"), "application/json");
     let job = response.assert(201).clone();
@@ -520,7 +519,7 @@ async fn artifacts_go_up_and_reach_the_next_stage() {
             .header("JOB-TOKEN", token)
             .header("Content-Type", content_type.clone())
             .body(body);
-        send(&app, request)
+        send(request)
     };
     assert_eq!(upload("glcbt-wrong".into(), body.clone()).await.status, 403);
     upload(token_of(&make), body).await.assert(201);

@@ -137,3 +137,122 @@ pub fn signal(server: &Server, signal: &str) {
         .success();
     assert!(ok, "kill {signal}");
 }
+
+/// A git repository at `repo` whose `main` has one commit with `.gitlab-ci.yml` = `ci` and
+/// the other `files`.
+pub fn git_repo(repo: &Path, ci: &str, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(repo).expect("repo");
+    std::fs::write(repo.join(".gitlab-ci.yml"), ci).expect("ci");
+    for (name, content) in files {
+        std::fs::write(repo.join(name), content).expect("file");
+    }
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "."],
+        &["commit", "-qm", "ci"],
+    ] {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(["-c", "user.name=T", "-c", "user.email=t@x"])
+            .args(args)
+            .status()
+            .expect("git")
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+}
+
+/// Through `kiln admin` with the data dir `setup`: an admin `ops`, a token of theirs, and
+/// the project `team/app` on `repo`. Returns the token and the project's id.
+pub fn admin_and_project(setup: &Path, url: &str, repo: &Path) -> (String, i64) {
+    kiln(
+        setup,
+        url,
+        &[
+            "admin",
+            "user",
+            "create",
+            "--username",
+            "ops",
+            "--name",
+            "Ops",
+            "--email",
+            "ops@x",
+            "--admin",
+        ],
+    );
+    let token = kiln(
+        setup,
+        url,
+        &["admin", "token", "create", "--username", "ops"],
+    );
+    let project = kiln(
+        setup,
+        url,
+        &[
+            "admin",
+            "project",
+            "create",
+            "--path",
+            "team/app",
+            "--repo",
+            &repo.to_string_lossy(),
+        ],
+    );
+    (token, project.parse().expect("project id"))
+}
+
+/// `kiln runner register` against `server` with `registration`, writing `config`.
+pub fn register_runner(server: &str, registration: &str, config: &Path, extra: &[&str]) {
+    let registered = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["runner", "register", "--url", server])
+        .args(["--registration-token", registration])
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .expect("register");
+    assert!(
+        registered.status.success(),
+        "register: {}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+}
+
+/// A `kiln runner run` process, its log beside its config; killed if the test ends first.
+pub struct RunnerProcess {
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RunnerProcess {
+    pub fn start(config: &Path, builds: &Path, concurrency: usize) -> RunnerProcess {
+        let log = config.with_extension("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["runner", "run", "--concurrency", &concurrency.to_string()])
+            .arg("--config")
+            .arg(config)
+            .arg("--builds-dir")
+            .arg(builds)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("spawn runner");
+        RunnerProcess { child, log }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
