@@ -98,6 +98,11 @@ pub enum Permission {
     ReadBuild,
     /// Cancel, retry, play, erase (GitLab's `update_build`).
     UpdateBuild,
+    /// Delete a job's artifacts, delete pipelines, manage members, variables and triggers
+    /// (GitLab's maintainer-level abilities).
+    Maintain,
+    /// Delete the project's pipelines (GitLab's `destroy_pipeline`: owners).
+    Own,
 }
 
 /// The caller as far as permissions go: admin flag and membership in the project.
@@ -122,6 +127,8 @@ impl Caller {
                 visibility != Visibility::Private || level >= Some(AccessLevel::Reporter)
             }
             Permission::UpdateBuild => level >= Some(AccessLevel::Developer),
+            Permission::Maintain => level >= Some(AccessLevel::Master),
+            Permission::Own => level >= Some(AccessLevel::Owner),
         }
     }
 }

@@ -56,3 +56,70 @@ impl FromRequestParts<AppState> for CurrentUser {
         Ok(CurrentUser(user))
     }
 }
+
+/// A caller that may also be a running job: its `JOB-TOKEN` header or `job_token` parameter
+/// (CI_JOB_TOKEN) acts as the job's user, within the job's own project only. Used on the
+/// routes where GitLab allows job tokens (artifacts, the current job, pipeline triggers).
+#[derive(Debug, Clone)]
+pub struct UserOrJob {
+    pub user: UserRecord,
+    pub job: Option<kiln_store::BuildRecord>,
+}
+
+impl UserOrJob {
+    /// Refuses a job token used on another project (as if it did not exist).
+    pub fn may_reach(&self, project_id: i64) -> Result<(), ApiError> {
+        match &self.job {
+            Some(job) if job.project_id != project_id => Err(ApiError::NotFound("Project")),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn job_token_of(parts: &Parts) -> Option<String> {
+    if let Some(token) = QueryPairs::parse(parts.uri.query()).get("job_token") {
+        return Some(token.to_owned());
+    }
+    let value = parts.headers.get("job-token")?.to_str().ok()?;
+    Some(value.trim().to_owned())
+}
+
+impl FromRequestParts<AppState> for UserOrJob {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = job_token_of(parts).filter(|t| !t.is_empty()) else {
+            let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+            return Ok(UserOrJob { user, job: None });
+        };
+        let owner = state
+            .store
+            .builds()
+            .by_job_token(&token)
+            .await?
+            .filter(|o| o.is_live())
+            .ok_or(ApiError::Unauthorized)?;
+        let job = state
+            .store
+            .builds()
+            .get(owner.project_id, owner.build_id)
+            .await?;
+        // The job's user: who started its pipeline or played it.
+        let user = match &job.user {
+            Some(user) => user.clone(),
+            None => state
+                .store
+                .pipelines()
+                .get(job.pipeline_id)
+                .await?
+                .user
+                .ok_or(ApiError::Unauthorized)?,
+        };
+        Ok(UserOrJob {
+            user,
+            job: Some(job),
+        })
+    }
+}

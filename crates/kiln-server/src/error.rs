@@ -8,8 +8,23 @@ use axum::Json;
 use kiln_store::StoreError;
 use serde_json::json;
 
+/// A build action refused by the build's state; each API version words it its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NotRetryable,
+    NotErasable,
+    Unplayable,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A build action its state does not allow; worded as v3 does unless `in_v4` rewords it.
+    #[error("refused: {0:?}")]
+    Refusal(Refusal),
+    /// 400 `{"error": …}`: parameters that fail Grape's declared checks (`job_id is invalid`,
+    /// `scope does not have a valid value`), joined as Grape joins them.
+    #[error("{0}")]
+    Params(String),
     /// 400, with GitLab's message as given.
     #[error("{0}")]
     BadRequest(String),
@@ -31,6 +46,10 @@ pub enum ApiError {
     /// 409 with the message.
     #[error("{0}")]
     Conflict(String),
+    /// Any other refusal, with its status and GitLab's message as given (e.g. current
+    /// GitLab's `403 Forbidden - Job is not retryable`).
+    #[error("{1}")]
+    Refused(StatusCode, String),
     /// 500; the cause is logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -39,20 +58,35 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Params(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Refused(status, _) => *status,
+            ApiError::Refusal(Refusal::Unplayable) => StatusCode::BAD_REQUEST,
+            ApiError::Refusal(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     pub fn message(&self) -> String {
         match self {
-            ApiError::BadRequest(message) | ApiError::Conflict(message) => message.clone(),
+            ApiError::BadRequest(message)
+            | ApiError::Conflict(message)
+            | ApiError::Refused(_, message)
+            | ApiError::Params(message) => message.clone(),
             ApiError::Unauthorized => "401 Unauthorized".to_owned(),
+            ApiError::Refusal(Refusal::NotRetryable) => {
+                "403 Forbidden  - Build is not retryable".to_owned()
+            }
+            ApiError::Refusal(Refusal::NotErasable) => {
+                "403 Forbidden  - Build is not erasable!".to_owned()
+            }
+            ApiError::Refusal(Refusal::Unplayable) => {
+                "400 (Bad request) \"Unplayable Build\" not given".to_owned()
+            }
             ApiError::Forbidden(None) => "403 Forbidden".to_owned(),
             ApiError::Forbidden(Some(reason)) => format!("403 Forbidden  - {reason}"),
             ApiError::NotFound("") => "404 Not Found".to_owned(),
@@ -61,6 +95,35 @@ impl ApiError {
             ApiError::PayloadTooLarge => "413 Request Entity Too Large".to_owned(),
             ApiError::Internal(_) => "500 Internal Server Error".to_owned(),
         }
+    }
+
+    /// The error as current GitLab (v4) words it: jobs, not builds.
+    pub fn in_v4(self) -> ApiError {
+        match self {
+            ApiError::Refusal(Refusal::NotRetryable) => {
+                ApiError::forbidden_because("Job is not retryable")
+            }
+            ApiError::Refusal(Refusal::NotErasable) => {
+                ApiError::forbidden_because("Job is not erasable!")
+            }
+            ApiError::Refusal(Refusal::Unplayable) => {
+                ApiError::bad_request_because("Unplayable Job")
+            }
+            other => other,
+        }
+    }
+
+    /// Current GitLab's `forbidden!(reason)`: `403 Forbidden - <reason>`.
+    pub fn forbidden_because(reason: &str) -> ApiError {
+        ApiError::Refused(StatusCode::FORBIDDEN, format!("403 Forbidden - {reason}"))
+    }
+
+    /// Current GitLab's `bad_request!(reason)`: `400 Bad request - <reason>`.
+    pub fn bad_request_because(reason: &str) -> ApiError {
+        ApiError::Refused(
+            StatusCode::BAD_REQUEST,
+            format!("400 Bad request - {reason}"),
+        )
     }
 
     /// GitLab's `400 (Bad request) "<param>" is invalid` for a parameter of the wrong type.
@@ -83,6 +146,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(err) = &self {
             tracing::error!(error = %err, "internal error");
+        }
+        if let ApiError::Params(problems) = &self {
+            return (self.status(), Json(json!({ "error": problems }))).into_response();
         }
         (self.status(), Json(json!({ "message": self.message() }))).into_response()
     }

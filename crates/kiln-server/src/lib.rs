@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use error::ApiError;
+pub use error::{ApiError, Refusal};
 pub use http::{serve, HttpLimits};
 
 /// Where artifacts archives are kept.

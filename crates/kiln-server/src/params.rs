@@ -182,9 +182,18 @@ pub fn variables(params: &QueryPairs) -> Result<Vec<(String, String)>, Variables
 /// Rack groups them: a field already set in the last entry starts a new one. An entry without a
 /// key is left out; `variable_type` and unknown fields are ignored.
 pub fn variable_list(params: &QueryPairs) -> Result<Vec<(String, String)>, VariablesError> {
+    keyed_list(params, "variables")
+}
+
+/// An array of `{key, value}` hashes under the parameter `name` (`variables`,
+/// `job_variables_attributes`), read as `variable_list` reads `variables`.
+pub fn keyed_list(
+    params: &QueryPairs,
+    name: &str,
+) -> Result<Vec<(String, String)>, VariablesError> {
     let mut entries: Vec<Vec<(&str, &str)>> = Vec::new();
     for (k, v) in params.iter() {
-        let Some(rest) = variables_rest(k, v)? else {
+        let Some(rest) = list_rest(name, k, v)? else {
             continue;
         };
         let field = rest
@@ -210,7 +219,11 @@ pub fn variable_list(params: &QueryPairs) -> Result<Vec<(String, String)>, Varia
 /// For a pair that belongs to `variables`, what follows the name; `None` for other parameters
 /// and for a plain empty `variables` (JSON `null`, as if not given).
 fn variables_rest<'a>(key: &'a str, value: &str) -> Result<Option<&'a str>, VariablesError> {
-    match key.strip_prefix("variables") {
+    list_rest("variables", key, value)
+}
+
+fn list_rest<'a>(name: &str, key: &'a str, value: &str) -> Result<Option<&'a str>, VariablesError> {
+    match key.strip_prefix(name) {
         Some("") if value.is_empty() => Ok(None),
         // A plain string where a hash or an array was declared.
         Some("") => Err(VariablesError::Invalid),

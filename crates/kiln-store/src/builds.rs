@@ -30,6 +30,19 @@ pub struct RunnerSummary {
     pub active: bool,
     pub is_shared: bool,
     pub name: Option<String>,
+    pub runner_type: String,
+    pub contacted_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// The pipeline of a build, as far as the v4 `Job` shows it (`PipelineBasic`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineSummary {
+    pub status: String,
+    pub source: String,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +72,14 @@ pub struct BuildRecord {
     pub erased_at: Option<i64>,
     /// `tags:`: a runner takes the build only if it has every one.
     pub tags: Vec<String>,
+    /// Why it failed (GitLab's `failure_reason`), once it has.
+    pub failure_reason: Option<String>,
+    /// Replaced by a retry.
+    pub retried: bool,
+    pub trace_size: i64,
+    /// Variables given when it was played, a JSON array of [key, value] pairs.
+    pub job_variables: String,
+    pub pipeline: PipelineSummary,
     pub commit: CommitRecord,
     pub user: Option<UserRecord>,
     pub runner: Option<RunnerSummary>,
@@ -121,12 +142,16 @@ pub struct BuildsPage {
 const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.stage, b.stage_idx, \
     b.status, b.ref, b.tag, b.\"when\", b.allow_failure, b.coverage, b.options, b.commands, \
     b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_backend, b.artifacts_file, b.artifacts_size, \
-    b.artifacts_expire_at, b.erased_at, b.tag_list, \
+    b.artifacts_expire_at, b.erased_at, b.tag_list, b.failure_reason, b.retried, b.trace_size, b.job_variables, \
+    pl.status AS pl_status, pl.source AS pl_source, pl.created_at AS pl_created_at, \
+    pl.started_at AS pl_started_at, pl.finished_at AS pl_finished_at, \
     c.sha, c.message, c.author_name, c.author_email, c.authored_at, c.author_tz_offset_minutes, \
     r.id AS r_id, r.description AS r_description, r.active AS r_active, r.is_shared AS r_is_shared, \
-    r.name AS r_name, ";
+    r.name AS r_name, r.runner_type AS r_runner_type, r.contacted_at AS r_contacted_at, \
+    r.created_at AS r_created_at, ";
 
 const BUILD_JOINS: &str = " FROM builds b JOIN commits c ON c.id = b.commit_id \
+    JOIN pipelines pl ON pl.id = b.pipeline_id \
     LEFT JOIN users u ON u.id = b.user_id LEFT JOIN runners r ON r.id = b.runner_id";
 
 pub(crate) fn select_builds(condition: &str) -> String {
@@ -143,6 +168,9 @@ pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Er
             active: row.opt_flag("r_active")?.unwrap_or(false),
             is_shared: row.opt_flag("r_is_shared")?.unwrap_or(false),
             name: row.opt_text("r_name")?,
+            runner_type: row.text("r_runner_type")?,
+            contacted_at: row.opt_int("r_contacted_at")?,
+            created_at: row.int("r_created_at")?,
         }),
     };
     Ok(BuildRecord {
@@ -173,6 +201,17 @@ pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Er
         erased_at: row.opt_int("erased_at")?,
         tags: serde_json::from_str(&row.text("tag_list")?)
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        failure_reason: row.opt_text("failure_reason")?,
+        retried: row.flag("retried")?,
+        trace_size: row.int("trace_size")?,
+        job_variables: row.text("job_variables")?,
+        pipeline: PipelineSummary {
+            status: row.text("pl_status")?,
+            source: row.text("pl_source")?,
+            created_at: row.int("pl_created_at")?,
+            started_at: row.opt_int("pl_started_at")?,
+            finished_at: row.opt_int("pl_finished_at")?,
+        },
         commit: CommitRecord {
             sha: row.text("sha")?,
             message: row.text("message")?,
@@ -187,7 +226,7 @@ pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Er
 }
 
 /// SQL for a status list; the values come from `BuildStatus`, never from input.
-fn status_list(statuses: &[BuildStatus]) -> String {
+pub(crate) fn status_list(statuses: &[BuildStatus]) -> String {
     let quoted: Vec<String> = statuses
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -418,7 +457,7 @@ impl Builds<'_> {
         scope: &Scope,
         page: PageRequest,
     ) -> StoreResult<BuildsPage> {
-        let total = self.count(project_id, scope).await?;
+        let (total, top_seq) = self.count_with_top(project_id, scope).await?;
         let offset = page.offset();
         if offset >= total {
             return Ok(BuildsPage {
@@ -427,8 +466,10 @@ impl Builds<'_> {
             });
         }
         let limit = page.per_page as i64;
-        let builds = if scope.is_all() {
-            // seq runs 1..=total with no holes, so the page is the range just below this bound.
+        // seq runs 1..=total with no holes unless a pipeline was deleted; then the page is
+        // counted off by OFFSET instead.
+        let builds = if scope.is_all() && top_seq == total as i64 {
+            // The page is the range just below this bound.
             let top = (total - offset) as i64;
             let sql =
                 select_builds("b.project_id = $1 AND b.seq <= $2 ORDER BY b.seq DESC LIMIT $3");
@@ -437,10 +478,14 @@ impl Builds<'_> {
                 rows.iter().map(build_from_row).collect::<Result<Vec<_>, _>>()?
             })
         } else {
+            let statuses = if scope.is_all() {
+                String::new()
+            } else {
+                format!(" AND status IN ({})", status_list(scope.statuses()))
+            };
             let sql = select_builds(&format!(
-                "b.id IN (SELECT id FROM builds WHERE project_id = $1 AND status IN ({}) \
-                 ORDER BY id DESC LIMIT $2 OFFSET $3) ORDER BY b.id DESC",
-                status_list(scope.statuses())
+                "b.id IN (SELECT id FROM builds WHERE project_id = $1{statuses} \
+                 ORDER BY id DESC LIMIT $2 OFFSET $3) ORDER BY b.id DESC"
             ));
             on_read!(self.db, pool => {
                 let rows = sqlx::query(&sql)
@@ -514,19 +559,27 @@ impl Builds<'_> {
 
     /// How many of the project's builds are in `scope`, from the maintained counters.
     pub async fn count(&self, project_id: i64, scope: &Scope) -> StoreResult<u64> {
-        let sql = if scope.is_all() {
-            "SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1".to_owned()
+        Ok(self.count_with_top(project_id, scope).await?.0)
+    }
+
+    /// The count of `count`, and the project's highest `seq`, in one statement.
+    async fn count_with_top(&self, project_id: i64, scope: &Scope) -> StoreResult<(u64, i64)> {
+        let statuses = if scope.is_all() {
+            String::new()
         } else {
-            format!(
-                "SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1 AND status IN ({})",
-                status_list(scope.statuses())
-            )
+            format!(" AND status IN ({})", status_list(scope.statuses()))
         };
-        on_read!(self.db, pool => {
-            // SUM is NUMERIC on PostgreSQL and INTEGER on SQLite; cast so both decode as i64.
-            let sql = format!("SELECT CAST(({sql}) AS BIGINT)");
-            let total: i64 = sqlx::query_scalar(&sql).bind(project_id).fetch_one(pool).await?;
-            Ok(total.max(0) as u64)
-        })
+        // SUM is NUMERIC on PostgreSQL and INTEGER on SQLite; cast so both decode as i64.
+        let sql = format!(
+            "SELECT CAST((SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1{statuses}) AS BIGINT) AS total, \
+             (SELECT builds_seq FROM projects WHERE id = $1) AS top"
+        );
+        let row = self
+            .db
+            .read_optional(&sql, args![project_id])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let total = row.int("total")?.max(0) as u64;
+        Ok((total, row.opt_int("top")?.unwrap_or(0)))
     }
 }

@@ -13,8 +13,11 @@ mod row;
 pub mod versions;
 
 pub mod artifacts;
+pub mod build_lists;
 pub mod builds;
 pub mod leases;
+pub mod pipeline_actions;
+pub mod pipeline_lists;
 pub mod pipelines;
 pub mod projects;
 pub mod queue;
@@ -24,11 +27,14 @@ pub mod triggers;
 pub mod users;
 
 pub use artifacts::{ArchiveLocation, PipelineArchive};
+pub use build_lists::{BuildFilter, BuildSlice, Window};
 pub use builds::{
-    BuildRecord, BuildsPage, CommitRecord, NewBuild, RunnerSummary, TransitionFailure,
+    BuildRecord, BuildsPage, CommitRecord, NewBuild, PipelineSummary, RunnerSummary,
+    TransitionFailure,
 };
 pub use changes::{Change, ChangeFeed};
 pub use db::Db;
+pub use pipeline_lists::{PipelineFilter, PipelineOrder, PipelineScope};
 pub use pipelines::{NewPipeline, PipelineRecord};
 pub use projects::{ProjectAccess, ProjectRecord, ProjectRef};
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};

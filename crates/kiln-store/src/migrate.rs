@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_runners.sql"),
         postgres: include_str!("../migrations/postgres/0004_runners.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("../migrations/sqlite/0005_api_v4.sql"),
+        postgres: include_str!("../migrations/postgres/0005_api_v4.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

@@ -45,14 +45,30 @@ pub struct PipelineRecord {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Who started it, when someone did.
+    pub user: Option<crate::UserRecord>,
+    /// The average of its current builds' coverage.
+    pub coverage: Option<f64>,
 }
 
-const PIPELINE_SELECT: &str =
-    "SELECT p.id, p.project_id, c.sha, p.ref, p.tag, p.status, p.source, p.variables, \
-    p.yaml_errors, p.user_id, p.created_at, p.started_at, p.finished_at \
-    FROM pipelines p JOIN commits c ON c.id = p.commit_id";
+const PIPELINE_COLUMNS: &str =
+    "p.id, p.project_id, c.sha, p.ref, p.tag, p.status, p.source, p.variables, \
+    p.yaml_errors, p.user_id, p.created_at, p.started_at, p.finished_at, \
+    (SELECT AVG(cb.coverage) FROM builds cb WHERE cb.pipeline_id = p.id AND NOT cb.retried) \
+    AS coverage, ";
 
-fn pipeline_from_row(row: &impl KilnRow) -> Result<PipelineRecord, sqlx::Error> {
+const PIPELINE_JOINS: &str =
+    " FROM pipelines p JOIN commits c ON c.id = p.commit_id LEFT JOIN users u ON u.id = p.user_id";
+
+/// `SELECT` of whole pipelines, with their commit and user.
+pub(crate) fn select_pipelines(condition: &str) -> String {
+    format!(
+        "SELECT {PIPELINE_COLUMNS}{}{PIPELINE_JOINS} WHERE {condition}",
+        crate::users::USER_COLUMNS
+    )
+}
+
+pub(crate) fn pipeline_from_row(row: &impl KilnRow) -> Result<PipelineRecord, sqlx::Error> {
     Ok(PipelineRecord {
         id: row.int("id")?,
         project_id: row.int("project_id")?,
@@ -67,6 +83,8 @@ fn pipeline_from_row(row: &impl KilnRow) -> Result<PipelineRecord, sqlx::Error> 
         created_at: row.int("created_at")?,
         started_at: row.opt_int("started_at")?,
         finished_at: row.opt_int("finished_at")?,
+        user: crate::users::user_from_row(row)?,
+        coverage: row.opt_float("coverage")?,
     })
 }
 
@@ -196,6 +214,25 @@ pub(crate) async fn process_pipeline(
     Ok(enqueued)
 }
 
+/// Locks pipeline `pipeline_id` of project `project_id` in `tx`; `NotFound` when the project
+/// has no such pipeline.
+pub(crate) async fn lock_pipeline(
+    tx: &mut Tx<'_>,
+    db: &Db,
+    project_id: i64,
+    pipeline_id: i64,
+) -> StoreResult<()> {
+    tx.fetch_optional(
+        "SELECT id FROM pipelines WHERE id = $1 AND project_id = $2",
+        args![pipeline_id, project_id],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    tx.execute(dialect::lock_pipeline(db), args![pipeline_id])
+        .await?;
+    Ok(())
+}
+
 /// Finds build `build_id` (of project `project_id` when given) in `tx` and locks its
 /// pipeline, before any of the pipeline's builds: every transaction that changes a
 /// pipeline's builds takes that lock first, so they queue instead of deadlocking, and each
@@ -278,16 +315,14 @@ impl Pipelines<'_> {
     }
 
     pub async fn get(&self, pipeline_id: i64) -> StoreResult<PipelineRecord> {
-        let sql = format!("{PIPELINE_SELECT} WHERE p.id = $1");
+        let sql = select_pipelines("p.id = $1");
         let row = self.db.read_optional(&sql, args![pipeline_id]).await?;
         Ok(pipeline_from_row(&row.ok_or(StoreError::NotFound)?)?)
     }
 
     /// The pipeline of a build.
     pub async fn of_build(&self, build_id: i64) -> StoreResult<PipelineRecord> {
-        let sql = format!(
-            "{PIPELINE_SELECT} WHERE p.id = (SELECT pipeline_id FROM builds WHERE id = $1)"
-        );
+        let sql = select_pipelines("p.id = (SELECT pipeline_id FROM builds WHERE id = $1)");
         let row = self.db.read_optional(&sql, args![build_id]).await?;
         Ok(pipeline_from_row(&row.ok_or(StoreError::NotFound)?)?)
     }

@@ -153,13 +153,36 @@ pub(crate) async fn append_note(
 /// jobs skipped after it (later stages, or needing it) back to created, as GitLab's
 /// `ResetSkippedJobsService` does. The caller processes the pipeline next. Returns the new
 /// build's id, or `Conflict` when the build is not finished or was retried already.
-async fn retry_build(
+pub(crate) async fn retry_build(
     tx: &mut Tx<'_>,
     counts: &mut CountDeltas,
     (project_id, pipeline_id): (i64, i64),
     build_id: i64,
     user_id: Option<i64>,
     now: i64,
+) -> StoreResult<i64> {
+    retry_build_as(
+        tx,
+        counts,
+        (project_id, pipeline_id),
+        build_id,
+        user_id,
+        now,
+        BuildStatus::Pending,
+    )
+    .await
+}
+
+/// As `retry_build`, with the copy in `status`: pending for one job retried (it runs now),
+/// created for a pipeline's retry (processing then enqueues the copies stage by stage).
+pub(crate) async fn retry_build_as(
+    tx: &mut Tx<'_>,
+    counts: &mut CountDeltas,
+    (project_id, pipeline_id): (i64, i64),
+    build_id: i64,
+    user_id: Option<i64>,
+    now: i64,
+    status: BuildStatus,
 ) -> StoreResult<i64> {
     let row = tx
         .fetch_one(&select_builds("b.id = $1"), args![build_id])
@@ -190,9 +213,9 @@ async fn retry_build(
         options: old.options.clone(),
         commands: old.commands.clone(),
         user_id: user_id.or(old.user.as_ref().map(|u| u.id)),
-        queued_at: Some(now),
+        queued_at: (status == BuildStatus::Pending).then_some(now),
         tags: old.tags.clone(),
-        ..NewBuild::new(&old.name, &old.stage, old.stage_idx, BuildStatus::Pending)
+        ..NewBuild::new(&old.name, &old.stage, old.stage_idx, status)
     };
     let place = BuildPlace {
         project_id,
@@ -202,7 +225,15 @@ async fn retry_build(
         tag: old.tag,
     };
     let id = insert_build(tx, counts, place, &copy).await?;
-    tx.notify(crate::changes::Change::Pending).await?;
+    // The variables a person gave when playing it stay with the job.
+    tx.execute(
+        "UPDATE builds SET job_variables = $1 WHERE id = $2",
+        args![old.job_variables.as_str(), id],
+    )
+    .await?;
+    if status == BuildStatus::Pending {
+        tx.notify(crate::changes::Change::Pending).await?;
+    }
     let skipped = tx
         .fetch_all(
             "SELECT id, needs FROM builds WHERE pipeline_id = $1 AND status = 'skipped' \
@@ -463,6 +494,38 @@ impl Builds<'_> {
         event: BuildEvent,
         user_id: Option<i64>,
     ) -> Result<(BuildStatus, Vec<i64>), TransitionFailure> {
+        self.user_event(project_id, build_id, event, user_id, None)
+            .await
+    }
+
+    /// Plays a manual build for `user_id` with the variables given for it (a JSON array of
+    /// [key, value] pairs), in one transaction.
+    pub async fn play(
+        &self,
+        project_id: i64,
+        build_id: i64,
+        user_id: i64,
+        job_variables: &str,
+    ) -> Result<(BuildStatus, Vec<i64>), TransitionFailure> {
+        let event = BuildEvent::Play;
+        self.user_event(
+            project_id,
+            build_id,
+            event,
+            Some(user_id),
+            Some(job_variables),
+        )
+        .await
+    }
+
+    async fn user_event(
+        &self,
+        project_id: i64,
+        build_id: i64,
+        event: BuildEvent,
+        user_id: Option<i64>,
+        job_variables: Option<&str>,
+    ) -> Result<(BuildStatus, Vec<i64>), TransitionFailure> {
         let now = now_ms();
         let mut tx = self.db.begin(self.feed).await?;
         let (_, pipeline_id) =
@@ -486,6 +549,13 @@ impl Builds<'_> {
             tx.execute(
                 "UPDATE builds SET user_id = $1 WHERE id = $2",
                 args![user, build_id],
+            )
+            .await?;
+        }
+        if let Some(variables) = job_variables {
+            tx.execute(
+                "UPDATE builds SET job_variables = $1 WHERE id = $2",
+                args![variables, build_id],
             )
             .await?;
         }

@@ -1,5 +1,7 @@
 //! The routers. Unknown routes answer like Grape: `{"error":"404 Not Found"}`.
 
+pub mod build_files;
+pub mod build_pages;
 pub mod git_http;
 pub mod runners;
 pub mod user;

@@ -2,6 +2,7 @@
 //! format themselves, because each API version presents the same build differently.
 
 pub mod job_payload;
+pub mod jobs;
 pub mod runners;
 pub mod time;
 pub mod v3;

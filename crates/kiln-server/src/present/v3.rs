@@ -175,7 +175,7 @@ fn runner(r: &RunnerSummary) -> Runner<'_> {
 }
 
 /// GitLab's default avatar: Gravatar by the MD5 of the lower-cased email.
-fn gravatar(email: &str) -> String {
+pub fn gravatar(email: &str) -> String {
     use md5::{Digest, Md5};
     let digest = Md5::digest(email.trim().to_lowercase().as_bytes());
     format!(

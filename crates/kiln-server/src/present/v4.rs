@@ -2,15 +2,15 @@
 //! on `pipeline_basic.rb`), with `Entities::UserBasic` and `DetailedStatusEntity`.
 
 use super::time::utc;
-use super::v3::Presenter as V3;
 use kiln_store::{PipelineRecord, ProjectRecord, UserRecord};
 use serde::Serialize;
 
 /// `Gitlab::Git::BLANK_SHA`: what `Ci::Pipeline#before_sha` answers when it is not known.
 pub const BLANK_SHA: &str = "0000000000000000000000000000000000000000";
 
+/// `Entities::Ci::PipelineBasic`: what lists and a job's `pipeline` show.
 #[derive(Serialize)]
-pub struct Pipeline<'a> {
+pub struct PipelineBasic<'a> {
     pub id: i64,
     pub iid: i64,
     pub project_id: i64,
@@ -22,6 +22,69 @@ pub struct Pipeline<'a> {
     pub created_at: String,
     pub updated_at: String,
     pub web_url: String,
+}
+
+/// What `PipelineBasic` is made of, whether from a pipeline's record or a build's.
+pub struct PipelineFacts<'a> {
+    pub id: i64,
+    pub project_id: i64,
+    pub sha: &'a str,
+    pub ref_name: &'a str,
+    pub status: &'a str,
+    pub source: &'a str,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl<'a> PipelineFacts<'a> {
+    pub fn of(p: &'a PipelineRecord) -> PipelineFacts<'a> {
+        PipelineFacts {
+            id: p.id,
+            project_id: p.project_id,
+            sha: &p.sha,
+            ref_name: &p.ref_name,
+            status: &p.status,
+            source: &p.source,
+            created_at: p.created_at,
+            started_at: p.started_at,
+            finished_at: p.finished_at,
+        }
+    }
+}
+
+/// `PipelineBasic` of a pipeline of `project`.
+pub fn pipeline_basic<'a>(
+    external_url: &str,
+    project: &ProjectRecord,
+    f: PipelineFacts<'a>,
+) -> PipelineBasic<'a> {
+    // Kiln keeps no updated_at; the last change is the finish, start or creation.
+    let updated = f.finished_at.or(f.started_at).unwrap_or(f.created_at);
+    PipelineBasic {
+        id: f.id,
+        // Kiln numbers pipelines once, globally.
+        iid: f.id,
+        project_id: f.project_id,
+        sha: f.sha,
+        ref_name: f.ref_name,
+        status: f.status,
+        source: f.source,
+        created_at: utc(f.created_at),
+        updated_at: utc(updated),
+        web_url: format!(
+            "{external_url}/{}/-/pipelines/{}",
+            project.full_path(),
+            f.id
+        ),
+    }
+}
+
+/// `Entities::Ci::Pipeline`: `PipelineBasic` and the rest.
+#[derive(Serialize)]
+pub struct Pipeline<'a> {
+    #[serde(flatten)]
+    pub basic: PipelineBasic<'a>,
     pub before_sha: &'static str,
     pub tag: bool,
     pub yaml_errors: Option<&'a str>,
@@ -68,33 +131,16 @@ pub struct Presenter<'a> {
 }
 
 impl Presenter<'_> {
-    /// The pipeline as `POST /projects/:id/pipeline` answers it, to a caller allowed to read
-    /// it; `user` is the pipeline's user.
-    pub fn pipeline<'b>(
-        &self,
-        project: &ProjectRecord,
-        p: &'b PipelineRecord,
-        user: Option<&'b UserRecord>,
-    ) -> Pipeline<'b> {
-        let updated = p.finished_at.or(p.started_at).unwrap_or(p.created_at);
+    /// The pipeline as `POST /projects/:id/pipeline` and `GET …/pipelines/:id` answer it.
+    pub fn pipeline<'b>(&self, project: &ProjectRecord, p: &'b PipelineRecord) -> Pipeline<'b> {
         let path = format!("/{}/-/pipelines/{}", project.full_path(), p.id);
         let seconds = |from: i64, to: i64| (to - from).div_euclid(1000);
         Pipeline {
-            id: p.id,
-            // Kiln numbers pipelines once, globally.
-            iid: p.id,
-            project_id: p.project_id,
-            sha: &p.sha,
-            ref_name: &p.ref_name,
-            status: &p.status,
-            source: &p.source,
-            created_at: utc(p.created_at),
-            updated_at: utc(updated),
-            web_url: format!("{}{path}", self.external_url),
+            basic: pipeline_basic(self.external_url, project, PipelineFacts::of(p)),
             before_sha: BLANK_SHA,
             tag: p.tag,
             yaml_errors: p.yaml_errors.as_deref(),
-            user: user.map(|u| self.user(u)),
+            user: p.user.as_ref().map(|u| self.user(u)),
             started_at: p.started_at.map(utc),
             finished_at: p.finished_at.map(utc),
             // GitLab's own column, which its pipeline creation leaves empty.
@@ -107,9 +153,8 @@ impl Presenter<'_> {
                 .started_at
                 .map(|s| seconds(p.created_at, s))
                 .filter(|d| *d != 0),
-            // The average of the builds' coverage, which the pipeline record does not carry;
-            // a pipeline just created has none.
-            coverage: None,
+            // The average of the builds' coverage, as GitLab formats it.
+            coverage: p.coverage.map(|c| format!("{c:.2}")),
             detailed_status: detailed_status(&p.status, path),
         }
     }
@@ -120,11 +165,7 @@ impl Presenter<'_> {
             username: &u.username,
             name: &u.name,
             state: &u.state,
-            avatar_url: V3 {
-                external_url: self.external_url,
-            }
-            .user(u)
-            .avatar_url,
+            avatar_url: super::v3::gravatar(&u.email),
             web_url: format!("{}/{}", self.external_url, u.username),
         }
     }

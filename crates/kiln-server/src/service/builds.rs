@@ -1,7 +1,7 @@
 //! Build operations shared by every API version: list, show, cancel, retry, play, erase,
 //! keep artifacts, trace.
 
-use crate::{ApiError, AppInner};
+use crate::{ApiError, AppInner, Refusal};
 use kiln_core::{BuildEvent, BuildStatus, PageRequest, Scope};
 use kiln_store::{
     ArchiveLocation, BuildRecord, BuildsPage, Store, StoreError, TransitionFailure, UserRecord,
@@ -68,7 +68,7 @@ pub async fn retry(
     build_id: i64,
     user: &UserRecord,
 ) -> Result<BuildRecord, ApiError> {
-    let not_retryable = || ApiError::Forbidden(Some("Build is not retryable"));
+    let not_retryable = || ApiError::Refusal(Refusal::NotRetryable);
     let build = show(&app.store, project_id, build_id).await?;
     if !build.status.is_complete() || build.commands.trim().is_empty() {
         return Err(not_retryable());
@@ -86,25 +86,29 @@ pub async fn retry(
     show(&app.store, project_id, new_id).await
 }
 
-/// Starts a manual build (manual → pending) for `user`.
+/// Starts a manual build (manual → pending) for `user`, with the variables given for it
+/// (none keeps those it had).
 pub async fn play(
     app: &AppInner,
-    project_id: i64,
-    build_id: i64,
+    (project_id, build_id): (i64, i64),
     user: &UserRecord,
+    variables: &[(String, String)],
 ) -> Result<BuildRecord, ApiError> {
-    let unplayable =
-        || ApiError::BadRequest("400 (Bad request) \"Unplayable Build\" not given".into());
+    let unplayable = || ApiError::Refusal(Refusal::Unplayable);
     let build = show(&app.store, project_id, build_id).await?;
     if build.status != BuildStatus::Manual || build.commands.trim().is_empty() {
         return Err(unplayable());
     }
-    match app
-        .store
-        .builds()
-        .apply_user_event(project_id, build_id, BuildEvent::Play, Some(user.id))
-        .await
-    {
+    let builds = app.store.builds();
+    let played = if variables.is_empty() {
+        builds
+            .apply_user_event(project_id, build_id, BuildEvent::Play, Some(user.id))
+            .await
+    } else {
+        let json = serde_json::to_string(variables).map_err(|e| ApiError::Internal(e.into()))?;
+        builds.play(project_id, build_id, user.id, &json).await
+    };
+    match played {
         Ok(_) => {}
         Err(TransitionFailure::NotAllowed(_))
         | Err(TransitionFailure::Store(StoreError::Conflict(_))) => return Err(unplayable()),
@@ -127,7 +131,7 @@ pub async fn erase(
         || build.erased_at.is_some()
         || !(has_trace || build.artifacts_file.is_some())
     {
-        return Err(ApiError::Forbidden(Some("Build is not erasable!")));
+        return Err(ApiError::Refusal(Refusal::NotErasable));
     }
     let erased = app
         .store
@@ -136,7 +140,7 @@ pub async fn erase(
         .await?;
     if !erased {
         // A concurrent request erased it first.
-        return Err(ApiError::Forbidden(Some("Build is not erasable!")));
+        return Err(ApiError::Refusal(Refusal::NotErasable));
     }
     if let Some(location) = archive_location(&build) {
         app.artifacts.delete(&app.store, build_id, &location).await;
@@ -159,6 +163,41 @@ pub async fn keep_artifacts(
         .keep_artifacts(project_id, build_id)
         .await?;
     show(&app.store, project_id, build_id).await
+}
+
+/// The newest successful build named `job` on `ref_name` (artifacts by ref). GitLab's
+/// `find_by!` miss is a RecordNotFound, which its API presents with a lower-case f.
+pub async fn latest_successful(
+    store: &Store,
+    project_id: i64,
+    ref_name: &str,
+    job: &str,
+) -> Result<BuildRecord, ApiError> {
+    match store
+        .builds()
+        .latest_successful(project_id, ref_name, job)
+        .await
+    {
+        Ok(id) => show(store, project_id, id).await,
+        Err(StoreError::NotFound) => Err(ApiError::NotFoundMessage("404 Not found")),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes the build's artifacts (not its trace). 404 when it has none.
+pub async fn delete_artifacts(
+    app: &AppInner,
+    project_id: i64,
+    build_id: i64,
+) -> Result<(), ApiError> {
+    let build = show(&app.store, project_id, build_id).await?;
+    let location = archive_location(&build).ok_or(ApiError::NotFound(""))?;
+    app.store
+        .builds()
+        .clear_artifacts(project_id, build_id, None)
+        .await?;
+    app.artifacts.delete(&app.store, build_id, &location).await;
+    Ok(())
 }
 
 /// Where the build's archive is, if it has one (expired or not).

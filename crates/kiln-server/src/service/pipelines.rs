@@ -191,3 +191,67 @@ fn git_error(err: GitError) -> ApiError {
         GitError::Failed(message) => ApiError::Internal(anyhow::anyhow!("git: {message}")),
     }
 }
+
+/// Grape's `requires :pipeline_id, type: Integer`.
+pub fn pipeline_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::Params("pipeline_id is invalid".into()))
+}
+
+/// The project's pipeline `pipeline_id`; another project's is `404 Not found`.
+pub async fn get(
+    app: &AppInner,
+    project_id: i64,
+    pipeline_id: i64,
+) -> Result<kiln_store::PipelineRecord, ApiError> {
+    match app.store.pipelines().get(pipeline_id).await {
+        Ok(pipeline) if pipeline.project_id == project_id => Ok(pipeline),
+        Ok(_) | Err(kiln_store::StoreError::NotFound) => {
+            Err(ApiError::NotFoundMessage("404 Not found"))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Cancels what still runs in the pipeline; returns it as it is now.
+pub async fn cancel(
+    app: &AppInner,
+    project_id: i64,
+    pipeline_id: i64,
+) -> Result<kiln_store::PipelineRecord, ApiError> {
+    get(app, project_id, pipeline_id).await?;
+    app.store
+        .pipelines()
+        .cancel(project_id, pipeline_id)
+        .await?;
+    get(app, project_id, pipeline_id).await
+}
+
+/// Retries the pipeline's failed and canceled builds for `user_id`; returns it as it is now.
+pub async fn retry(
+    app: &AppInner,
+    project_id: i64,
+    pipeline_id: i64,
+    user_id: i64,
+) -> Result<kiln_store::PipelineRecord, ApiError> {
+    get(app, project_id, pipeline_id).await?;
+    app.store
+        .pipelines()
+        .retry_failed(project_id, pipeline_id, Some(user_id))
+        .await?;
+    get(app, project_id, pipeline_id).await
+}
+
+/// Deletes the pipeline, its builds and their files.
+pub async fn delete(app: &AppInner, project_id: i64, pipeline_id: i64) -> Result<(), ApiError> {
+    get(app, project_id, pipeline_id).await?;
+    let archives = app
+        .store
+        .pipelines()
+        .delete(project_id, pipeline_id)
+        .await?;
+    for (build_id, location) in archives {
+        app.artifacts.delete(&app.store, build_id, &location).await;
+    }
+    Ok(())
+}

@@ -166,20 +166,27 @@ pub async fn update(
 /// Whether GitLab would show the runner as online: it called within the last two hours
 /// (`Ci::Runner::ONLINE_CONTACT_TIMEOUT`); a server's embedded runner while its server runs.
 pub fn is_online(runner: &RunnerRecord, now_ms: i64) -> bool {
+    contacted_recently(runner.contacted_at, now_ms)
+}
+
+/// Contacted within GitLab's online window (2 hours).
+pub fn contacted_recently(contacted_at: Option<i64>, now_ms: i64) -> bool {
     const ONLINE_MS: i64 = 2 * 3600 * 1000;
-    runner
-        .contacted_at
-        .is_some_and(|at| now_ms - at < ONLINE_MS)
+    contacted_at.is_some_and(|at| now_ms - at < ONLINE_MS)
 }
 
 /// GitLab's `status` of a runner: `online`, `offline`, `never_contacted`, or `paused` (v4
 /// still reports it for paused runners).
 pub fn status(runner: &RunnerRecord, now_ms: i64) -> &'static str {
-    if !runner.active {
+    status_of(runner.active, runner.contacted_at, now_ms)
+}
+
+pub fn status_of(active: bool, contacted_at: Option<i64>, now_ms: i64) -> &'static str {
+    if !active {
         "paused"
-    } else if runner.contacted_at.is_none() {
+    } else if contacted_at.is_none() {
         "never_contacted"
-    } else if is_online(runner, now_ms) {
+    } else if contacted_recently(contacted_at, now_ms) {
         "online"
     } else {
         "offline"

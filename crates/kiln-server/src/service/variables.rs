@@ -1,6 +1,7 @@
 //! The CI variables of a build: GitLab's predefined ones under both their v3 (`CI_BUILD_*`)
 //! and modern (`CI_JOB_*`, `CI_COMMIT_*`) names, then the file's variables, then the
-//! pipeline's (trigger or API) variables, later ones winning.
+//! pipeline's (trigger or API) variables, then those given when a manual job was played,
+//! later ones winning.
 
 use kiln_store::{BuildRecord, PipelineRecord, ProjectRecord};
 
@@ -141,6 +142,9 @@ pub fn for_build(
     let pipeline_vars: Vec<(String, String)> =
         serde_json::from_str(&pipeline.variables).unwrap_or_default();
     vars.extend(pipeline_vars);
+    let job_vars: Vec<(String, String)> =
+        serde_json::from_str(&build.job_variables).unwrap_or_default();
+    vars.extend(job_vars);
     vars
 }
 

@@ -383,6 +383,8 @@ impl LocalPipeline {
             created_at: 0,
             started_at: None,
             finished_at: None,
+            user: None,
+            coverage: None,
         };
         LocalPipeline {
             project,
@@ -421,6 +423,17 @@ impl LocalPipeline {
             artifacts_expire_at: None,
             erased_at: None,
             tags: job.tags.clone(),
+            failure_reason: None,
+            retried: false,
+            trace_size: 0,
+            job_variables: "[]".into(),
+            pipeline: kiln_store::PipelineSummary {
+                status: "running".into(),
+                source: "push".into(),
+                created_at: 0,
+                started_at: None,
+                finished_at: None,
+            },
             commit: self.commit.clone(),
             user: None,
             runner: None,

@@ -1,17 +1,19 @@
 //! The v3 Builds API (`lib/api/builds.rb`).
 
+use crate::api::build_files::{send_artifacts, send_trace};
+use crate::api::build_pages::{cached_page, json, to_json};
 use crate::auth::CurrentUser;
-use crate::cache::{CachedPage, PageKey, Presenter as CacheKeyPresenter};
+use crate::cache::{PageKey, Presenter as CacheKeyPresenter};
 use crate::pagination;
 use crate::present::v3::Presenter;
 use crate::query::QueryPairs;
 use crate::service::{builds as service, projects::authorize};
 use crate::{ApiError, AppState};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use kiln_core::{PageInfo, PageRequest, PaginationError, Permission, Scope};
+use kiln_core::{PageInfo, PageRequest, Permission, Scope};
 use kiln_store::{BuildRecord, BuildsPage};
 use std::future::Future;
 
@@ -22,22 +24,8 @@ fn build_id(raw: &str) -> Result<i64, ApiError> {
 fn list_params(query: &QueryPairs) -> Result<(Scope, PageRequest), ApiError> {
     let scope =
         Scope::from_query_pairs(query.iter()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let page =
-        PageRequest::parse(query.get("page"), query.get("per_page")).map_err(|e| match e {
-            PaginationError::Page => ApiError::invalid_param("page"),
-            PaginationError::PerPage => ApiError::invalid_param("per_page"),
-        })?;
+    let page = pagination::page_request(query, crate::present::ApiVersion::V3)?;
     Ok((scope, page))
-}
-
-fn json(status: StatusCode, body: Bytes) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<Bytes, ApiError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Answers a list request from the cache, or by `fetch` and then caches the presented page.
@@ -49,23 +37,14 @@ async fn page_response(
     page: PageRequest,
     fetch: impl Future<Output = Result<BuildsPage, ApiError>>,
 ) -> Result<Response, ApiError> {
-    let version = state.store.versions().builds(key.project_id);
-    let cached = match state.cache.pages.get(&key, version) {
-        Some(cached) => cached,
-        None => {
-            let builds = fetch.await?;
-            let presenter = Presenter {
-                external_url: &state.config.external_url,
-            };
-            let body: Vec<_> = builds.builds.iter().map(|b| presenter.build(b)).collect();
-            let cached = CachedPage {
-                body: to_json(&body)?,
-                total: builds.total,
-            };
-            state.cache.pages.insert(key, cached.clone(), version);
-            cached
-        }
+    let presenter = Presenter {
+        external_url: &state.config.external_url,
     };
+    let cached = cached_page(state, key, fetch, |builds| {
+        let body: Vec<_> = builds.builds.iter().map(|b| presenter.build(b)).collect();
+        to_json(&body)
+    })
+    .await?;
     let info = PageInfo::new(page, cached.total);
     let url_base = format!("{}{}", state.config.external_url, uri.path());
     let headers = pagination::headers(&info, &url_base, query);
@@ -171,7 +150,8 @@ pub async fn play(
     Path((id, build)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
-    let build = service::play(&state, project.id, build_id(&build)?, &user).await?;
+    let ids = (project.id, build_id(&build)?);
+    let build = service::play(&state, ids, &user, &[]).await?;
     Ok(json(StatusCode::OK, present_one(&state, &build)?))
 }
 
@@ -205,15 +185,7 @@ pub async fn trace(
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
     let build = service::show(&state.store, project.id, build_id(&build)?).await?;
-    let disposition = format!("infile; filename=\"{}.log\"", build.id);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        Body::from_stream(trace_stream(state.store.clone(), build.id)),
-    )
-        .into_response())
+    Ok(send_trace(&state, &build))
 }
 
 /// `GET /projects/:id/builds/:build_id/artifacts` — the zip.
@@ -242,68 +214,6 @@ pub async fn artifacts_by_ref(
     let job = query
         .get("job")
         .ok_or_else(|| ApiError::BadRequest("400 (Bad request) \"job\" not given".into()))?;
-    // GitLab's find_by! miss is a RecordNotFound, which its API presents with a lower-case f.
-    let build_id = match state
-        .store
-        .builds()
-        .latest_successful(project.id, ref_name, job)
-        .await
-    {
-        Ok(id) => id,
-        Err(kiln_store::StoreError::NotFound) => return Err(record_not_found()),
-        Err(err) => return Err(err.into()),
-    };
-    let build = service::show(&state.store, project.id, build_id).await?;
+    let build = service::latest_successful(&state.store, project.id, ref_name, job).await?;
     send_artifacts(&state, &build).await
-}
-
-fn record_not_found() -> ApiError {
-    ApiError::NotFoundMessage("404 Not found")
-}
-
-/// The trace as it is now, read a few parts at a time: a 100 MB trace is never held whole.
-fn trace_stream(
-    store: kiln_store::Store,
-    build_id: i64,
-) -> impl futures_util::Stream<Item = Result<Bytes, kiln_store::StoreError>> {
-    const PARTS_PER_READ: i64 = 16;
-    futures_util::stream::try_unfold(Some(0_i64), move |next| {
-        let store = store.clone();
-        async move {
-            let Some(from) = next else { return Ok(None) };
-            let parts = store
-                .builds()
-                .trace_parts(build_id, from, PARTS_PER_READ)
-                .await?;
-            let Some((start, last)) = parts.last() else {
-                return Ok(None);
-            };
-            let more = (parts.len() as i64 == PARTS_PER_READ).then_some(start + last.len() as i64);
-            let data: Vec<u8> = parts.into_iter().flat_map(|(_, data)| data).collect();
-            Ok(Some((Bytes::from(data), more)))
-        }
-    })
-}
-
-async fn send_artifacts(state: &AppState, build: &BuildRecord) -> Result<Response, ApiError> {
-    let location = service::live_archive(build).ok_or(ApiError::NotFound(""))?;
-    // Quoted, as Rails' send_file does; the name comes from the job's `artifacts:name`.
-    let disposition = format!(
-        "attachment; filename=\"{}\"",
-        crate::present::v3::archive_name(&location.file).replace(['"', '\\'], "_")
-    );
-    let archive = state
-        .artifacts
-        .open(&state.store, build.id, &location)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .ok_or(ApiError::NotFound(""))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        Body::from_stream(archive.into_stream()),
-    )
-        .into_response())
 }

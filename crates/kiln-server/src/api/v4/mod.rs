@@ -1,5 +1,6 @@
 //! `/api/v4`: current GitLab's API (what is implemented of it).
 
+mod jobs;
 mod pipelines;
 pub mod runner_protocol;
 
@@ -12,6 +13,52 @@ use axum::Router;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/projects/{id}/pipeline", post(pipelines::create))
+        .route("/projects/{id}/pipelines", get(pipelines::list))
+        .route("/projects/{id}/pipelines/latest", get(pipelines::latest))
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}",
+            get(pipelines::show).delete(pipelines::delete),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/jobs",
+            get(jobs::list_for_pipeline),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/variables",
+            get(pipelines::variables),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/cancel",
+            post(pipelines::cancel),
+        )
+        .route(
+            "/projects/{id}/pipelines/{pipeline_id}/retry",
+            post(pipelines::retry),
+        )
+        .route("/projects/{id}/jobs", get(jobs::list))
+        .route("/projects/{id}/jobs/{job_id}", get(jobs::show))
+        .route("/projects/{id}/jobs/{job_id}/cancel", post(jobs::cancel))
+        .route("/projects/{id}/jobs/{job_id}/retry", post(jobs::retry))
+        .route("/projects/{id}/jobs/{job_id}/erase", post(jobs::erase))
+        .route("/projects/{id}/jobs/{job_id}/play", post(jobs::play))
+        .route("/projects/{id}/jobs/{job_id}/trace", get(jobs::trace))
+        .route(
+            "/projects/{id}/jobs/{job_id}/artifacts",
+            get(jobs::artifacts).delete(jobs::delete_artifacts),
+        )
+        .route(
+            "/projects/{id}/jobs/{job_id}/artifacts/keep",
+            post(jobs::keep),
+        )
+        .route(
+            "/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
+            get(jobs::artifact_file),
+        )
+        .route(
+            "/projects/{id}/jobs/artifacts/{*rest}",
+            get(jobs::artifacts_by_ref),
+        )
+        .route("/job", get(jobs::current))
         .route(
             "/runners",
             get(|s, u, q, uri| runners::list_owned(s, u, q, uri, Version::V4))
