@@ -25,6 +25,9 @@ pub enum ApiError {
     /// `scope does not have a valid value`), joined as Grape joins them.
     #[error("{0}")]
     Params(String),
+    /// 400 `{"message": {"<field>": ["<problem>"]}}`: a record Rails would not save.
+    #[error("validation failed: {0}")]
+    Validation(serde_json::Value),
     /// 400, with GitLab's message as given.
     #[error("{0}")]
     BadRequest(String),
@@ -58,7 +61,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::BadRequest(_) | ApiError::Params(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Params(_) | ApiError::Validation(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
@@ -94,6 +99,7 @@ impl ApiError {
             ApiError::NotFound(what) => format!("404 {what} Not Found"),
             ApiError::PayloadTooLarge => "413 Request Entity Too Large".to_owned(),
             ApiError::Internal(_) => "500 Internal Server Error".to_owned(),
+            ApiError::Validation(problems) => problems.to_string(),
         }
     }
 
@@ -146,6 +152,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(err) = &self {
             tracing::error!(error = %err, "internal error");
+        }
+        if let ApiError::Validation(problems) = &self {
+            return (self.status(), Json(json!({ "message": problems }))).into_response();
         }
         if let ApiError::Params(problems) = &self {
             return (self.status(), Json(json!({ "error": problems }))).into_response();

@@ -25,6 +25,7 @@ pub struct CommitInfo {
     pub authored_at_ms: i64,
     pub tz_offset_minutes: i64,
     pub message: String,
+    pub parents: Vec<String>,
 }
 
 /// The mirrors under `<data dir>/repos`, one per project, fetched before reading.
@@ -259,7 +260,74 @@ fn parse_commit(sha: &str, raw: &str) -> CommitInfo {
         authored_at_ms: at * 1000,
         tz_offset_minutes: parse_offset(when.next().unwrap_or("")),
         message: message.trim_end().to_owned(),
+        parents: headers
+            .lines()
+            .filter_map(|l| l.strip_prefix("parent "))
+            .map(str::to_owned)
+            .collect(),
     }
+}
+
+/// Whether `rev` may be handed to git as a revision (not an option, no control characters).
+fn is_safe_rev(rev: &str) -> bool {
+    !rev.is_empty() && !rev.starts_with('-') && !rev.chars().any(|c| c.is_control() || c == ' ')
+}
+
+/// Commits reachable from `rev`, newest first: `skip` of them passed over, at most `max`,
+/// authored within `since`..`until` (Unix seconds) when given. `UnknownRef` for a rev that
+/// names nothing.
+pub fn log(
+    repo: &Path,
+    rev: &str,
+    (since, until): (Option<i64>, Option<i64>),
+    skip: u64,
+    max: u32,
+) -> Result<Vec<CommitInfo>, GitError> {
+    if !is_safe_rev(rev) {
+        return Err(GitError::UnknownRef(rev.to_owned()));
+    }
+    let commit = format!("{rev}^{{commit}}");
+    if git(repo, &["rev-parse", "--verify", "--quiet", &commit]).is_err() {
+        return Err(GitError::UnknownRef(rev.to_owned()));
+    }
+    let mut args = vec![
+        "log".to_owned(),
+        "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%at%x1f%ad%x1f%B%x1e".to_owned(),
+        "--date=format:%z".to_owned(),
+        format!("--skip={skip}"),
+        format!("--max-count={max}"),
+    ];
+    if let Some(since) = since {
+        args.push(format!("--since=@{since}"));
+    }
+    if let Some(until) = until {
+        args.push(format!("--until=@{until}"));
+    }
+    args.push(commit);
+    args.push("--".to_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = git(repo, &args)?;
+    Ok(out
+        .split('\u{1e}')
+        .filter_map(|record| {
+            let fields: Vec<&str> = record
+                .trim_start_matches('\n')
+                .splitn(7, '\u{1f}')
+                .collect();
+            let [sha, parents, name, email, at, offset, message] = fields.as_slice() else {
+                return None;
+            };
+            Some(CommitInfo {
+                sha: (*sha).to_owned(),
+                author_name: (*name).to_owned(),
+                author_email: (*email).to_owned(),
+                authored_at_ms: at.parse::<i64>().unwrap_or(0) * 1000,
+                tz_offset_minutes: parse_offset(offset),
+                message: message.trim_end().to_owned(),
+                parents: parents.split_whitespace().map(str::to_owned).collect(),
+            })
+        })
+        .collect())
 }
 
 /// A file at `sha`, or None when it does not exist there.

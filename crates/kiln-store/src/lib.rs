@@ -36,7 +36,7 @@ pub use changes::{Change, ChangeFeed};
 pub use db::Db;
 pub use pipeline_lists::{PipelineFilter, PipelineOrder, PipelineScope};
 pub use pipelines::{NewPipeline, PipelineRecord};
-pub use projects::{ProjectAccess, ProjectRecord, ProjectRef};
+pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, ProjectRef};
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
 pub use traces::Appended;

@@ -35,8 +35,12 @@ pub enum ProjectRef {
 impl ProjectRef {
     /// Reads `42` or `group/name` (already URL-decoded). `None` for anything else.
     pub fn parse(raw: &str) -> Option<ProjectRef> {
-        if let Ok(id) = raw.parse::<i64>() {
-            return Some(ProjectRef::Id(id));
+        // Plain decimal only: `+1` and `01` are not project 1.
+        let decimal = !raw.is_empty()
+            && raw.bytes().all(|b| b.is_ascii_digit())
+            && (raw == "0" || !raw.starts_with('0'));
+        if decimal {
+            return raw.parse::<i64>().ok().map(ProjectRef::Id);
         }
         let (namespace, path) = raw.rsplit_once('/')?;
         if namespace.is_empty() || path.is_empty() {
@@ -182,5 +186,153 @@ impl Projects<'_> {
         .await?;
         tx.notify(Change::Access).await?;
         tx.commit().await
+    }
+}
+
+/// Which projects a list shows (GitLab's `ProjectsFinder` as far as Kiln keeps projects).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProjectFilter {
+    /// Only those the user is a member of (`membership`).
+    pub membership: bool,
+    /// Only those the user owns (`owned`).
+    pub owned: bool,
+    pub visibility: Option<Visibility>,
+    /// In the name or path (`search`).
+    pub search: Option<String>,
+    /// `id`, `name`, `path`, `created_at`, `last_activity_at`.
+    pub order_by: &'static str,
+    pub ascending: bool,
+}
+
+/// A member of a project, with the user they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRecord {
+    pub user: crate::UserRecord,
+    pub access: AccessLevel,
+}
+
+impl Projects<'_> {
+    /// A page of the projects `user_id` may see (every one for an admin, `None`: public ones
+    /// only) that pass `filter`, and how many pass it.
+    pub async fn list(
+        &self,
+        viewer: Option<(i64, bool)>,
+        filter: &ProjectFilter,
+        page: kiln_core::PageRequest,
+    ) -> StoreResult<(Vec<ProjectAccess>, u64)> {
+        let (user, is_admin) = viewer.unwrap_or((-1, false));
+        let mut conditions = Vec::new();
+        if !is_admin || filter.membership || filter.owned {
+            let mut seen = vec!["m.access_level IS NOT NULL".to_owned()];
+            if !(filter.membership || filter.owned) {
+                seen.push("p.visibility = 'public'".into());
+                if viewer.is_some() {
+                    seen.push("p.visibility = 'internal'".into());
+                }
+            }
+            conditions.push(format!("({})", seen.join(" OR ")));
+        }
+        if filter.owned {
+            conditions.push(format!("m.access_level >= {}", AccessLevel::Owner.value()));
+        }
+        let mut args = vec![crate::db::Arg::from(user)];
+        if let Some(visibility) = filter.visibility {
+            args.push(crate::db::Arg::from(visibility.as_str()));
+            conditions.push(format!("p.visibility = ${}", args.len()));
+        }
+        let search = filter
+            .search
+            .as_ref()
+            .map(|s| format!("%{}%", s.to_lowercase()));
+        if let Some(search) = &search {
+            args.push(crate::db::Arg::from(search.as_str()));
+            let n = args.len();
+            conditions.push(format!(
+                "(LOWER(p.name) LIKE ${n} OR LOWER(p.path) LIKE ${n} OR LOWER(p.namespace) LIKE ${n})"
+            ));
+        }
+        let condition = if conditions.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            conditions.join(" AND ")
+        };
+        let from = "FROM projects p LEFT JOIN members m ON m.project_id = p.id AND m.user_id = $1";
+        let total = self
+            .db
+            .read_int(&format!("SELECT COUNT(*) {from} WHERE {condition}"), &args)
+            .await?;
+        let column = match filter.order_by {
+            "name" => "p.name",
+            "path" => "p.path",
+            "created_at" => "p.created_at",
+            _ => "p.id",
+        };
+        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        args.push(crate::db::Arg::from(page.per_page as i64));
+        args.push(crate::db::Arg::from(page.offset() as i64));
+        let sql = format!(
+            "SELECT {PROJECT_COLUMNS}, m.access_level {from} WHERE {condition} \
+             ORDER BY {column} {direction}, p.id {direction} LIMIT ${} OFFSET ${}",
+            args.len() - 1,
+            args.len()
+        );
+        let rows = self.db.read_all(&sql, &args).await?;
+        let mut projects = Vec::with_capacity(rows.len());
+        for row in &rows {
+            projects.push(ProjectAccess {
+                project: project_from_row(row)?,
+                access: row
+                    .opt_int("access_level")?
+                    .and_then(AccessLevel::from_value),
+            });
+        }
+        Ok((projects, total.max(0) as u64))
+    }
+
+    /// The project's members, by user id.
+    pub async fn members(&self, project_id: i64) -> StoreResult<Vec<MemberRecord>> {
+        let sql = format!(
+            "SELECT {}, m.access_level FROM members m JOIN users u ON u.id = m.user_id \
+             WHERE m.project_id = $1 ORDER BY u.id",
+            crate::users::USER_COLUMNS
+        );
+        let rows = self.db.read_all(&sql, args![project_id]).await?;
+        let mut members = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Some(user) = crate::users::user_from_row(row)? else {
+                continue;
+            };
+            let Some(access) = AccessLevel::from_value(row.int("access_level")?) else {
+                continue;
+            };
+            members.push(MemberRecord { user, access });
+        }
+        Ok(members)
+    }
+
+    /// Gives the project a display name other than its path.
+    pub async fn rename(&self, project_id: i64, name: &str) -> StoreResult<()> {
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(
+            "UPDATE projects SET name = $1 WHERE id = $2",
+            args![name, project_id],
+        )
+        .await?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await
+    }
+
+    /// Removes the user from the project; false when they were not a member.
+    pub async fn remove_member(&self, project_id: i64, user_id: i64) -> StoreResult<bool> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let removed = tx
+            .execute(
+                "DELETE FROM members WHERE project_id = $1 AND user_id = $2",
+                args![project_id, user_id],
+            )
+            .await?;
+        tx.notify(Change::Access).await?;
+        tx.commit().await?;
+        Ok(removed == 1)
     }
 }

@@ -126,3 +126,40 @@ impl Users<'_> {
         Ok(revoked == 1)
     }
 }
+
+impl Users<'_> {
+    pub async fn get(&self, id: i64) -> StoreResult<UserRecord> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = self.db.read_optional(&sql, args![id]).await?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()?
+            .flatten()
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Users by id, or the one of `username` when given.
+    pub async fn list(
+        &self,
+        username: Option<&str>,
+        page: kiln_core::PageRequest,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let rows = match username {
+            Some(name) => {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username = $1");
+                self.db.read_all(&sql, args![name]).await?
+            }
+            None => {
+                let sql =
+                    format!("SELECT {USER_COLUMNS} FROM users u ORDER BY u.id LIMIT $1 OFFSET $2");
+                let (limit, offset) = (page.per_page as i64, page.offset() as i64);
+                self.db.read_all(&sql, args![limit, offset]).await?
+            }
+        };
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            users.extend(user_from_row(row)?);
+        }
+        Ok(users)
+    }
+}

@@ -3,6 +3,8 @@
 pub mod build_files;
 pub mod build_pages;
 pub mod git_http;
+pub mod projects;
+pub mod repository;
 pub mod runners;
 pub mod user;
 pub mod v3;

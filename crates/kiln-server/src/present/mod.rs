@@ -3,6 +3,7 @@
 
 pub mod job_payload;
 pub mod jobs;
+pub mod projects;
 pub mod runners;
 pub mod time;
 pub mod v3;

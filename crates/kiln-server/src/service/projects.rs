@@ -13,6 +13,16 @@ pub async fn authorize(
     raw: &str,
     permission: Permission,
 ) -> Result<ProjectRecord, ApiError> {
+    Ok(authorize_access(app, user, raw, permission).await?.project)
+}
+
+/// As `authorize`, with the caller's membership in the project.
+pub async fn authorize_access(
+    app: &AppInner,
+    user: &UserRecord,
+    raw: &str,
+    permission: Permission,
+) -> Result<ProjectAccess, ApiError> {
     let access = project_access(app, user, raw).await?;
     let caller = Caller {
         is_admin: user.is_admin,
@@ -25,7 +35,7 @@ pub async fn authorize(
     if !caller.can(permission, visibility) {
         return Err(ApiError::Forbidden(None));
     }
-    Ok(access.project)
+    Ok(access)
 }
 
 async fn project_access(

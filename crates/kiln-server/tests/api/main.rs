@@ -12,5 +12,6 @@ mod jobs_v4;
 mod pagination;
 mod pipelines;
 mod pipelines_v4;
+mod projects;
 mod runner_protocol;
 mod runners_api;

@@ -52,4 +52,6 @@ pub fn router() -> Router<AppState> {
         )
         .merge(runners::routes(Version::V3))
         .merge(crate::api::user::routes(Version::V3))
+        .merge(crate::api::projects::routes(Version::V3))
+        .merge(crate::api::repository::routes(Version::V3))
 }

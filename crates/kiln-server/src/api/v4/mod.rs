@@ -68,4 +68,6 @@ pub fn router() -> Router<AppState> {
         .merge(runner_protocol::routes())
         .merge(runners::routes(Version::V4))
         .merge(crate::api::user::routes(Version::V4))
+        .merge(crate::api::projects::routes(Version::V4))
+        .merge(crate::api::repository::routes(Version::V4))
 }
