@@ -140,6 +140,11 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
+        if err.is_invalid_text() {
+            return ApiError::BadRequest(
+                "400 Bad request - invalid byte sequence in a parameter".into(),
+            );
+        }
         match err {
             StoreError::NotFound => ApiError::NotFound(""),
             StoreError::Conflict(message) => ApiError::Conflict(message),

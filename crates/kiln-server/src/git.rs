@@ -259,7 +259,8 @@ fn parse_commit(sha: &str, raw: &str) -> CommitInfo {
         author_email: email.to_owned(),
         authored_at_ms: at * 1000,
         tz_offset_minutes: parse_offset(when.next().unwrap_or("")),
-        message: message.trim_end().to_owned(),
+        // A NUL is legal in a git message but not in PostgreSQL text.
+        message: message.trim_end().replace('\0', "\u{fffd}"),
         parents: headers
             .lines()
             .filter_map(|l| l.strip_prefix("parent "))
@@ -323,7 +324,7 @@ pub fn log(
                 author_email: (*email).to_owned(),
                 authored_at_ms: at.parse::<i64>().unwrap_or(0) * 1000,
                 tz_offset_minutes: parse_offset(offset),
-                message: message.trim_end().to_owned(),
+                message: message.trim_end().replace('\0', "\u{fffd}"),
                 parents: parents.split_whitespace().map(str::to_owned).collect(),
             })
         })

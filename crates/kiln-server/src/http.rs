@@ -88,6 +88,7 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(idle)
                 .keep_alive(true);
+            let stream = JsonErrors::new(stream);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
@@ -144,6 +145,134 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     .await;
 }
 
+/// The connection's stream, which gives hyper's own answers JSON bodies. hyper answers a
+/// request it cannot parse (a broken request line, headers over its limit, a URI over 64 KiB)
+/// itself, with an empty body; every answer of the application to an error has a JSON body
+/// (`api::json_errors`), so an error head with `content-length: 0` is hyper's, and is
+/// rewritten with GitLab's `{"message": "<status>"}`.
+struct JsonErrors<S> {
+    inner: S,
+    /// A rewritten answer not yet written whole, and how much of it was.
+    pending: Option<(Vec<u8>, usize)>,
+}
+
+impl<S> JsonErrors<S> {
+    fn new(inner: S) -> Self {
+        JsonErrors {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+/// The error head `head` (a whole response head, nothing after it) with a JSON body.
+fn with_json_body(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let rest = text.strip_prefix("HTTP/1.1 ")?;
+    if !(rest.starts_with('4') || rest.starts_with('5')) || !text.ends_with("\r\n\r\n") {
+        return None;
+    }
+    let mut lines = text.trim_end().split("\r\n");
+    let status_line = lines.next()?;
+    let headers: Vec<&str> = lines.collect();
+    let empty = headers
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case("content-length: 0"));
+    if !empty {
+        return None;
+    }
+    let status = status_line.strip_prefix("HTTP/1.1 ")?;
+    let body = serde_json::json!({ "message": status }).to_string();
+    let mut out = format!("{status_line}\r\n");
+    for header in headers {
+        if !header.to_ascii_lowercase().starts_with("content-length:") {
+            out.push_str(header);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!(
+        "content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    Some(out.into_bytes())
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> JsonErrors<S> {
+    /// Writes what is pending; Ready once nothing is.
+    fn drain(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        while let Some((data, written)) = &mut self.pending {
+            if *written >= data.len() {
+                self.pending = None;
+                break;
+            }
+            match std::pin::Pin::new(&mut self.inner).poll_write(cx, &data[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for JsonErrors<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for JsonErrors<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+            Poll::Pending => return Poll::Pending,
+        }
+        if let Some(rewritten) = with_json_body(buf) {
+            self.pending = Some((rewritten, 0));
+            // Taken whole; what is left is written on the next call or flush.
+            let _ = self.drain(cx);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => std::pin::Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
 /// Raises this process's soft limit on open files to its hard limit, and returns a
 /// connection cap that leaves room below it for the database, builds and git.
 pub fn raise_file_limit() -> usize {
@@ -189,6 +318,25 @@ mod tests {
         assert_eq!(body.len(), length);
         let value: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(value["message"], "503 Service Unavailable");
+    }
+
+    #[test]
+    fn hypers_empty_error_answers_get_a_json_body() {
+        let head =
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let out = String::from_utf8(super::with_json_body(head).unwrap()).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
+        assert_eq!(body, r#"{"message":"431 Request Header Fields Too Large"}"#);
+        assert!(super::with_json_body(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
+        assert!(
+            super::with_json_body(b"HTTP/1.1 404 Not Found\r\ncontent-length: 27\r\n\r\n")
+                .is_none()
+        );
     }
 
     #[test]

@@ -182,12 +182,16 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
 
 /// The whole HTTP application over `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .nest("/api/v3", api::v3::router())
         .nest("/api/v4", api::v4::router())
         .merge(api::git_http::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::map_response(api::json_errors))
-        .with_state(state)
+        .with_state(state);
+    // The edge's checks run before routing: the routes are this router's fallback.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::map_request(api::edge::guard))
 }

@@ -42,11 +42,12 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                     .map_err(|e| ApiError::BadRequest(format!("400 (Bad request) {e}")))?;
                 pairs.push((name, text));
             }
+            reject_nul(&pairs)?;
             return Ok(Params(QueryPairs(pairs)));
         }
         let body = axum::body::to_bytes(req.into_body(), MAX_BODY)
             .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+            .map_err(body_error)?;
         if body.is_empty() {
             return Ok(Params(QueryPairs(pairs)));
         }
@@ -58,8 +59,34 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         } else {
             pairs.extend(QueryPairs::parse(std::str::from_utf8(&body).ok()).0);
         }
+        reject_nul(&pairs)?;
         Ok(Params(QueryPairs(pairs)))
     }
+}
+
+/// A body over the limit is 413; one that is malformed (a broken chunk) is 400.
+fn body_error(err: axum::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return ApiError::PayloadTooLarge;
+        }
+        source = cause.source();
+    }
+    ApiError::BadRequest("400 Bad request - the request body could not be read".into())
+}
+
+/// A NUL in a parameter reaches no record (and PostgreSQL refuses it in text).
+fn reject_nul(pairs: &[(String, String)]) -> Result<(), ApiError> {
+    if pairs
+        .iter()
+        .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ApiError::BadRequest(
+            "400 Bad request - invalid byte sequence in a parameter".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {

@@ -62,6 +62,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Text the database refused to store: a NUL byte, or bytes PostgreSQL cannot encode
+    /// (SQLSTATE 22021, 22P05). It came from input, so the caller answers 400.
+    pub fn is_invalid_text(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("22021" | "22P05"))
+            }
+            _ => false,
+        }
+    }
+
     /// Maps a unique-constraint violation to `Conflict(message)`, keeping other errors.
     pub(crate) fn on_unique(err: sqlx::Error, message: impl Into<String>) -> StoreError {
         match &err {

@@ -2,6 +2,7 @@
 
 pub mod build_files;
 pub mod build_pages;
+pub mod edge;
 pub mod git_http;
 pub mod projects;
 pub mod repository;

@@ -55,6 +55,9 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
     context_vars.extend(request.variables.iter().cloned());
     let compiled = match text {
         None => Err(format!("Missing {CONFIG_PATH} file")),
+        Some(text) if text.contains('\0') => Err(format!(
+            "{CONFIG_PATH} is not valid YAML: it contains a NUL byte"
+        )),
         Some(text) => {
             let (mirror, sha, ref_name, source) = (
                 mirror.clone(),

@@ -7,6 +7,7 @@ mod api_edges;
 mod auth;
 mod builds_v3;
 mod cluster;
+mod http_edge;
 mod http_limits;
 mod jobs_v4;
 mod pagination;
