@@ -44,7 +44,7 @@ pub async fn execute<T: Transport>(
     let mut job = Job {
         spec,
         config,
-        trace: TraceWriter::new(transport, config.max_trace_bytes),
+        trace: TraceWriter::masking(transport, config.max_trace_bytes, &spec.masked),
         containment: Containment::new(config.isolation, &config.runner_tag, spec.id),
         env: Vec::new(),
         dir,
@@ -71,6 +71,7 @@ pub async fn execute<T: Transport>(
             job.collect_artifacts().await;
         }
     }
+    let _ = tokio::fs::remove_dir_all(file_variables_dir(&job.dir)).await;
     if fresh {
         let _ = tokio::fs::remove_dir_all(&job.dir).await;
     }
@@ -157,6 +158,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         }
         let mut env = base_environment(self.config.job_user.as_ref(), &self.dir);
         env.extend(self.spec.variables.iter().cloned());
+        self.write_file_variables(&mut env).await?;
         env.push((
             "CI_PROJECT_DIR".into(),
             self.dir.to_string_lossy().into_owned(),
@@ -167,6 +169,37 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         ));
         env.push(("CI_SERVER".into(), "yes".into()));
         self.env = env;
+        Ok(())
+    }
+
+    /// Puts each `file` variable's value in a file of `<work dir>.tmp` (outside the work
+    /// directory, so no artifact takes it) and gives the job its path instead.
+    async fn write_file_variables(&mut self, env: &mut [(String, String)]) -> Result<(), String> {
+        if self.spec.file_variables.is_empty() {
+            return Ok(());
+        }
+        let tmp = file_variables_dir(&self.dir);
+        let _ = tokio::fs::remove_dir_all(&tmp).await;
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .map_err(|e| format!("making {}: {e}", tmp.display()))?;
+        for (key, value) in env.iter_mut() {
+            if !self.spec.file_variables.contains(key) {
+                continue;
+            }
+            let path = tmp.join(key.as_str());
+            tokio::fs::write(&path, value.as_bytes())
+                .await
+                .map_err(|e| format!("writing the file variable {key}: {e}"))?;
+            *value = path.to_string_lossy().into_owned();
+        }
+        if let Some(user) = self.config.job_user.clone() {
+            let dir = tmp.clone();
+            tokio::task::spawn_blocking(move || chown_tree(&dir, &user))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("handing file variables to the job user: {e}"))?;
+        }
         Ok(())
     }
 
@@ -417,4 +450,9 @@ fn closing_line(outcome: &Outcome, timeout: Duration) -> String {
 
 fn short(sha: &str) -> &str {
     sha.get(..8).unwrap_or(sha)
+}
+
+/// Where a job's `file` variables are written: beside its work directory.
+fn file_variables_dir(dir: &std::path::Path) -> PathBuf {
+    PathBuf::from(format!("{}.tmp", dir.display()))
 }

@@ -50,6 +50,13 @@ pub struct JobSpec {
     /// transport downloads them.
     #[serde(default)]
     pub dependencies: Vec<Dependency>,
+    /// Values never shown in the trace: each occurrence becomes `[MASKED]`, also when the
+    /// job prints it in pieces.
+    #[serde(default)]
+    pub masked: Vec<String>,
+    /// Variables of type `file`: the job sees the path of a file holding the value.
+    #[serde(default)]
+    pub file_variables: Vec<String>,
 }
 
 /// Where a job's source comes from: a clone URL (which may carry credentials) and a commit.

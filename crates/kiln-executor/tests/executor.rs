@@ -73,6 +73,8 @@ fn spec(script: &[&str]) -> JobSpec {
         artifacts: None,
         coverage_regex: None,
         dependencies: vec![],
+        masked: vec![],
+        file_variables: vec![],
     }
 }
 

@@ -108,6 +108,9 @@ pub struct ReadCache {
     pub builds: TtlCache<(Presenter, i64, i64), Bytes>,
     /// Runners by the SHA-256 of their token: every long poll and job call looks one up.
     pub runners: TtlCache<String, kiln_store::RunnerRecord>,
+    /// The instance's and a project's CI/CD variables, decrypted, by project: every claim
+    /// reads them.
+    pub variables: TtlCache<i64, Vec<crate::service::ci_variables::Variable>>,
 }
 
 impl ReadCache {
@@ -121,7 +124,8 @@ impl ReadCache {
             access: TtlCache::new(ttl).trusting(trusted.clone()),
             pages: TtlCache::new(ttl).trusting(trusted.clone()),
             builds: TtlCache::new(ttl).trusting(trusted.clone()),
-            runners: TtlCache::new(ttl).trusting(trusted),
+            runners: TtlCache::new(ttl).trusting(trusted.clone()),
+            variables: TtlCache::new(ttl).trusting(trusted),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod pagination;
 pub mod params;
 pub mod present;
 pub mod query;
+pub mod secrets;
 pub mod service;
 
 use artifact_store::ArtifactStore;
@@ -72,6 +73,9 @@ pub struct Config {
     pub isolation: Isolation,
     pub artifacts: ArtifactsSetting,
     pub http: HttpLimits,
+    /// The key that encrypts secrets at rest (its text); None: the data dir's `secret.key`,
+    /// made on first start. Every server of a cluster must be given the same.
+    pub secret_key: Option<String>,
 }
 
 impl Config {
@@ -97,6 +101,7 @@ impl Config {
             isolation: Isolation::Auto,
             artifacts: ArtifactsSetting::Auto,
             http: HttpLimits::default(),
+            secret_key: None,
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct AppInner {
     pub dispatcher: dispatch::Dispatcher,
     pub executor: kiln_executor::ExecutorConfig,
     pub artifacts: ArtifactStore,
+    /// Encrypts and decrypts CI/CD variable values.
+    pub cipher: secrets::Cipher,
     /// This server process, for cluster leases.
     pub instance_id: String,
     embedded_runner: OnceLock<Arc<embedded_runner::EmbeddedRunner>>,
@@ -164,7 +171,9 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
         ArtifactsSetting::Auto if store.backend_name() == "postgres" => ArtifactStore::Database,
         ArtifactsSetting::Auto => ArtifactStore::Directory(config.data_dir.join("artifacts")),
     };
+    let cipher = secrets::Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
     Ok(Arc::new(AppInner {
+        cipher,
         cache: cache::ReadCache::new(config.read_cache_ttl, {
             let store = store.clone();
             Arc::new(move || store.feed().is_connected())

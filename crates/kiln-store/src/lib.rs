@@ -25,6 +25,7 @@ pub mod runners;
 pub mod traces;
 pub mod triggers;
 pub mod users;
+pub mod variables;
 
 pub use artifacts::{ArchiveLocation, PipelineArchive};
 pub use build_lists::{BuildFilter, BuildSlice, Window};
@@ -41,6 +42,7 @@ pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
 pub use traces::Appended;
 pub use users::UserRecord;
+pub use variables::VariableRecord;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -143,6 +145,13 @@ impl Store {
 
     pub fn triggers(&self) -> triggers::Triggers<'_> {
         triggers::Triggers {
+            db: &self.db,
+            feed: &self.feed,
+        }
+    }
+
+    pub fn variables(&self) -> variables::Variables<'_> {
+        variables::Variables {
             db: &self.db,
             feed: &self.feed,
         }

@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_api_v4.sql"),
         postgres: include_str!("../migrations/postgres/0005_api_v4.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("../migrations/sqlite/0006_variables.sql"),
+        postgres: include_str!("../migrations/postgres/0006_variables.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

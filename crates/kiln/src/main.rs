@@ -25,6 +25,12 @@ pub struct Cli {
     #[arg(long, env = "KILN_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
+    /// A file holding the key that encrypts CI/CD variables at rest (`KILN_SECRET_KEY` gives
+    /// the key itself). Default: `secret.key` in the data dir, made on first start. Servers
+    /// sharing a database must share it.
+    #[arg(long, env = "KILN_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -51,6 +57,21 @@ pub enum Command {
 }
 
 impl Cli {
+    /// The text of the secret key, when one is given rather than kept in the data dir.
+    pub fn secret_key(&self) -> anyhow::Result<Option<String>> {
+        if let Ok(key) = std::env::var("KILN_SECRET_KEY") {
+            if !key.trim().is_empty() {
+                return Ok(Some(key));
+            }
+        }
+        match &self.secret_key_file {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(path)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display())),
+        }
+    }
+
     pub fn database_url(&self) -> anyhow::Result<String> {
         if let Some(url) = &self.database_url {
             return Ok(url.clone());

@@ -340,3 +340,70 @@ fn admin_runner_commands_issue_tokens_and_list_pause_resume_and_remove_runners()
     assert!(runtime.block_on(store.runners().get(runner.id)).is_err());
     runtime.block_on(store.close());
 }
+
+#[test]
+fn admin_variable_commands_set_list_and_remove_encrypted_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    kiln(&data, &["admin", "project", "create", "--path", "team/app"]);
+    let set = kiln(
+        &data,
+        &[
+            "admin",
+            "variable",
+            "set",
+            "--project",
+            "team/app",
+            "--key",
+            "TOKEN",
+            "--value",
+            "abcdefgh1234",
+            "--masked",
+            "--protected",
+        ],
+    );
+    assert_eq!(set, "TOKEN");
+    kiln(
+        &data,
+        &[
+            "admin", "variable", "set", "--key", "REGION", "--value", "eu", "--file",
+        ],
+    );
+    let listed = kiln(
+        &data,
+        &["admin", "variable", "list", "--project", "team/app"],
+    );
+    assert_eq!(listed, "TOKEN\tenv_var\t*\tprotected,masked");
+    let instance = kiln(&data, &["admin", "variable", "list"]);
+    assert_eq!(instance, "REGION\tfile\t*");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("secret.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let db = std::fs::read(data.join("kiln.db")).unwrap();
+    assert!(
+        !db.windows(12).any(|w| w == b"abcdefgh1234"),
+        "the value is stored encrypted"
+    );
+    kiln(
+        &data,
+        &[
+            "admin",
+            "variable",
+            "remove",
+            "--project",
+            "team/app",
+            "--key",
+            "TOKEN",
+        ],
+    );
+    assert_eq!(
+        kiln(
+            &data,
+            &["admin", "variable", "list", "--project", "team/app"]
+        ),
+        ""
+    );
+}

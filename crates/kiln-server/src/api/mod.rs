@@ -10,6 +10,7 @@ pub mod runners;
 pub mod user;
 pub mod v3;
 pub mod v4;
+pub mod variables;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;

@@ -60,7 +60,9 @@ pub fn payload(job: &AssignedJob, external_url: &str, now_ms: i64) -> Value {
         .iter()
         .map(|(key, value)| {
             let secret = SECRET_VARIABLES.contains(&key.as_str());
-            json!({ "key": key, "value": value, "public": !secret, "masked": key == "CI_JOB_TOKEN" })
+            let masked = !value.is_empty() && spec.masked.contains(value);
+            let file = spec.file_variables.contains(key);
+            json!({ "key": key, "value": value, "public": !(secret || masked), "masked": masked, "file": file })
         })
         .collect();
     if spec.git.is_none() {

@@ -194,14 +194,32 @@ async fn describe(
         token: &token,
         runner_tags: &runner.tags,
     };
+    let settings = crate::service::ci_variables::for_job(app, &project, &build.ref_name, build.tag)
+        .await
+        .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))?;
+    let pairs: Vec<(String, String)> = settings
+        .iter()
+        .map(|v| (v.key.clone(), v.value.clone()))
+        .collect();
     spec.variables = variables::for_build(
         &app.config.external_url,
-        &project,
-        &pipeline,
-        &build,
+        (&project, &pipeline, &build),
         &spec.variables,
+        &pairs,
         Some(access),
     );
+    // Masked values and the job token never reach the trace; file variables become files.
+    spec.masked = settings
+        .iter()
+        .filter(|v| v.masked)
+        .map(|v| v.value.clone())
+        .chain(std::iter::once(token.clone()))
+        .collect();
+    spec.file_variables = settings
+        .iter()
+        .filter(|v| v.file)
+        .map(|v| v.key.clone())
+        .collect();
     Ok(AssignedJob {
         claimed,
         project,
@@ -240,6 +258,8 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
         }),
         coverage_regex: plan.coverage.clone(),
         dependencies: Vec::new(),
+        masked: Vec::new(),
+        file_variables: Vec::new(),
     }
 }
 

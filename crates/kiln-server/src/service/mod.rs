@@ -1,6 +1,7 @@
 //! Services: what Kiln does, independent of how a request asked for it.
 
 pub mod builds;
+pub mod ci_variables;
 pub mod definition;
 pub mod jobs;
 pub mod pipelines;

@@ -1,7 +1,7 @@
 //! The CI variables of a build: GitLab's predefined ones under both their v3 (`CI_BUILD_*`)
-//! and modern (`CI_JOB_*`, `CI_COMMIT_*`) names, then the file's variables, then the
-//! pipeline's (trigger or API) variables, then those given when a manual job was played,
-//! later ones winning.
+//! and modern (`CI_JOB_*`, `CI_COMMIT_*`) names, then the file's variables, the instance's
+//! and the project's, the pipeline's (trigger or API), and those given when a manual job was
+//! played, later ones winning.
 
 use kiln_store::{BuildRecord, PipelineRecord, ProjectRecord};
 
@@ -12,12 +12,14 @@ pub struct JobAccess<'a> {
     pub runner_tags: &'a [String],
 }
 
+/// The job's variables in GitLab's order of precedence, later ones winning: predefined, the
+/// file's (`yaml`), the instance's and project's CI/CD variables (`settings`), the
+/// pipeline's (trigger or API), and those given when a manual job was played.
 pub fn for_build(
     external_url: &str,
-    project: &ProjectRecord,
-    pipeline: &PipelineRecord,
-    build: &BuildRecord,
-    file_variables: &[(String, String)],
+    (project, pipeline, build): (&ProjectRecord, &PipelineRecord, &BuildRecord),
+    yaml: &[(String, String)],
+    settings: &[(String, String)],
     access: Option<JobAccess<'_>>,
 ) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = Vec::new();
@@ -138,7 +140,8 @@ pub fn for_build(
         set("CI_RUNNER_ID", runner.id.to_string());
         set("CI_RUNNER_DESCRIPTION", runner.description.clone());
     }
-    vars.extend(file_variables.iter().cloned());
+    vars.extend(yaml.iter().cloned());
+    vars.extend(settings.iter().cloned());
     let pipeline_vars: Vec<(String, String)> =
         serde_json::from_str(&pipeline.variables).unwrap_or_default();
     vars.extend(pipeline_vars);

@@ -16,3 +16,4 @@ mod pipelines_v4;
 mod projects;
 mod runner_protocol;
 mod runners_api;
+mod variables;

@@ -27,6 +27,9 @@ pub enum AdminCommand {
     /// Runners and their registration tokens.
     #[command(subcommand)]
     Runner(RunnerCommand),
+    /// CI/CD variables of a project (--project) or of the instance.
+    #[command(subcommand)]
+    Variable(VariableCommand),
     /// Write N generated pipelines (10 builds each) into a project: for benchmarks and demos.
     Generate {
         #[arg(long)]
@@ -35,6 +38,43 @@ pub enum AdminCommand {
         pipelines: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VariableCommand {
+    /// Create or change a variable; the value comes from --value or, without it, stdin.
+    Set {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        value: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        /// Only for jobs on protected refs (the default branch).
+        #[arg(long)]
+        protected: bool,
+        /// Never shown in a trace (GitLab's rules: 8 or more of A-Z a-z 0-9 @:.~-_+/=).
+        #[arg(long)]
+        masked: bool,
+        /// Given to jobs as a file whose path is the variable.
+        #[arg(long)]
+        file: bool,
+        #[arg(long)]
+        raw: bool,
+        #[arg(long, default_value = "*")]
+        environment_scope: String,
+    },
+    /// Print the variables: key, type, flags (values are not printed).
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    Remove {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        project: Option<String>,
     },
 }
 
@@ -224,6 +264,7 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             store.triggers().create(project.id, description).await?
         }
         AdminCommand::Runner(command) => runner(&store, command).await?,
+        AdminCommand::Variable(command) => variable(cli, &store, command).await?,
         AdminCommand::Generate {
             project,
             pipelines,
@@ -307,4 +348,101 @@ async fn runner(store: &Store, command: &RunnerCommand) -> anyhow::Result<String
             "removed".to_owned()
         }
     })
+}
+
+async fn variable(cli: &Cli, store: &Store, command: &VariableCommand) -> anyhow::Result<String> {
+    use kiln_server::service::ci_variables::{self as service, VariableInput};
+    let mut config = kiln_server::Config::new("http://127.0.0.1:8080", cli.data_dir.clone());
+    config.secret_key = cli.secret_key()?;
+    config.builds_concurrency = 0;
+    let app = kiln_server::state(store.clone(), config)?;
+    let project_id = |project: &Option<String>| {
+        let project = project.clone();
+        async move {
+            match project {
+                None => Ok::<_, anyhow::Error>(None),
+                Some(raw) => Ok(Some(
+                    store
+                        .projects()
+                        .get(&project_ref(&raw)?)
+                        .await
+                        .context("no such project")?
+                        .id,
+                )),
+            }
+        }
+    };
+    let failed = |e: kiln_server::ApiError| anyhow::anyhow!("{}", e.message());
+    match command {
+        VariableCommand::Set {
+            key,
+            value,
+            project,
+            protected,
+            masked,
+            file,
+            raw,
+            environment_scope,
+        } => {
+            let owner = project_id(project).await?;
+            let value = match value {
+                Some(value) => value.clone(),
+                None => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                    text.strip_suffix('\n').unwrap_or(&text).to_owned()
+                }
+            };
+            let input = VariableInput {
+                key: Some(key.clone()),
+                value: Some(value),
+                variable_type: Some(if *file { "file" } else { "env_var" }.to_owned()),
+                protected: Some(*protected),
+                masked: Some(*masked),
+                raw: Some(*raw),
+                environment_scope: Some(environment_scope.clone()),
+                description: None,
+            };
+            let scope = Some(environment_scope.as_str());
+            let set = match service::get(&app, owner, key, scope).await {
+                Ok(_) => service::update(&app, owner, key, scope, input).await,
+                Err(_) => service::create(&app, owner, input).await,
+            };
+            Ok(set.map_err(failed)?.key)
+        }
+        VariableCommand::List { project } => {
+            let owner = project_id(project).await?;
+            let listed = service::list(&app, owner).await.map_err(failed)?;
+            Ok(listed
+                .iter()
+                .map(|v| {
+                    let mut flags = Vec::new();
+                    for (on, name) in [
+                        (v.protected, "protected"),
+                        (v.masked, "masked"),
+                        (v.raw, "raw"),
+                    ] {
+                        if on {
+                            flags.push(name);
+                        }
+                    }
+                    let kind = if v.file { "file" } else { "env_var" };
+                    format!(
+                        "{}\t{kind}\t{}\t{}",
+                        v.key,
+                        v.environment_scope,
+                        flags.join(",")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        VariableCommand::Remove { key, project } => {
+            let owner = project_id(project).await?;
+            service::delete(&app, owner, key, None)
+                .await
+                .map_err(failed)?;
+            Ok("removed".to_owned())
+        }
+    }
 }

@@ -440,10 +440,9 @@ impl LocalPipeline {
         };
         spec.variables = variables::for_build(
             "http://localhost",
-            &self.project,
-            &self.pipeline,
-            &build,
+            (&self.project, &self.pipeline, &build),
             &spec.variables,
+            &[],
             None,
         );
         spec.workdir = Some(dir.to_owned());

@@ -113,6 +113,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     config.build_lease = Duration::from_secs(args.build_lease.max(1));
     config.embedded_lease = Duration::from_secs(args.embedded_lease.max(1));
     config.long_poll_timeout = Duration::from_secs(args.long_poll_timeout);
+    config.secret_key = cli.secret_key()?;
     config.embedded_tags = args.embedded_runner_tags.clone();
     config.builds_dir = args.builds_dir.clone();
     if let Some(user) = &args.job_user {

@@ -54,4 +54,5 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::user::routes(Version::V3))
         .merge(crate::api::projects::routes(Version::V3))
         .merge(crate::api::repository::routes(Version::V3))
+        .merge(crate::api::variables::routes(Version::V3))
 }

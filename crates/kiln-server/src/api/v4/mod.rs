@@ -70,4 +70,5 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::user::routes(Version::V4))
         .merge(crate::api::projects::routes(Version::V4))
         .merge(crate::api::repository::routes(Version::V4))
+        .merge(crate::api::variables::routes(Version::V4))
 }

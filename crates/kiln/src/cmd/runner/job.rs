@@ -65,6 +65,10 @@ struct Variable {
     key: String,
     #[serde(default)]
     value: String,
+    #[serde(default)]
+    masked: bool,
+    #[serde(default)]
+    file: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +163,20 @@ impl Payload {
                     id: d.id,
                     name: d.name.clone(),
                 })
+                .collect(),
+            masked: self
+                .variables
+                .iter()
+                .flatten()
+                .filter(|v| v.masked)
+                .map(|v| v.value.clone())
+                .collect(),
+            file_variables: self
+                .variables
+                .iter()
+                .flatten()
+                .filter(|v| v.file)
+                .map(|v| v.key.clone())
                 .collect(),
         }
     }
