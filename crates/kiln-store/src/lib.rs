@@ -41,6 +41,7 @@ pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, Pr
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
 pub use traces::Appended;
+pub use triggers::TriggerRecord;
 pub use users::UserRecord;
 pub use variables::VariableRecord;
 

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_variables.sql"),
         postgres: include_str!("../migrations/postgres/0006_variables.sql"),
     },
+    Migration {
+        version: 7,
+        sqlite: include_str!("../migrations/sqlite/0007_triggers.sql"),
+        postgres: include_str!("../migrations/postgres/0007_triggers.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

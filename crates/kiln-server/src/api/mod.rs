@@ -7,6 +7,7 @@ pub mod git_http;
 pub mod projects;
 pub mod repository;
 pub mod runners;
+pub mod triggers;
 pub mod user;
 pub mod v3;
 pub mod v4;

@@ -16,4 +16,5 @@ mod pipelines_v4;
 mod projects;
 mod runner_protocol;
 mod runners_api;
+mod triggers;
 mod variables;

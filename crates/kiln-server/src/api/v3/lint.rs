@@ -20,3 +20,97 @@ pub async fn lint(Params(params): Params) -> Result<Response, ApiError> {
     };
     Ok(Json(body).into_response())
 }
+
+/// Current GitLab's shape of a lint result: `valid`, `errors`, `warnings`, `merged_yaml`,
+/// `includes` (`lib/api/entities/ci/lint/result.rb`).
+fn v4_result(content: &str, read: &dyn Fn(&str) -> Option<String>) -> serde_json::Value {
+    match kiln_ci::lint(content, read) {
+        Ok(_) => json!({
+            "valid": true,
+            "errors": [],
+            "warnings": [],
+            "merged_yaml": content,
+            "includes": [],
+        }),
+        Err(err) => json!({
+            "valid": false,
+            "errors": [err.message],
+            "warnings": [],
+            "merged_yaml": null,
+            "includes": [],
+        }),
+    }
+}
+
+/// v4 `POST /ci/lint` (GitLab before 16.0): `status` besides current GitLab's fields.
+pub async fn lint_v4(Params(params): Params) -> Result<Response, ApiError> {
+    let Some(content) = params.get("content") else {
+        return Err(ApiError::Params("content is missing".into()));
+    };
+    let mut body = v4_result(content, &|_: &str| None);
+    let valid = body["valid"] == json!(true);
+    body["status"] = json!(if valid { "valid" } else { "invalid" });
+    Ok(Json(body).into_response())
+}
+
+/// `POST /projects/:id/ci/lint` (`content`) and `GET /projects/:id/ci/lint` (the project's
+/// `.gitlab-ci.yml` at `content_ref`, or the default branch); includes are read from the
+/// project's repository at that ref.
+pub async fn lint_project(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    crate::auth::CurrentUser(user): crate::auth::CurrentUser,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
+    let project =
+        crate::service::projects::authorize(&state, &user, &id, kiln_core::Permission::UpdateBuild)
+            .await?;
+    let ref_name = params
+        .get("content_ref")
+        .or(params.get("ref"))
+        .filter(|r| !r.is_empty())
+        .unwrap_or(&project.default_branch)
+        .to_owned();
+    let mirror = match &project.repo_url {
+        Some(url) => Some(
+            state
+                .mirrors
+                .sync(project.id, url)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        ),
+        None => None,
+    };
+    let given = params.get("content").map(str::to_owned);
+    let body = tokio::task::spawn_blocking(move || {
+        let (sha, content) = match (&mirror, given) {
+            (_, Some(content)) => (None, Some(content)),
+            (Some(repo), None) => match crate::git::read_for_pipeline(
+                repo,
+                &ref_name,
+                crate::service::pipelines::CONFIG_PATH,
+            ) {
+                Ok((commit, _, file)) => (Some(commit.sha), file),
+                Err(_) => (None, None),
+            },
+            (None, None) => (None, None),
+        };
+        let Some(content) = content else {
+            return json!({
+                "valid": false,
+                "errors": ["Please provide content of .gitlab-ci.yml"],
+                "warnings": [],
+                "merged_yaml": null,
+                "includes": [],
+            });
+        };
+        let read = |path: &str| match (&mirror, &sha) {
+            (Some(repo), Some(sha)) => crate::git::read_file(repo, sha, path),
+            _ => None,
+        };
+        v4_result(&content, &read)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(Json(body).into_response())
+}

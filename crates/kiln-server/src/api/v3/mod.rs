@@ -1,7 +1,7 @@
 //! `/api/v3`: GitLab 8.x's API.
 
 mod builds;
-mod lint;
+pub(crate) mod lint;
 mod triggers;
 
 use crate::api::runners;
@@ -55,4 +55,5 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::projects::routes(Version::V3))
         .merge(crate::api::repository::routes(Version::V3))
         .merge(crate::api::variables::routes(Version::V3))
+        .merge(crate::api::triggers::routes(Version::V3))
 }

@@ -59,6 +59,11 @@ pub fn router() -> Router<AppState> {
             get(jobs::artifacts_by_ref),
         )
         .route("/job", get(jobs::current))
+        .route("/ci/lint", post(crate::api::v3::lint::lint_v4))
+        .route(
+            "/projects/{id}/ci/lint",
+            get(crate::api::v3::lint::lint_project).post(crate::api::v3::lint::lint_project),
+        )
         .route(
             "/runners",
             get(|s, u, q, uri| runners::list_owned(s, u, q, uri, Version::V4))
@@ -71,4 +76,5 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::projects::routes(Version::V4))
         .merge(crate::api::repository::routes(Version::V4))
         .merge(crate::api::variables::routes(Version::V4))
+        .merge(crate::api::triggers::routes(Version::V4))
 }
