@@ -246,6 +246,8 @@ async fn run(
         Ok(status) => tracing::info!(status = %status, "build finished"),
         // Canceled or reaped meanwhile: its status is someone else's to tell.
         Err(JobError::Gone(status)) => tracing::info!(status = %status, "build ended elsewhere"),
+        // Its pipeline was deleted while it ran.
+        Err(JobError::NotFound) => tracing::info!("the build was deleted"),
         Err(err) => tracing::error!(error = %err, "recording the build's end failed"),
     }
 }

@@ -135,11 +135,14 @@ pub fn missing(params: &QueryPairs, names: &[&str]) -> Vec<String> {
 /// Grape's `Boolean` parameter: absent (or empty) is None; a value that is not a boolean is
 /// `"<name> is invalid"`, added to `problems`.
 pub fn boolean(params: &QueryPairs, name: &str, problems: &mut Vec<String>) -> Option<bool> {
-    match params.get(name) {
-        None | Some("") => None,
-        Some("true" | "1" | "yes" | "t") => Some(true),
-        Some("false" | "0" | "no" | "f") => Some(false),
-        Some(_) => {
+    // Dry-types' `params.bool`, which Grape uses: these spellings, in any case (Python
+    // clients send `True`).
+    let value = params.get(name)?.to_ascii_lowercase();
+    match value.as_str() {
+        "" => None,
+        "true" | "1" | "yes" | "t" | "y" | "on" => Some(true),
+        "false" | "0" | "no" | "f" | "n" | "off" => Some(false),
+        _ => {
             problems.push(format!("{name} is invalid"));
             None
         }
