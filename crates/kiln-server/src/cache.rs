@@ -90,13 +90,17 @@ pub struct PageKey {
     pub statuses: Vec<BuildStatus>,
     pub page: u32,
     pub per_page: u32,
+    /// A keyset page instead: the id it starts after (None: the first), and its order.
+    pub keyset: Option<(Option<i64>, bool)>,
 }
 
-/// A presented page: the JSON body and the total for the headers.
+/// A presented page: the JSON body and the total for the headers (for a keyset page: the
+/// cursor of the next page, if one follows).
 #[derive(Clone)]
 pub struct CachedPage {
     pub body: Bytes,
     pub total: u64,
+    pub next: Option<i64>,
 }
 
 pub struct ReadCache {

@@ -457,6 +457,11 @@ impl Builds<'_> {
         scope: &Scope,
         page: PageRequest,
     ) -> StoreResult<BuildsPage> {
+        if scope.is_all() {
+            if let Some(listed) = self.dense_page(project_id, page).await? {
+                return Ok(listed);
+            }
+        }
         let (total, top_seq) = self.count_with_top(project_id, scope).await?;
         let offset = page.offset();
         if offset >= total {
@@ -498,6 +503,43 @@ impl Builds<'_> {
             })
         };
         Ok(BuildsPage { builds, total })
+    }
+
+    /// An unfiltered page in one statement: the range of `seq` below the project's top,
+    /// with the total and the top read alongside. None when that does not hold (a deleted
+    /// pipeline left holes, or the page is past the end): the caller counts first instead.
+    async fn dense_page(
+        &self,
+        project_id: i64,
+        page: PageRequest,
+    ) -> StoreResult<Option<BuildsPage>> {
+        let sql = format!(
+            "{BUILD_SELECT}{USER_COLUMNS}, \
+             CAST((SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1) AS BIGINT) AS total_n, \
+             (SELECT builds_seq FROM projects WHERE id = $1) AS top_seq{BUILD_JOINS} \
+             WHERE b.project_id = $1 AND b.seq <= (SELECT builds_seq FROM projects WHERE id = $1) - $2 \
+             ORDER BY b.seq DESC LIMIT $3"
+        );
+        let offset = page.offset() as i64;
+        let rows = self
+            .db
+            .read_all(&sql, args![project_id, offset, page.per_page as i64])
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let (total, top) = (first.int("total_n")?, first.int("top_seq")?);
+        if total != top {
+            return Ok(None);
+        }
+        let builds = rows
+            .iter()
+            .map(build_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(BuildsPage {
+            builds,
+            total: total.max(0) as u64,
+        }))
     }
 
     /// The builds of every pipeline of the commit `sha`, newest first. `NotFound` when Kiln

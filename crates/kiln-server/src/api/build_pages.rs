@@ -36,6 +36,7 @@ pub async fn cached_page(
     let cached = CachedPage {
         body: present(&builds)?,
         total: builds.total,
+        next: None,
     };
     state.cache.pages.insert(key, cached.clone(), version);
     Ok(cached)

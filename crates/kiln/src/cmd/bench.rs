@@ -109,6 +109,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         .builds()
         .list(project, &Scope::all(), PageRequest::default())
         .await?;
+    let top_id = first_page.builds.first().map_or(0, |b| b.id);
     let failed = store
         .builds()
         .count(project, &Scope::of(&[kiln_core::BuildStatus::Failed]))
@@ -123,6 +124,9 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             if p.contains('?') { "&" } else { "?" }
         )
     };
+    let v4 = format!("/api/v4/projects/{project}/jobs");
+    // Keyset page k (20 a page, newest first) starts below the id 20 × (k − 1) under the top.
+    let deep_cursor = top_id - 20 * (50_000 - 1) + 1;
     let build_ids: Vec<String> = (0..997)
         .map(|i| with_token(format!("{base}/{}", 1 + (i * 1_003) % written)))
         .collect();
@@ -147,6 +151,19 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             paths: build_ids,
             total: None,
         },
+        Scenario {
+            name: "v4 jobs page 1",
+            paths: vec![with_token(v4.clone())],
+            total: Some(written),
+        },
+        Scenario {
+            name: "v4 jobs keyset page 50,000",
+            paths: vec![with_token(format!(
+                "{v4}?pagination=keyset&order_by=id&sort=desc&cursor={}",
+                kiln_server::api::v4::jobs::encode_cursor(deep_cursor)
+            ))],
+            total: None,
+        },
     ];
     println!(
         "{:<30} {:>10} {:>10} {:>10}   ({} connections, {} s each)",
@@ -167,7 +184,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     for (label, ttl_ms) in [("", 1_000), (" [no cache]", 0)] {
         let (mut server, server_addr) = spawn_server(&url, dir.path(), ttl_ms).await?;
         let pid = server.id().context("server pid")?;
-        let mut page_one = 0.0;
+        let (mut page_one, mut v4_page_one, mut v4_p50) = (0.0, 0.0, 0.0_f64);
         for scenario in &scenarios {
             let result = load(
                 server_addr,
@@ -178,8 +195,18 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             )
             .await?;
             result.print(&format!("{}{label}", scenario.name));
-            if scenario.name == "page 1" {
-                page_one = result.rps;
+            match scenario.name {
+                "page 1" => page_one = result.rps,
+                "v4 jobs page 1" => v4_page_one = result.rps,
+                "v4 jobs keyset page 50,000" => println!(
+                    "v4 keyset page 50,000 p50 / page 1 p50{label}: {:.2}×   (page 1: {:.0}% of baseline)",
+                    result.p50_ms / v4_p50.max(f64::MIN_POSITIVE),
+                    100.0 * v4_page_one / baseline.rps
+                ),
+                _ => {}
+            }
+            if scenario.name == "v4 jobs page 1" {
+                v4_p50 = result.p50_ms;
             }
         }
         println!(

@@ -77,6 +77,7 @@ pub async fn list(
         statuses: scope.statuses().to_vec(),
         page: page.page,
         per_page: page.per_page,
+        keyset: None,
     };
     let fetch = service::list(&state.store, project.id, &scope, page);
     page_response(&state, &uri, &query, key, page, fetch).await
@@ -99,6 +100,7 @@ pub async fn list_for_commit(
         statuses: scope.statuses().to_vec(),
         page: page.page,
         per_page: page.per_page,
+        keyset: None,
     };
     let fetch = service::list_for_commit(&state.store, project.id, &sha, &scope, page);
     page_response(&state, &uri, &query, key, page, fetch).await

@@ -122,10 +122,55 @@ async fn list_response(
             statuses: filter.scope.statuses().to_vec(),
             page: page.page,
             per_page: page.per_page,
+            keyset: None,
         };
         let fetch = service::list(&state.store, project.id, &filter.scope, page);
         let cached = cached_page(state, key, fetch, |b| present(&b.builds)).await?;
         let headers = pagination::headers(&PageInfo::new(page, cached.total), &url_base, query);
+        return Ok((headers, json(StatusCode::OK, cached.body)).into_response());
+    }
+    if let (
+        true,
+        Window::Keyset {
+            after,
+            per_page,
+            newest_first,
+        },
+    ) = (counted, window)
+    {
+        // A keyset page of the whole list (or a status filter) is cached like an offset page.
+        let key = PageKey {
+            presenter: CacheKeyPresenter::V4,
+            project_id: project.id,
+            sha: None,
+            statuses: filter.scope.statuses().to_vec(),
+            page: 0,
+            per_page,
+            keyset: Some((after, newest_first)),
+        };
+        let version = state.store.versions().builds(project.id);
+        let cached = match state.cache.pages.get(&key, version) {
+            Some(cached) => cached,
+            None => {
+                let slice = state
+                    .store
+                    .builds()
+                    .find(project.id, &filter, window)
+                    .await?;
+                let cached = crate::cache::CachedPage {
+                    body: present(&slice.builds)?,
+                    total: 0,
+                    next: slice
+                        .has_more
+                        .then(|| slice.builds.last().map(|b| b.id))
+                        .flatten(),
+                };
+                state.cache.pages.insert(key, cached.clone(), version);
+                cached
+            }
+        };
+        let next = cached.next.map(encode_cursor);
+        let headers = pagination::keyset_headers(next.as_deref(), &url_base, query);
         return Ok((headers, json(StatusCode::OK, cached.body)).into_response());
     }
     let slice = state

@@ -1,6 +1,6 @@
 //! `/api/v4`: current GitLab's API (what is implemented of it).
 
-mod jobs;
+pub mod jobs;
 mod pipelines;
 pub mod runner_protocol;
 
