@@ -166,3 +166,47 @@ async fn non_integer_page_parameters_are_400() {
     .await
     .assert_error(400, "400 (Bad request) \"per_page\" is invalid");
 }
+
+/// Keyset pages over a history of 1,000,000 builds: the first page, a page 50,000 deep (the
+/// last), and the page after it (empty, no next link) hold exactly the ids an offset walk
+/// gives, and every next link carries a cursor, never the token.
+#[tokio::test]
+async fn keyset_pages_over_a_million_builds() {
+    let app = TestApp::spawn().await;
+    let root = app.user("root", true).await;
+    let project = app
+        .project("bench/app", kiln_core::Visibility::Private)
+        .await;
+    let written = kiln_store::generate::generate(&app.store, project, 100_000, 7)
+        .await
+        .expect("history");
+    assert_eq!(written, 1_000_000);
+    let jobs = format!("/api/v4/projects/{project}/jobs");
+    let first = app
+        .get(&format!("{jobs}?pagination=keyset&per_page=20"), &root)
+        .await;
+    let offset_first = app.get(&format!("{jobs}?per_page=20"), &root).await;
+    assert_eq!(first.ids(), offset_first.ids());
+    assert_eq!(first.ids().len(), 20);
+    let top = first.ids()[0];
+    // The cursor of page 50,000: below the 999,980 newer builds.
+    let cursor = kiln_server::api::v4::jobs::encode_cursor(top - 20 * 49_999 + 1);
+    let deep = app
+        .get(
+            &format!("{jobs}?pagination=keyset&per_page=20&cursor={cursor}"),
+            &root,
+        )
+        .await;
+    let offset_deep = app
+        .get(&format!("{jobs}?per_page=20&page=50000"), &root)
+        .await;
+    assert_eq!(deep.ids().len(), 20);
+    assert_eq!(deep.ids(), offset_deep.ids());
+    let link = deep.header("link");
+    assert_eq!(link, "<missing>", "the last page has no next: {link}");
+    let second_link = first.header("link");
+    assert!(
+        second_link.contains("cursor=") && !second_link.contains("private_token"),
+        "{second_link}"
+    );
+}
