@@ -257,6 +257,24 @@ impl TestApp {
         }
     }
 
+    /// `method` on `path` with a JSON `body`, as `token`'s owner (or anonymously).
+    pub async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.header("PRIVATE-TOKEN", token);
+        }
+        Self::read(request.send().await.expect("request")).await
+    }
+
     pub async fn get(&self, path: &str, actor: &Actor) -> Response {
         self.request(Method::GET, path, Some(&actor.token)).await
     }

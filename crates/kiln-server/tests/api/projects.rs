@@ -6,15 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn send(app: &TestApp, method: Method, path: &str, actor: &Actor, body: Value) -> Response {
-    let response = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .header("PRIVATE-TOKEN", &actor.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    TestApp::read(response).await
+    app.send_json(method, path, Some(&actor.token), body).await
 }
 
 #[tokio::test]

@@ -13,14 +13,7 @@ async fn send(
     token: Option<&str>,
     body: Value,
 ) -> Response {
-    let mut request = app
-        .client
-        .request(method, format!("{}{path}", app.base))
-        .json(&body);
-    if let Some(token) = token {
-        request = request.header("PRIVATE-TOKEN", token);
-    }
-    TestApp::read(request.send().await.unwrap()).await
+    app.send_json(method, path, token, body).await
 }
 
 #[tokio::test]
