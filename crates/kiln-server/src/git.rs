@@ -310,23 +310,45 @@ pub fn log(
     let out = git(repo, &args)?;
     Ok(out
         .split('\u{1e}')
+        .filter_map(|record| commit_fields(record.trim_start_matches('\n')))
+        .collect())
+}
+
+/// A commit from `sha␟parents␟name␟email␟unix time␟offset␟message` (the fields `log` and
+/// `branch_heads` ask git for).
+fn commit_fields(record: &str) -> Option<CommitInfo> {
+    let fields: Vec<&str> = record.splitn(7, '\u{1f}').collect();
+    let [sha, parents, name, email, at, offset, message] = fields.as_slice() else {
+        return None;
+    };
+    Some(CommitInfo {
+        sha: (*sha).to_owned(),
+        author_name: (*name).to_owned(),
+        author_email: email
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned(),
+        authored_at_ms: at.parse::<i64>().unwrap_or(0) * 1000,
+        tz_offset_minutes: parse_offset(offset),
+        message: message.trim_end().replace('\0', "\u{fffd}"),
+        parents: parents.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+/// Every branch with its head commit, by name, read by one `git for-each-ref` (not a
+/// process per branch).
+pub fn branch_heads(repo: &Path) -> Result<Vec<(String, CommitInfo)>, GitError> {
+    let format = "--format=%(refname:lstrip=2)%1f%(objectname)%1f%(parent)%1f%(authorname)%1f\
+        %(authoremail)%1f%(authordate:unix)%1f%(authordate:format:%z)%1f%(contents)%1e";
+    let out = git(
+        repo,
+        &["for-each-ref", "--sort=refname", format, "refs/heads"],
+    )?;
+    Ok(out
+        .split('\u{1e}')
         .filter_map(|record| {
-            let fields: Vec<&str> = record
-                .trim_start_matches('\n')
-                .splitn(7, '\u{1f}')
-                .collect();
-            let [sha, parents, name, email, at, offset, message] = fields.as_slice() else {
-                return None;
-            };
-            Some(CommitInfo {
-                sha: (*sha).to_owned(),
-                author_name: (*name).to_owned(),
-                author_email: (*email).to_owned(),
-                authored_at_ms: at.parse::<i64>().unwrap_or(0) * 1000,
-                tz_offset_minutes: parse_offset(offset),
-                message: message.trim_end().replace('\0', "\u{fffd}"),
-                parents: parents.split_whitespace().map(str::to_owned).collect(),
-            })
+            let (name, rest) = record.trim_start_matches('\n').split_once('\u{1f}')?;
+            Some((name.to_owned(), commit_fields(rest)?))
         })
         .collect())
 }

@@ -181,6 +181,20 @@ impl Pipelines<'_> {
         Ok((pipelines, total))
     }
 
+    /// The newest pipeline of the commit `sha` in the project.
+    pub async fn latest_of_sha(
+        &self,
+        project_id: i64,
+        sha: &str,
+    ) -> StoreResult<Option<PipelineRecord>> {
+        let sql = select_pipelines("p.project_id = $1 AND c.sha = $2 ORDER BY p.id DESC LIMIT 1");
+        let row = self
+            .db
+            .read_optional(&sql, &[Arg::from(project_id), Arg::from(sha)])
+            .await?;
+        Ok(row.as_ref().map(pipeline_from_row).transpose()?)
+    }
+
     /// The newest pipeline of `ref_name` in the project.
     pub async fn latest(
         &self,

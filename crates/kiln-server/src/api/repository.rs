@@ -141,17 +141,7 @@ async fn read_branches(
     project: &ProjectRecord,
 ) -> Result<Vec<(String, CommitInfo)>, ApiError> {
     let repo = mirror(state, project).await?;
-    blocking(move || {
-        let mut out = Vec::new();
-        for (name, sha) in git::branches(&repo)? {
-            if let Some(head) = git::log(&repo, &sha, (None, None), 0, 1)?.pop() {
-                out.push((name, head));
-            }
-        }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    })
-    .await
+    blocking(move || git::branch_heads(&repo)).await
 }
 
 /// `GET /projects/:id/repository/branches`
@@ -246,23 +236,12 @@ async fn commit(
         .pop()
         .ok_or(ApiError::NotFound("Commit"))?;
     let mut out = commit_json(&state, &project, &found, version);
+    // Its newest pipeline, read alone (no count of the project's pipelines).
     let pipeline = state
         .store
         .pipelines()
-        .find(
-            project.id,
-            &kiln_store::PipelineFilter {
-                sha: Some(found.sha.clone()),
-                ..Default::default()
-            },
-            kiln_core::PageRequest {
-                page: 1,
-                per_page: 1,
-            },
-        )
-        .await?
-        .0
-        .pop();
+        .latest_of_sha(project.id, &found.sha)
+        .await?;
     out["stats"] = json!({ "additions": 0, "deletions": 0, "total": 0 });
     out["status"] = json!(pipeline.as_ref().map(|p| p.status.clone()));
     if version == Version::V4 {
