@@ -4,6 +4,7 @@ pub mod build_files;
 pub mod build_pages;
 pub mod edge;
 pub mod git_http;
+pub mod lint;
 pub mod projects;
 pub mod repository;
 pub mod runners;

@@ -1,7 +1,6 @@
 //! `/api/v3`: GitLab 8.x's API.
 
 mod builds;
-pub(crate) mod lint;
 mod triggers;
 
 use crate::api::runners;
@@ -45,7 +44,7 @@ pub fn router() -> Router<AppState> {
             get(builds::artifacts_by_ref),
         )
         .route("/projects/{id}/trigger/builds", post(triggers::trigger))
-        .route("/ci/lint", post(lint::lint))
+        .route("/ci/lint", post(crate::api::lint::lint))
         .route(
             "/runners",
             get(|s, u, q, uri| runners::list_owned(s, u, q, uri, Version::V3)),

@@ -59,10 +59,10 @@ pub fn router() -> Router<AppState> {
             get(jobs::artifacts_by_ref),
         )
         .route("/job", get(jobs::current))
-        .route("/ci/lint", post(crate::api::v3::lint::lint_v4))
+        .route("/ci/lint", post(crate::api::lint::lint_v4))
         .route(
             "/projects/{id}/ci/lint",
-            get(crate::api::v3::lint::lint_project).post(crate::api::v3::lint::lint_project),
+            get(crate::api::lint::lint_project).post(crate::api::lint::lint_project),
         )
         .route(
             "/runners",

@@ -1,4 +1,5 @@
-//! `POST /ci/lint` (GitLab 8.x `lib/api/lint.rb`): `content` in, `{status, errors}` out.
+//! Lint: v3's `POST /ci/lint` (GitLab 8.x `lib/api/lint.rb`): `content` in, `{status, errors}`
+//! out; and v4's, further down, in current GitLab's shape.
 //! `content` is declared with Grape's `requires`, so leaving it out is Grape's 400
 //! `{"error":"content is missing"}`; an empty one is linted ("Please provide content…").
 
