@@ -121,6 +121,16 @@ def test_commit_statuses_and_runners():
     pipeline = p.pipelines.get(state["pipeline"])
     statuses = p.commits.get(pipeline.sha).statuses.list(get_all=True)
     assert "build" in {s.name for s in statuses}
+    commit = p.commits.get(pipeline.sha)
+    reported = commit.statuses.create({"state": "running", "name": "external-check",
+                                       "target_url": "https://ci.example/1"})
+    assert reported.status == "running" and reported.pipeline_id == pipeline.id
+    commit.statuses.create({"state": "success", "name": "external-check"})
+    names = {s.name: s.status for s in commit.statuses.list(get_all=True)}
+    assert names["external-check"] == "success", names
+    protected = p.protectedbranches.create({"name": "release/*"})
+    assert protected.name in [b.name for b in p.protectedbranches.list()]
+    p.protectedbranches.delete("release/*")
     runners = gl.runners.list()
     assert isinstance(runners, list)
     assert "master" in [b.name for b in p.branches.list()]

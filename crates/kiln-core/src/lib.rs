@@ -2,6 +2,7 @@
 //! ask this crate what a change means and then carry it out.
 
 pub mod access;
+pub mod external_status;
 pub mod pagination;
 pub mod processing;
 pub mod scope;

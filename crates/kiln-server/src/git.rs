@@ -28,6 +28,20 @@ pub struct CommitInfo {
     pub parents: Vec<String>,
 }
 
+impl CommitInfo {
+    /// The commit as the store keeps it with a pipeline.
+    pub fn into_record(self) -> kiln_store::CommitRecord {
+        kiln_store::CommitRecord {
+            sha: self.sha,
+            message: self.message,
+            author_name: self.author_name,
+            author_email: self.author_email,
+            authored_at: self.authored_at_ms,
+            author_tz_offset_minutes: self.tz_offset_minutes,
+        }
+    }
+}
+
 /// The mirrors under `<data dir>/repos`, one per project, fetched before reading.
 #[derive(Clone)]
 pub struct Mirrors {
@@ -149,6 +163,21 @@ pub fn branches(repo: &Path) -> Result<Vec<(String, String)>, GitError> {
                 .map(|(n, s)| (n.to_owned(), s.to_owned()))
         })
         .collect())
+}
+
+/// The branches whose history holds commit `sha` (a full sha), by name.
+pub fn branches_containing(repo: &Path, sha: &str) -> Result<Vec<String>, GitError> {
+    let contains = format!("--contains={sha}");
+    let out = git(
+        repo,
+        &[
+            "for-each-ref",
+            "--format=%(refname:lstrip=2)",
+            &contains,
+            "refs/heads",
+        ],
+    )?;
+    Ok(out.lines().map(str::to_owned).collect())
 }
 
 /// `+0130` → 90, `-0500` → -300.

@@ -149,6 +149,17 @@ pub fn boolean(params: &QueryPairs, name: &str, problems: &mut Vec<String>) -> O
     }
 }
 
+/// Grape's `Integer` parameter: absent (or empty) is None; a value that is not an integer is
+/// `"<name> is invalid"`, added to `problems`.
+pub fn integer(params: &QueryPairs, name: &str, problems: &mut Vec<String>) -> Option<i64> {
+    let raw = params.get(name).filter(|v| !v.is_empty())?;
+    let parsed = raw.trim().parse::<i64>().ok();
+    if parsed.is_none() {
+        problems.push(format!("{name} is invalid"));
+    }
+    parsed
+}
+
 /// A runner's `tag_list`: a comma-separated string (what gitlab-runner sends) or an array;
 /// None when not given.
 pub fn tag_list(params: &QueryPairs) -> Option<Vec<String>> {

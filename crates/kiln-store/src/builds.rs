@@ -79,6 +79,13 @@ pub struct BuildRecord {
     pub trace_size: i64,
     /// Variables given when it was played, a JSON array of [key, value] pairs.
     pub job_variables: String,
+    /// Its ref was protected when its pipeline was made.
+    pub protected: bool,
+    /// `build` (runners run it) or `external` (a commit status reported from outside).
+    pub kind: String,
+    /// An external status's link and description.
+    pub target_url: Option<String>,
+    pub description: Option<String>,
     pub pipeline: PipelineSummary,
     pub commit: CommitRecord,
     pub user: Option<UserRecord>,
@@ -143,6 +150,7 @@ const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.
     b.status, b.ref, b.tag, b.\"when\", b.allow_failure, b.coverage, b.options, b.commands, \
     b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_backend, b.artifacts_file, b.artifacts_size, \
     b.artifacts_expire_at, b.erased_at, b.tag_list, b.failure_reason, b.retried, b.trace_size, b.job_variables, \
+    b.protected, b.kind, b.target_url, b.description, \
     pl.status AS pl_status, pl.source AS pl_source, pl.created_at AS pl_created_at, \
     pl.started_at AS pl_started_at, pl.finished_at AS pl_finished_at, \
     c.sha, c.message, c.author_name, c.author_email, c.authored_at, c.author_tz_offset_minutes, \
@@ -205,6 +213,10 @@ pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Er
         retried: row.flag("retried")?,
         trace_size: row.int("trace_size")?,
         job_variables: row.text("job_variables")?,
+        protected: row.flag("protected")?,
+        kind: row.text("kind")?,
+        target_url: row.opt_text("target_url")?,
+        description: row.opt_text("description")?,
         pipeline: PipelineSummary {
             status: row.text("pl_status")?,
             source: row.text("pl_source")?,
@@ -239,8 +251,8 @@ const NEXT_SEQ: &str =
 
 const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
     stage, stage_idx, status, ref, tag, \"when\", allow_failure, coverage, user_id, runner_id, options, \
-    commands, created_at, queued_at, started_at, finished_at, needs, tag_list) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23) \
+    commands, created_at, queued_at, started_at, finished_at, needs, tag_list, protected) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
     RETURNING id";
 
 /// Where a new build goes: its project, pipeline, commit and ref.
@@ -251,6 +263,8 @@ pub(crate) struct BuildPlace<'a> {
     pub commit_id: i64,
     pub ref_name: &'a str,
     pub tag: bool,
+    /// The ref was protected when the pipeline was made.
+    pub protected: bool,
 }
 
 /// Inserts one build in `tx`: takes the project's next `seq` and counts the build in
@@ -291,6 +305,7 @@ pub(crate) async fn insert_build(
                 serde_json::to_string(&b.tags)
                     .unwrap_or_else(|_| "[]".into())
                     .as_str(),
+                place.protected,
             ],
         )
         .await?;

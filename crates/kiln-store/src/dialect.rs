@@ -44,3 +44,13 @@ pub(crate) fn lock_build(db: &Db) -> &'static str {
         "SELECT status, runner_id, trace_size, lease_expires_at FROM builds WHERE id = $1"
     }
 }
+
+/// A project's row, locked for the rest of the transaction where that means anything
+/// (PostgreSQL): work that must find-or-create once per project queues on it.
+pub(crate) fn lock_project(db: &Db) -> &'static str {
+    if db.is_postgres() {
+        "SELECT id FROM projects WHERE id = $1 FOR NO KEY UPDATE"
+    } else {
+        "SELECT id FROM projects WHERE id = $1"
+    }
+}

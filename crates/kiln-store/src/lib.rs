@@ -15,11 +15,13 @@ pub mod versions;
 pub mod artifacts;
 pub mod build_lists;
 pub mod builds;
+pub mod commit_statuses;
 pub mod leases;
 pub mod pipeline_actions;
 pub mod pipeline_lists;
 pub mod pipelines;
 pub mod projects;
+pub mod protected_branches;
 pub mod queue;
 pub mod runners;
 pub mod traces;
@@ -34,10 +36,12 @@ pub use builds::{
     TransitionFailure,
 };
 pub use changes::{Change, ChangeFeed};
+pub use commit_statuses::{ReportFailure, StatusReport};
 pub use db::Db;
 pub use pipeline_lists::{PipelineFilter, PipelineOrder, PipelineScope};
 pub use pipelines::{NewPipeline, PipelineRecord};
 pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, ProjectRef};
+pub use protected_branches::{BranchAccess, ProtectedBranchRecord};
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
 pub use traces::Appended;
@@ -153,6 +157,13 @@ impl Store {
 
     pub fn variables(&self) -> variables::Variables<'_> {
         variables::Variables {
+            db: &self.db,
+            feed: &self.feed,
+        }
+    }
+
+    pub fn protected_branches(&self) -> protected_branches::ProtectedBranches<'_> {
+        protected_branches::ProtectedBranches {
             db: &self.db,
             feed: &self.feed,
         }

@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_triggers.sql"),
         postgres: include_str!("../migrations/postgres/0007_triggers.sql"),
     },
+    Migration {
+        version: 8,
+        sqlite: include_str!("../migrations/sqlite/0008_protected_external.sql"),
+        postgres: include_str!("../migrations/postgres/0008_protected_external.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

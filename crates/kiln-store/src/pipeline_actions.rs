@@ -29,7 +29,8 @@ impl Pipelines<'_> {
         Ok(canceled)
     }
 
-    /// Retries every failed or canceled build of the pipeline (GitLab's `retry_failed`):
+    /// Retries every failed or canceled build of the pipeline (GitLab's `retry_failed`; not
+    /// external statuses, which only their reporter changes):
     /// each gets a copy, created, and processing enqueues the copies stage by stage.
     /// Returns how many were retried.
     pub async fn retry_failed(
@@ -44,7 +45,7 @@ impl Pipelines<'_> {
         let rows = tx
             .fetch_all(
                 "SELECT id FROM builds WHERE pipeline_id = $1 AND NOT retried \
-                 AND status IN ('failed', 'canceled') ORDER BY id",
+                 AND status IN ('failed', 'canceled') AND kind <> 'external' ORDER BY id",
                 args![pipeline_id],
             )
             .await?;

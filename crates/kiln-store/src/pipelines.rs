@@ -259,17 +259,20 @@ pub(crate) async fn lock_pipeline_of(
     Ok(ids)
 }
 
-impl Pipelines<'_> {
-    /// Inserts the pipeline, its commit (if new) and all its builds atomically.
-    /// Returns the pipeline id and the build ids in the order given.
-    pub async fn create(&self, new: &NewPipeline) -> StoreResult<(i64, Vec<i64>)> {
-        let mut tx = self.db.begin(self.feed).await?;
-        let commit_id = upsert_commit(&mut tx, new.project_id, &new.commit).await?;
-        let pipeline_id = tx
+/// Inserts pipeline `new` (not its builds) and its commit if new, in `tx`, deciding whether
+/// its ref is protected. Returns where its builds go.
+pub(crate) async fn insert_pipeline<'n>(
+    tx: &mut Tx<'_>,
+    new: &'n NewPipeline,
+) -> StoreResult<BuildPlace<'n>> {
+    let commit_id = upsert_commit(tx, new.project_id, &new.commit).await?;
+    let protected =
+        crate::protected_branches::protects(tx, new.project_id, &new.ref_name, new.tag).await?;
+    let pipeline_id = tx
             .int(
                 "INSERT INTO pipelines (project_id, commit_id, ref, tag, status, user_id, yaml_errors, created_at, \
-                 source, variables, trigger_request_id, push_key) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                 source, variables, trigger_request_id, push_key, protected) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
                 args![
                     new.project_id,
                     commit_id,
@@ -283,6 +286,7 @@ impl Pipelines<'_> {
                     &new.variables,
                     new.trigger_request_id,
                     &new.push_key,
+                    protected,
                 ],
             )
             .await
@@ -292,13 +296,22 @@ impl Pipelines<'_> {
                 }
                 other => other,
             })?;
-        let place = BuildPlace {
-            project_id: new.project_id,
-            pipeline_id,
-            commit_id,
-            ref_name: &new.ref_name,
-            tag: new.tag,
-        };
+    Ok(BuildPlace {
+        project_id: new.project_id,
+        pipeline_id,
+        commit_id,
+        ref_name: &new.ref_name,
+        tag: new.tag,
+        protected,
+    })
+}
+
+impl Pipelines<'_> {
+    /// Inserts the pipeline, its commit (if new) and all its builds atomically.
+    /// Returns the pipeline id and the build ids in the order given.
+    pub async fn create(&self, new: &NewPipeline) -> StoreResult<(i64, Vec<i64>)> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let place = insert_pipeline(&mut tx, new).await?;
         let mut ids = Vec::with_capacity(new.builds.len());
         let mut counts = CountDeltas::default();
         for build in &new.builds {
@@ -311,7 +324,7 @@ impl Pipelines<'_> {
             tx.notify(crate::changes::Change::Pending).await?;
         }
         tx.commit().await?;
-        Ok((pipeline_id, ids))
+        Ok((place.pipeline_id, ids))
     }
 
     pub async fn get(&self, pipeline_id: i64) -> StoreResult<PipelineRecord> {

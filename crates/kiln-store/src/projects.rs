@@ -114,6 +114,13 @@ impl Projects<'_> {
                 }
                 other => other,
             })?;
+        // The default branch starts protected, as GitLab's default branch protection does.
+        tx.execute(
+            "INSERT INTO protected_branches (project_id, name, created_at) \
+             SELECT id, default_branch, created_at FROM projects WHERE id = $1",
+            args![id],
+        )
+        .await?;
         tx.notify(Change::Access).await?;
         tx.commit().await?;
         Ok(id)

@@ -49,14 +49,14 @@ pub struct Claimed {
 /// Whether runner `$1` may take build `b`, as GitLab matches them: every build tag among the
 /// runner's tags, an untagged build only with `run_untagged`, never while paused or removed;
 /// a project runner takes its project's builds only, a `ref_protected` one only builds of a
-/// protected ref (the default branch, until protected branches exist).
-const RUNNER_MAY_TAKE: &str = "NOT EXISTS (SELECT 1 FROM build_tags t WHERE t.build_id = b.id \
+/// protected ref; an external commit status is never a runner's.
+const RUNNER_MAY_TAKE: &str =
+    "b.kind = 'build' AND NOT EXISTS (SELECT 1 FROM build_tags t WHERE t.build_id = b.id \
     AND NOT EXISTS (SELECT 1 FROM runner_tags rt WHERE rt.runner_id = $1 AND rt.tag = t.tag)) \
     AND EXISTS (SELECT 1 FROM runners r WHERE r.id = $1 AND r.active AND r.removed_at IS NULL \
     AND (r.run_untagged OR EXISTS (SELECT 1 FROM build_tags t WHERE t.build_id = b.id)) \
     AND (r.runner_type = 'instance_type' OR r.project_id = b.project_id) \
-    AND (r.access_level <> 'ref_protected' OR EXISTS (SELECT 1 FROM projects p \
-    WHERE p.id = b.project_id AND NOT b.tag AND b.ref = p.default_branch)))";
+    AND (r.access_level <> 'ref_protected' OR b.protected))";
 
 /// The build a job token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +223,7 @@ pub(crate) async fn retry_build_as(
         commit_id,
         ref_name: &old.ref_name,
         tag: old.tag,
+        protected: old.protected,
     };
     let id = insert_build(tx, counts, place, &copy).await?;
     // The variables a person gave when playing it stay with the job.

@@ -2,10 +2,12 @@
 
 pub mod build_files;
 pub mod build_pages;
+pub mod commit_statuses;
 pub mod edge;
 pub mod git_http;
 pub mod lint;
 pub mod projects;
+pub mod protected_branches;
 pub mod repository;
 pub mod runners;
 pub mod triggers;

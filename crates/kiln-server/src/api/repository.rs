@@ -1,26 +1,26 @@
-//! What clients read of a project's repository, from Kiln's mirror of it: branches, commits,
-//! one commit, and a commit's statuses (its builds), under v3 and v4.
+//! What clients read of a project's repository, from Kiln's mirror of it: branches, commits
+//! and one commit, under v3 and v4.
 //!
-//! Kiln protects the default branch only (its jobs get protected variables), so that is the
-//! one branch `protected` and the one entry of `protected_branches`.
+//! A branch is `protected` when one of the project's protected branches (a name or a
+//! pattern) matches it.
 
 use crate::auth::CurrentUser;
-use crate::git::{self, CommitInfo, GitError};
+use crate::git::{self, CommitInfo};
 use crate::pagination;
-use crate::present::time::{utc, with_offset};
+use crate::present::time::with_offset;
 use crate::present::v3::commit_title;
 use crate::present::ApiVersion as Version;
 use crate::query::QueryPairs;
 use crate::service::projects::authorize;
+use crate::service::repository::{blocking, mirror};
 use crate::{ApiError, AppState};
 use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use kiln_core::{Permission, Scope};
-use kiln_store::ProjectRecord;
+use kiln_core::Permission;
+use kiln_store::{ProjectRecord, ProtectedBranchRecord};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 pub fn routes(version: Version) -> Router<AppState> {
     Router::new()
@@ -40,38 +40,6 @@ pub fn routes(version: Version) -> Router<AppState> {
             "/projects/{id}/repository/commits/{sha}",
             get(move |s, u, p| commit(s, u, p, version)),
         )
-        .route(
-            "/projects/{id}/repository/commits/{sha}/statuses",
-            get(move |s, u, p| statuses(s, u, p, version)),
-        )
-        .route(
-            "/projects/{id}/protected_branches",
-            get(move |s, u, p| protected_branches(s, u, p, version)),
-        )
-}
-
-/// The project's mirror, fetched now.
-async fn mirror(state: &AppState, project: &ProjectRecord) -> Result<PathBuf, ApiError> {
-    let url = project
-        .repo_url
-        .as_deref()
-        .ok_or(ApiError::NotFound("Repository"))?;
-    state
-        .mirrors
-        .sync(project.id, url)
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(GitError::UnknownRef(_))) => Err(ApiError::NotFound("Commit")),
-        Ok(Err(err)) => Err(ApiError::Internal(err.into())),
-        Err(err) => Err(ApiError::Internal(err.into())),
-    }
 }
 
 fn commit_json(
@@ -110,21 +78,25 @@ fn commit_json(
 
 fn branch_json(
     state: &AppState,
-    project: &ProjectRecord,
+    (project, protection): (&ProjectRecord, &[ProtectedBranchRecord]),
     (name, commit): (&str, &CommitInfo),
     version: Version,
 ) -> Value {
-    let protected = name == project.default_branch;
+    let rule = protection
+        .iter()
+        .find(|p| kiln_store::protected_branches::pattern_matches(&p.name, name));
+    let developers =
+        |level: fn(&ProtectedBranchRecord) -> i64| rule.is_some_and(|r| level(r) == DEVELOPERS);
     let mut out = json!({
         "name": name,
         "commit": commit_json(state, project, commit, version),
-        "protected": protected,
-        "developers_can_push": false,
-        "developers_can_merge": false,
+        "protected": rule.is_some(),
+        "developers_can_push": developers(|r| r.access.push_access_level),
+        "developers_can_merge": developers(|r| r.access.merge_access_level),
     });
     if version == Version::V4 {
         out["merged"] = json!(false);
-        out["default"] = json!(protected);
+        out["default"] = json!(name == project.default_branch);
         out["can_push"] = json!(false);
         out["web_url"] = json!(format!(
             "{}/{}/-/tree/{name}",
@@ -135,13 +107,18 @@ fn branch_json(
     out
 }
 
-/// Every branch with its head commit, by name.
+/// GitLab's developer access level, the lowest that may push to a branch.
+const DEVELOPERS: i64 = 30;
+
+/// Every branch with its head commit, by name, and the project's protected branches.
 async fn read_branches(
     state: &AppState,
     project: &ProjectRecord,
-) -> Result<Vec<(String, CommitInfo)>, ApiError> {
+) -> Result<(Vec<(String, CommitInfo)>, Vec<ProtectedBranchRecord>), ApiError> {
     let repo = mirror(state, project).await?;
-    blocking(move || git::branch_heads(&repo)).await
+    let heads = blocking(move || git::branch_heads(&repo)).await?;
+    let protection = state.store.protected_branches().list(project.id).await?;
+    Ok((heads, protection))
 }
 
 /// `GET /projects/:id/repository/branches`
@@ -152,10 +129,10 @@ async fn branches(
     version: Version,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
-    let body: Vec<_> = read_branches(&state, &project)
-        .await?
+    let (heads, protection) = read_branches(&state, &project).await?;
+    let body: Vec<_> = heads
         .iter()
-        .map(|(name, c)| branch_json(&state, &project, (name, c), version))
+        .map(|(name, c)| branch_json(&state, (&project, &protection), (name, c), version))
         .collect();
     Ok(Json(body).into_response())
 }
@@ -168,12 +145,13 @@ async fn branch(
     version: Version,
 ) -> Result<Response, ApiError> {
     let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
-    let branches = read_branches(&state, &project).await?;
-    let (name, head) = branches
+    let (heads, protection) = read_branches(&state, &project).await?;
+    let (name, head) = heads
         .iter()
         .find(|(n, _)| *n == name)
         .ok_or(ApiError::NotFound("Branch"))?;
-    Ok(Json(branch_json(&state, &project, (name, head), version)).into_response())
+    let body = branch_json(&state, (&project, &protection), (name, head), version);
+    Ok(Json(body).into_response())
 }
 
 /// Grape's `DateTime` as Unix seconds.
@@ -256,75 +234,4 @@ async fn commit(
         }));
     }
     Ok(Json(out).into_response())
-}
-
-/// `GET /projects/:id/repository/commits/:sha/statuses` — the commit's current builds as
-/// `CommitStatus` entries, newest first.
-async fn statuses(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path((id, sha)): Path<(String, String)>,
-    version: Version,
-) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
-    let page = kiln_core::PageRequest {
-        page: 1,
-        per_page: kiln_core::pagination::MAX_PER_PAGE,
-    };
-    let builds = crate::service::builds::list_for_commit(
-        &state.store,
-        project.id,
-        &sha,
-        &Scope::all(),
-        page,
-    )
-    .await?;
-    let users = crate::present::projects::Presenter {
-        external_url: &state.config.external_url,
-        version,
-    };
-    let body: Vec<_> = builds
-        .builds
-        .iter()
-        .filter(|b| !b.retried)
-        .map(|b| {
-            json!({
-                "id": b.id,
-                "sha": b.commit.sha,
-                "ref": b.ref_name,
-                "status": b.status.as_str(),
-                "name": b.name,
-                "target_url": format!("{}/{}/-/jobs/{}", state.config.external_url, project.full_path(), b.id),
-                "description": null,
-                "created_at": utc(b.created_at),
-                "started_at": b.started_at.map(utc),
-                "finished_at": b.finished_at.map(utc),
-                "allow_failure": b.allow_failure,
-                "coverage": b.coverage,
-                "pipeline_id": b.pipeline_id,
-                "author": b.user.as_ref().map(|u| users.user_basic(u)),
-            })
-        })
-        .collect();
-    Ok(Json(body).into_response())
-}
-
-/// `GET /projects/:id/protected_branches` — the default branch, which only maintainers push.
-async fn protected_branches(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path(id): Path<String>,
-    _version: Version,
-) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
-    let levels = json!([{ "access_level": 40, "access_level_description": "Maintainers" }]);
-    Ok(Json(json!([{
-        "id": project.id,
-        "name": project.default_branch,
-        "push_access_levels": levels,
-        "merge_access_levels": levels,
-        "allow_force_push": false,
-        "code_owner_approval_required": false,
-    }]))
-    .into_response())
 }

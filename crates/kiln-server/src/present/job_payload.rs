@@ -145,7 +145,7 @@ fn git_info(job: &AssignedJob, spec: &kiln_executor::JobSpec, external_url: &str
         "ref_type": if build.tag { "tag" } else { "branch" },
         "refspecs": refspecs,
         "depth": depth,
-        "protected": !build.tag && build.ref_name == job.project.default_branch,
+        "protected": build.protected,
     })
 }
 

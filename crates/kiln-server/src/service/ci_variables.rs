@@ -197,15 +197,14 @@ pub async fn delete(
     Ok(shown)
 }
 
-/// The instance's and the project's variables a job on `ref_name` receives, instance first
-/// (the project's win): protected ones only on a protected ref (Kiln protects the default
-/// branch), and only those of every environment (`*`: Kiln's jobs have none of their own).
+/// The instance's and the project's variables a job receives, instance first (the project's
+/// win): protected ones only when its ref was protected as its pipeline was made, and only
+/// those of every environment (`*`: Kiln's jobs have none of their own).
 /// Read through the access cache, which every variable change invalidates.
 pub async fn for_job(
     app: &AppInner,
     project: &kiln_store::ProjectRecord,
-    ref_name: &str,
-    tag: bool,
+    protected_ref: bool,
 ) -> Result<Vec<Variable>, ApiError> {
     let version = app.store.versions().access();
     let all = match app.cache.variables.get(&project.id, version) {
@@ -220,7 +219,6 @@ pub async fn for_job(
             all
         }
     };
-    let protected_ref = !tag && ref_name == project.default_branch;
     Ok(all
         .into_iter()
         .filter(|v| v.environment_scope == "*" && (protected_ref || !v.protected))

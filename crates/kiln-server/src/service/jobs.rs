@@ -194,7 +194,7 @@ async fn describe(
         token: &token,
         runner_tags: &runner.tags,
     };
-    let settings = crate::service::ci_variables::for_job(app, &project, &build.ref_name, build.tag)
+    let settings = crate::service::ci_variables::for_job(app, &project, build.protected)
         .await
         .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))?;
     let pairs: Vec<(String, String)> = settings

@@ -2,9 +2,11 @@
 
 pub mod builds;
 pub mod ci_variables;
+pub mod commit_statuses;
 pub mod definition;
 pub mod jobs;
 pub mod pipelines;
 pub mod projects;
+pub mod repository;
 pub mod runners;
 pub mod variables;

@@ -7,7 +7,7 @@ use crate::git::{self, GitError};
 use crate::{ApiError, AppInner};
 use kiln_ci::{CompileContext, JobPlan, PipelinePlan};
 use kiln_core::BuildStatus;
-use kiln_store::{CommitRecord, NewBuild, NewPipeline, ProjectRecord};
+use kiln_store::{NewBuild, NewPipeline, ProjectRecord};
 use std::collections::BTreeMap;
 
 pub const CONFIG_PATH: &str = ".gitlab-ci.yml";
@@ -97,14 +97,7 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
     };
     let pipeline = NewPipeline {
         project_id: project.id,
-        commit: CommitRecord {
-            sha: commit.sha,
-            message: commit.message,
-            author_name: commit.author_name,
-            author_email: commit.author_email,
-            authored_at: commit.authored_at_ms,
-            author_tz_offset_minutes: commit.tz_offset_minutes,
-        },
+        commit: commit.into_record(),
         ref_name: request.ref_name.to_owned(),
         tag,
         status: status.to_owned(),

@@ -90,6 +90,7 @@ pub fn for_build(
         set(modern, value.clone());
         set(v3, value);
     }
+    set("CI_COMMIT_REF_PROTECTED", build.protected.to_string());
     if build.tag {
         set("CI_COMMIT_TAG", build.ref_name.clone());
         set("CI_BUILD_TAG", build.ref_name.clone());

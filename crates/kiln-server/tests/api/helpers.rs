@@ -4,7 +4,7 @@ use kiln_core::{AccessLevel, BuildStatus, Visibility};
 use kiln_store::{NewBuild, NewPipeline, Store};
 pub use kiln_test_support::{assert_gone_within, pid_in, TestDatabase};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub struct TestApp {
     pub base: String,
@@ -109,6 +109,12 @@ impl Response {
         assert_eq!(self.body, serde_json::json!({ "message": message }));
     }
 
+    /// An error body with its text under `key` (`error` for Grape's parameter checks).
+    pub fn assert_error_key(&self, status: u16, key: &str, message: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.body, serde_json::json!({ key: message }));
+    }
+
     pub fn ids(&self) -> Vec<i64> {
         self.body
             .as_array()
@@ -175,6 +181,33 @@ impl TestApp {
             .create(namespace, name, visibility, None)
             .await
             .expect("project")
+    }
+
+    /// A runner registered over the runner protocol (an instance runner when `project` is
+    /// None): its id and authentication token.
+    pub async fn register_runner(&self, project: Option<i64>, tags: &str) -> (i64, String) {
+        let token = self
+            .store
+            .runners()
+            .issue_registration_token(project, false)
+            .await
+            .expect("registration token");
+        let response = self
+            .client
+            .post(format!("{}/api/v4/runners", self.base))
+            .json(
+                &json!({ "token": token, "description": "box", "tag_list": tags,
+                            "info": { "name": "gitlab-runner", "version": "17.5.0" } }),
+            )
+            .send()
+            .await
+            .expect("register");
+        let body = TestApp::read(response).await;
+        let body = body.assert(201);
+        (
+            body["id"].as_i64().expect("id"),
+            body["token"].as_str().expect("token").to_owned(),
+        )
     }
 
     pub async fn member(&self, project: i64, actor: &Actor, level: AccessLevel) {

@@ -6,28 +6,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 async fn registered(app: &TestApp, project: Option<i64>, tags: &str) -> (i64, String) {
-    let token = app
-        .store
-        .runners()
-        .issue_registration_token(project, false)
-        .await
-        .expect("registration token");
-    let response = app
-        .client
-        .post(format!("{}/api/v4/runners", app.base))
-        .json(
-            &json!({ "token": token, "description": "box", "tag_list": tags,
-                        "info": { "name": "gitlab-runner", "version": "17.5.0" } }),
-        )
-        .send()
-        .await
-        .expect("register");
-    let body = TestApp::read(response).await;
-    let body = body.assert(201);
-    (
-        body["id"].as_i64().expect("id"),
-        body["token"].as_str().expect("token").to_owned(),
-    )
+    app.register_runner(project, tags).await
 }
 
 async fn send_as(

@@ -427,6 +427,11 @@ impl LocalPipeline {
             retried: false,
             trace_size: 0,
             job_variables: "[]".into(),
+            // A local run has no protected branches (nor protected variables to give).
+            protected: false,
+            kind: "build".into(),
+            target_url: None,
+            description: None,
             pipeline: kiln_store::PipelineSummary {
                 status: "running".into(),
                 source: "push".into(),

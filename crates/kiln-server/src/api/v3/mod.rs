@@ -53,6 +53,8 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::user::routes(Version::V3))
         .merge(crate::api::projects::routes(Version::V3))
         .merge(crate::api::repository::routes(Version::V3))
+        .merge(crate::api::commit_statuses::routes(Version::V3))
         .merge(crate::api::variables::routes(Version::V3))
+        .merge(crate::api::protected_branches::routes(Version::V3))
         .merge(crate::api::triggers::routes(Version::V3))
 }

@@ -75,6 +75,8 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::user::routes(Version::V4))
         .merge(crate::api::projects::routes(Version::V4))
         .merge(crate::api::repository::routes(Version::V4))
+        .merge(crate::api::commit_statuses::routes(Version::V4))
         .merge(crate::api::variables::routes(Version::V4))
+        .merge(crate::api::protected_branches::routes(Version::V4))
         .merge(crate::api::triggers::routes(Version::V4))
 }
