@@ -5,7 +5,8 @@
 //! whole; a keyset page is a range of that index below (or above) the cursor, so its cost
 //! does not grow with its depth.
 
-use crate::builds::{build_from_row, select_builds, status_list, BuildRecord, Builds};
+use crate::build_rows::{builds_from_array, select_build_array};
+use crate::builds::{status_list, BuildRecord, Builds};
 use crate::db::Arg;
 use crate::StoreResult;
 use kiln_core::{PageRequest, Scope};
@@ -142,16 +143,21 @@ impl Builds<'_> {
         args.push(Arg::from(per_page as i64 + 1));
         let limit = args.len();
         args.push(Arg::from(offset as i64));
-        let sql = select_builds(&format!(
-            "b.id IN (SELECT id FROM builds WHERE {condition} ORDER BY id {direction} \
-             LIMIT ${limit} OFFSET ${}) ORDER BY b.id {direction}",
-            args.len()
-        ));
-        let rows = self.db.read_all(&sql, &args).await?;
-        let mut builds = rows
-            .iter()
-            .map(build_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let sql = select_build_array(
+            self.db,
+            &format!(
+                "b.id IN (SELECT id FROM builds WHERE {condition} ORDER BY id {direction} \
+                 LIMIT ${limit} OFFSET ${})",
+                args.len()
+            ),
+            &format!("b.id {direction}"),
+        );
+        let row = self.db.read_optional(&sql, &args).await?;
+        let mut builds = row
+            .as_ref()
+            .map(builds_from_array)
+            .transpose()?
+            .unwrap_or_default();
         let has_more = builds.len() > per_page as usize;
         builds.truncate(per_page as usize);
         Ok(BuildSlice {

@@ -8,7 +8,6 @@
 use crate::changes::{Change, ChangeFeed};
 use crate::db::{args, on_read, Db, Tx};
 use crate::row::KilnRow;
-use crate::users::{user_from_row, USER_COLUMNS};
 use crate::{now_ms, StoreError, StoreResult, UserRecord};
 use kiln_core::{BuildStatus, PageRequest, Scope, TransitionError};
 
@@ -146,96 +145,8 @@ pub struct BuildsPage {
     pub total: u64,
 }
 
-const BUILD_SELECT: &str = "SELECT b.id, b.project_id, b.pipeline_id, b.name, b.stage, b.stage_idx, \
-    b.status, b.ref, b.tag, b.\"when\", b.allow_failure, b.coverage, b.options, b.commands, \
-    b.created_at, b.queued_at, b.started_at, b.finished_at, b.artifacts_backend, b.artifacts_file, b.artifacts_size, \
-    b.artifacts_expire_at, b.erased_at, b.tag_list, b.failure_reason, b.retried, b.trace_size, b.job_variables, \
-    b.protected, b.kind, b.target_url, b.description, \
-    pl.status AS pl_status, pl.source AS pl_source, pl.created_at AS pl_created_at, \
-    pl.started_at AS pl_started_at, pl.finished_at AS pl_finished_at, \
-    c.sha, c.message, c.author_name, c.author_email, c.authored_at, c.author_tz_offset_minutes, \
-    r.id AS r_id, r.description AS r_description, r.active AS r_active, r.is_shared AS r_is_shared, \
-    r.name AS r_name, r.runner_type AS r_runner_type, r.contacted_at AS r_contacted_at, \
-    r.created_at AS r_created_at, ";
-
-const BUILD_JOINS: &str = " FROM builds b JOIN commits c ON c.id = b.commit_id \
-    JOIN pipelines pl ON pl.id = b.pipeline_id \
-    LEFT JOIN users u ON u.id = b.user_id LEFT JOIN runners r ON r.id = b.runner_id";
-
-pub(crate) fn select_builds(condition: &str) -> String {
-    format!("{BUILD_SELECT}{USER_COLUMNS}{BUILD_JOINS} WHERE {condition}")
-}
-
-pub(crate) fn build_from_row(row: &impl KilnRow) -> Result<BuildRecord, sqlx::Error> {
-    let status = row.text("status")?;
-    let runner = match row.opt_int("r_id")? {
-        None => None,
-        Some(id) => Some(RunnerSummary {
-            id,
-            description: row.text("r_description")?,
-            active: row.opt_flag("r_active")?.unwrap_or(false),
-            is_shared: row.opt_flag("r_is_shared")?.unwrap_or(false),
-            name: row.opt_text("r_name")?,
-            runner_type: row.text("r_runner_type")?,
-            contacted_at: row.opt_int("r_contacted_at")?,
-            created_at: row.int("r_created_at")?,
-        }),
-    };
-    Ok(BuildRecord {
-        id: row.int("id")?,
-        project_id: row.int("project_id")?,
-        pipeline_id: row.int("pipeline_id")?,
-        name: row.text("name")?,
-        stage: row.text("stage")?,
-        stage_idx: row.int("stage_idx")?,
-        status: status
-            .parse()
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        ref_name: row.text("ref")?,
-        tag: row.flag("tag")?,
-        when: row.text("when")?,
-        allow_failure: row.flag("allow_failure")?,
-        coverage: row.opt_float("coverage")?,
-        options: row.text("options")?,
-        commands: row.text("commands")?,
-        created_at: row.int("created_at")?,
-        queued_at: row.opt_int("queued_at")?,
-        started_at: row.opt_int("started_at")?,
-        finished_at: row.opt_int("finished_at")?,
-        artifacts_backend: row.opt_text("artifacts_backend")?,
-        artifacts_file: row.opt_text("artifacts_file")?,
-        artifacts_size: row.opt_int("artifacts_size")?,
-        artifacts_expire_at: row.opt_int("artifacts_expire_at")?,
-        erased_at: row.opt_int("erased_at")?,
-        tags: serde_json::from_str(&row.text("tag_list")?)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        failure_reason: row.opt_text("failure_reason")?,
-        retried: row.flag("retried")?,
-        trace_size: row.int("trace_size")?,
-        job_variables: row.text("job_variables")?,
-        protected: row.flag("protected")?,
-        kind: row.text("kind")?,
-        target_url: row.opt_text("target_url")?,
-        description: row.opt_text("description")?,
-        pipeline: PipelineSummary {
-            status: row.text("pl_status")?,
-            source: row.text("pl_source")?,
-            created_at: row.int("pl_created_at")?,
-            started_at: row.opt_int("pl_started_at")?,
-            finished_at: row.opt_int("pl_finished_at")?,
-        },
-        commit: CommitRecord {
-            sha: row.text("sha")?,
-            message: row.text("message")?,
-            author_name: row.text("author_name")?,
-            author_email: row.text("author_email")?,
-            authored_at: row.int("authored_at")?,
-            author_tz_offset_minutes: row.int("author_tz_offset_minutes")?,
-        },
-        user: user_from_row(row)?,
-        runner,
-    })
-}
+use crate::build_rows::{build_array_column, builds_from_array, select_build_array, BUILD_JOINS};
+pub(crate) use crate::build_rows::{build_from_row, select_builds};
 
 /// SQL for a status list; the values come from `BuildStatus`, never from input.
 pub(crate) fn status_list(statuses: &[BuildStatus]) -> String {
@@ -458,7 +369,7 @@ pub struct Builds<'a> {
 impl Builds<'_> {
     /// One build of one project.
     pub async fn get(&self, project_id: i64, build_id: i64) -> StoreResult<BuildRecord> {
-        let sql = select_builds("b.id = $1 AND b.project_id = $2");
+        let sql = select_builds(self.db, "b.id = $1 AND b.project_id = $2");
         on_read!(self.db, pool => {
             let row = sqlx::query(&sql).bind(build_id).bind(project_id).fetch_optional(pool).await?;
             row.as_ref().map(build_from_row).transpose()?.ok_or(StoreError::NotFound)
@@ -491,33 +402,42 @@ impl Builds<'_> {
         let builds = if scope.is_all() && top_seq == total as i64 {
             // The page is the range just below this bound.
             let top = (total - offset) as i64;
-            let sql = select_builds(
+            let sql = select_build_array(
+                self.db,
                 "b.id IN (SELECT id FROM builds WHERE project_id = $1 AND seq <= $2 \
-                 ORDER BY seq DESC LIMIT $3) ORDER BY b.seq DESC",
+                 ORDER BY seq DESC LIMIT $3)",
+                "b.seq DESC",
             );
-            on_read!(self.db, pool => {
-                let rows = sqlx::query(&sql).bind(project_id).bind(top).bind(limit).fetch_all(pool).await?;
-                rows.iter().map(build_from_row).collect::<Result<Vec<_>, _>>()?
-            })
+            let row = self
+                .db
+                .read_optional(&sql, args![project_id, top, limit])
+                .await?;
+            row.as_ref()
+                .map(builds_from_array)
+                .transpose()?
+                .unwrap_or_default()
         } else {
             let statuses = if scope.is_all() {
                 String::new()
             } else {
                 format!(" AND status IN ({})", status_list(scope.statuses()))
             };
-            let sql = select_builds(&format!(
-                "b.id IN (SELECT id FROM builds WHERE project_id = $1{statuses} \
-                 ORDER BY id DESC LIMIT $2 OFFSET $3) ORDER BY b.id DESC"
-            ));
-            on_read!(self.db, pool => {
-                let rows = sqlx::query(&sql)
-                    .bind(project_id)
-                    .bind(limit)
-                    .bind(offset as i64)
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(build_from_row).collect::<Result<Vec<_>, _>>()?
-            })
+            let sql = select_build_array(
+                self.db,
+                &format!(
+                    "b.id IN (SELECT id FROM builds WHERE project_id = $1{statuses} \
+                     ORDER BY id DESC LIMIT $2 OFFSET $3)"
+                ),
+                "b.id DESC",
+            );
+            let row = self
+                .db
+                .read_optional(&sql, args![project_id, limit, offset as i64])
+                .await?;
+            row.as_ref()
+                .map(builds_from_array)
+                .transpose()?
+                .unwrap_or_default()
         };
         Ok(BuildsPage { builds, total })
     }
@@ -533,29 +453,27 @@ impl Builds<'_> {
         page: PageRequest,
     ) -> StoreResult<Option<BuildsPage>> {
         let sql = format!(
-            "{BUILD_SELECT}{USER_COLUMNS}, \
+            "SELECT {}, \
              CAST((SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1) AS BIGINT) AS total_n, \
              (SELECT builds_seq FROM projects WHERE id = $1) AS top_seq{BUILD_JOINS} \
              WHERE b.id IN (SELECT id FROM builds WHERE project_id = $1 \
-             AND seq <= (SELECT builds_seq FROM projects WHERE id = $1) - $2 ORDER BY seq DESC LIMIT $3) \
-             ORDER BY b.seq DESC"
+             AND seq <= (SELECT builds_seq FROM projects WHERE id = $1) - $2 ORDER BY seq DESC LIMIT $3)",
+            build_array_column(self.db, "b.seq DESC")
         );
         let offset = page.offset() as i64;
-        let rows = self
+        let row = self
             .db
-            .read_all(&sql, args![project_id, offset, page.per_page as i64])
-            .await?;
-        let Some(first) = rows.first() else {
+            .read_optional(&sql, args![project_id, offset, page.per_page as i64])
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let builds = builds_from_array(&row)?;
+        if builds.is_empty() {
             return Ok(None);
-        };
-        let (total, top) = (first.int("total_n")?, first.int("top_seq")?);
+        }
+        let (total, top) = (row.int("total_n")?, row.int("top_seq")?);
         if total != top {
             return Ok(None);
         }
-        let builds = rows
-            .iter()
-            .map(build_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(BuildsPage {
             builds,
             total: total.max(0) as u64,
@@ -579,9 +497,10 @@ impl Builds<'_> {
         let commit_filter = "b.project_id = $1 AND b.commit_id = $2";
         let count_sql =
             format!("SELECT COUNT(*) FROM builds b WHERE {commit_filter}{status_filter}");
-        let page_sql = select_builds(&format!(
-            "{commit_filter}{status_filter} ORDER BY b.id DESC LIMIT $3 OFFSET $4"
-        ));
+        let page_sql = select_builds(
+            self.db,
+            &format!("{commit_filter}{status_filter} ORDER BY b.id DESC LIMIT $3 OFFSET $4"),
+        );
         on_read!(self.db, pool => {
             // The full sha, or an unambiguous prefix of it (GitLab takes short shas here).
             let mut commit_ids: Vec<i64> =

@@ -197,12 +197,6 @@ impl KilnRow for Row {
             Row::Postgres(row) => row.flag(col),
         }
     }
-    fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error> {
-        match self {
-            Row::Sqlite(row) => row.opt_flag(col),
-            Row::Postgres(row) => row.opt_flag(col),
-        }
-    }
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {
         match self {
             Row::Sqlite(row) => row.opt_float(col),

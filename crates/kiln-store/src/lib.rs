@@ -14,6 +14,7 @@ pub mod versions;
 
 pub mod artifacts;
 pub mod build_lists;
+mod build_rows;
 pub mod builds;
 pub mod commit_statuses;
 pub mod leases;

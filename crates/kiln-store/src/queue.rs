@@ -184,9 +184,8 @@ pub(crate) async fn retry_build_as(
     now: i64,
     status: BuildStatus,
 ) -> StoreResult<i64> {
-    let row = tx
-        .fetch_one(&select_builds("b.id = $1"), args![build_id])
-        .await?;
+    let sql = select_builds(tx, "b.id = $1");
+    let row = tx.fetch_one(&sql, args![build_id]).await?;
     let old = build_from_row(&row)?;
     let extra = tx
         .fetch_one(

@@ -9,7 +9,6 @@ pub(crate) trait KilnRow {
     fn text(&self, col: &str) -> Result<String, sqlx::Error>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
     fn flag(&self, col: &str) -> Result<bool, sqlx::Error>;
-    fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error>;
     fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error>;
 }
 
@@ -29,9 +28,6 @@ macro_rules! impl_kiln_row {
                 self.try_get(col)
             }
             fn flag(&self, col: &str) -> Result<bool, sqlx::Error> {
-                self.try_get(col)
-            }
-            fn opt_flag(&self, col: &str) -> Result<Option<bool>, sqlx::Error> {
                 self.try_get(col)
             }
             fn opt_float(&self, col: &str) -> Result<Option<f64>, sqlx::Error> {

@@ -16,6 +16,7 @@ mod pipelines;
 mod pipelines_v4;
 mod projects;
 mod protected_branches;
+mod route_matrix;
 mod runner_protocol;
 mod runners_api;
 mod triggers;

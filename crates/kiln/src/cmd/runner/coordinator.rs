@@ -250,6 +250,11 @@ impl Coordinator {
                 .await
                 .map_err(|e| CallError::Network(e.to_string()))?;
         }
+        // tokio's File writes in the background: without this the last chunk may still be
+        // on its way when the archive is read (a truncated zip, "Could not find EOCD").
+        tokio::io::AsyncWriteExt::flush(&mut out)
+            .await
+            .map_err(|e| CallError::Network(e.to_string()))?;
         Ok(())
     }
 }
