@@ -57,6 +57,40 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The caller of a read that current GitLab also answers without a token (`authenticate_non_get!`:
+/// projects, pipelines, the repository): the signed-in user, or None for an anonymous one,
+/// who sees public projects only. A token that is given must be good (401 otherwise), and
+/// v3 (GitLab 8.x authenticated every call) still requires one.
+#[derive(Debug, Clone)]
+pub struct Viewer(pub Option<UserRecord>);
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if token_of(parts).is_none_or(|t| t.is_empty()) {
+            return Ok(Viewer(None));
+        }
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        Ok(Viewer(Some(user)))
+    }
+}
+
+impl Viewer {
+    /// The viewer where `version` allows an anonymous one; v3 answers 401 without a token.
+    pub fn in_version(
+        self,
+        version: crate::present::ApiVersion,
+    ) -> Result<Option<UserRecord>, ApiError> {
+        match (self.0, version) {
+            (None, crate::present::ApiVersion::V3) => Err(ApiError::Unauthorized),
+            (user, _) => Ok(user),
+        }
+    }
+}
+
 /// A caller that may also be a running job: its `JOB-TOKEN` header or `job_token` parameter
 /// (CI_JOB_TOKEN) acts as the job's user, within the job's own project only. Used on the
 /// routes where GitLab allows job tokens (artifacts, the current job, pipeline triggers).

@@ -139,16 +139,15 @@ impl Builds<'_> {
             }
             _ => None,
         };
-        // One more than the page, to know whether another follows.
-        args.push(Arg::from(per_page as i64 + 1));
-        let limit = args.len();
-        args.push(Arg::from(offset as i64));
+        // One more than the page, to know whether another follows. Written into the
+        // statement, not bound, so PostgreSQL's generic plan knows the page's size (see
+        // `Builds::list`).
+        let limit = per_page as u64 + 1;
         let sql = select_build_array(
             self.db,
             &format!(
                 "b.id IN (SELECT id FROM builds WHERE {condition} ORDER BY id {direction} \
-                 LIMIT ${limit} OFFSET ${})",
-                args.len()
+                 LIMIT {limit} OFFSET {offset})"
             ),
             &format!("b.id {direction}"),
         );

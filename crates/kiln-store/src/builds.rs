@@ -396,6 +396,9 @@ impl Builds<'_> {
                 total,
             });
         }
+        // The page's integers are written into the statement, never bound: PostgreSQL's
+        // generic plan for `LIMIT $n` assumes a tenth of the table, so it would plan every
+        // execution afresh (most of an uncached page's time). They are numbers, not input.
         let limit = page.per_page as i64;
         // seq runs 1..=total with no holes unless a pipeline was deleted; then the page is
         // counted off by OFFSET instead.
@@ -404,14 +407,13 @@ impl Builds<'_> {
             let top = (total - offset) as i64;
             let sql = select_build_array(
                 self.db,
-                "b.id IN (SELECT id FROM builds WHERE project_id = $1 AND seq <= $2 \
-                 ORDER BY seq DESC LIMIT $3)",
+                &format!(
+                    "b.id IN (SELECT id FROM builds WHERE project_id = $1 AND seq <= $2 \
+                     ORDER BY seq DESC LIMIT {limit})"
+                ),
                 "b.seq DESC",
             );
-            let row = self
-                .db
-                .read_optional(&sql, args![project_id, top, limit])
-                .await?;
+            let row = self.db.read_optional(&sql, args![project_id, top]).await?;
             row.as_ref()
                 .map(builds_from_array)
                 .transpose()?
@@ -426,14 +428,11 @@ impl Builds<'_> {
                 self.db,
                 &format!(
                     "b.id IN (SELECT id FROM builds WHERE project_id = $1{statuses} \
-                     ORDER BY id DESC LIMIT $2 OFFSET $3)"
+                     ORDER BY id DESC LIMIT {limit} OFFSET {offset})"
                 ),
                 "b.id DESC",
             );
-            let row = self
-                .db
-                .read_optional(&sql, args![project_id, limit, offset as i64])
-                .await?;
+            let row = self.db.read_optional(&sql, args![project_id]).await?;
             row.as_ref()
                 .map(builds_from_array)
                 .transpose()?
@@ -457,13 +456,15 @@ impl Builds<'_> {
              CAST((SELECT COALESCE(SUM(n), 0) FROM build_counts WHERE project_id = $1) AS BIGINT) AS total_n, \
              (SELECT builds_seq FROM projects WHERE id = $1) AS top_seq{BUILD_JOINS} \
              WHERE b.id IN (SELECT id FROM builds WHERE project_id = $1 \
-             AND seq <= (SELECT builds_seq FROM projects WHERE id = $1) - $2 ORDER BY seq DESC LIMIT $3)",
-            build_array_column(self.db, "b.seq DESC")
+             AND seq <= (SELECT builds_seq FROM projects WHERE id = $1) - $2 ORDER BY seq DESC \
+             LIMIT {})",
+            build_array_column(self.db, "b.seq DESC"),
+            page.per_page
         );
         let offset = page.offset() as i64;
         let row = self
             .db
-            .read_optional(&sql, args![project_id, offset, page.per_page as i64])
+            .read_optional(&sql, args![project_id, offset])
             .await?
             .ok_or(StoreError::NotFound)?;
         let builds = builds_from_array(&row)?;

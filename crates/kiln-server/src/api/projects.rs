@@ -1,13 +1,13 @@
 //! Projects, their members, and users, under v3 and v4 in each version's shapes: the calls
 //! clients make before any build call (`projects.get`, `projects.list`, `users.get`).
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Viewer};
 use crate::pagination;
 use crate::params::Params;
 use crate::present::projects::{access_level, Presenter};
 use crate::present::ApiVersion as Version;
 use crate::query::QueryPairs;
-use crate::service::projects::{authorize, authorize_access};
+use crate::service::projects::{authorize, authorize_access, authorize_viewer};
 use crate::{ApiError, AppState};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
@@ -58,11 +58,12 @@ fn boolean(query: &QueryPairs, name: &str, problems: &mut Vec<String>) -> bool {
 /// `search`, `simple`, `order_by`, `sort`, pages).
 async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    viewer: Viewer,
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
     version: Version,
 ) -> Result<Response, ApiError> {
+    let user = viewer.in_version(version)?;
     let mut problems = Vec::new();
     let membership = boolean(&query, "membership", &mut problems);
     let owned = boolean(&query, "owned", &mut problems);
@@ -121,7 +122,7 @@ async fn list(
     let (projects, total) = state
         .store
         .projects()
-        .list(Some((user.id, user.is_admin)), &filter, page)
+        .list(user.as_ref().map(|u| (u.id, u.is_admin)), &filter, page)
         .await?;
     let presenter = presenter(&state, version);
     let body: Vec<_> = projects
@@ -142,11 +143,12 @@ async fn list(
 /// `GET /projects/:id` (an id or a URL-encoded path).
 async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    viewer: Viewer,
     Path(id): Path<String>,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let access = authorize_access(&state, &user, &id, Permission::ReadProject).await?;
+    let viewer = viewer.in_version(version)?;
+    let access = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadProject).await?;
     Ok(Json(presenter(&state, version).project(&access)).into_response())
 }
 

@@ -4,14 +4,14 @@
 //! A branch is `protected` when one of the project's protected branches (a name or a
 //! pattern) matches it.
 
-use crate::auth::CurrentUser;
+use crate::auth::Viewer;
 use crate::git::{self, CommitInfo};
 use crate::pagination;
 use crate::present::time::with_offset;
 use crate::present::v3::commit_title;
 use crate::present::ApiVersion as Version;
 use crate::query::QueryPairs;
-use crate::service::projects::authorize;
+use crate::service::projects::authorize_viewer;
 use crate::service::repository::{blocking, mirror};
 use crate::{ApiError, AppState};
 use axum::extract::{OriginalUri, Path, State};
@@ -124,11 +124,14 @@ async fn read_branches(
 /// `GET /projects/:id/repository/branches`
 async fn branches(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    viewer: Viewer,
     Path(id): Path<String>,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let viewer = viewer.in_version(version)?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let (heads, protection) = read_branches(&state, &project).await?;
     let body: Vec<_> = heads
         .iter()
@@ -140,11 +143,14 @@ async fn branches(
 /// `GET /projects/:id/repository/branches/:branch` (the name may hold slashes).
 async fn branch(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    viewer: Viewer,
     Path((id, name)): Path<(String, String)>,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let viewer = viewer.in_version(version)?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let (heads, protection) = read_branches(&state, &project).await?;
     let (name, head) = heads
         .iter()
@@ -169,13 +175,16 @@ fn seconds(query: &QueryPairs, name: &str) -> Result<Option<i64>, ApiError> {
 /// `since`, `until`, pages. Pages are not counted (git would walk the whole history).
 async fn commits(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    viewer: Viewer,
     Path(id): Path<String>,
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let viewer = viewer.in_version(version)?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let page = pagination::page_request(&query, version)?;
     let window = (seconds(&query, "since")?, seconds(&query, "until")?);
     let rev = query
@@ -202,11 +211,14 @@ async fn commits(
 /// of its newest pipeline.
 async fn commit(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    viewer: Viewer,
     Path((id, sha)): Path<(String, String)>,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let viewer = viewer.in_version(version)?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let repo = mirror(&state, &project).await?;
     let rev = sha.clone();
     let found = blocking(move || git::log(&repo, &rev, (None, None), 0, 1))

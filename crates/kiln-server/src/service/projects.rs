@@ -23,12 +23,26 @@ pub async fn authorize_access(
     raw: &str,
     permission: Permission,
 ) -> Result<ProjectAccess, ApiError> {
-    let access = project_access(app, user, raw).await?;
+    authorize_viewer(app, Some(user), raw, permission).await
+}
+
+/// As `authorize_access` for a caller who may be anonymous (None): an anonymous caller sees
+/// public projects only, as if internal ones were private, and is a member of none.
+pub async fn authorize_viewer(
+    app: &AppInner,
+    viewer: Option<&UserRecord>,
+    raw: &str,
+    permission: Permission,
+) -> Result<ProjectAccess, ApiError> {
+    let access = project_access(app, viewer, raw).await?;
     let caller = Caller {
-        is_admin: user.is_admin,
+        is_admin: viewer.is_some_and(|u| u.is_admin),
         access: access.access,
     };
-    let visibility = access.project.visibility;
+    let visibility = match (viewer, access.project.visibility) {
+        (None, kiln_core::Visibility::Internal) => kiln_core::Visibility::Private,
+        (_, visibility) => visibility,
+    };
     if !caller.can(Permission::ReadProject, visibility) {
         return Err(ApiError::NotFound("Project"));
     }
@@ -40,21 +54,18 @@ pub async fn authorize_access(
 
 async fn project_access(
     app: &AppInner,
-    user: &UserRecord,
+    viewer: Option<&UserRecord>,
     raw: &str,
 ) -> Result<ProjectAccess, ApiError> {
-    let key = (raw.to_owned(), user.id);
+    // User ids start at 1: 0 keys the anonymous caller's view.
+    let user_id = viewer.map(|u| u.id);
+    let key = (raw.to_owned(), user_id.unwrap_or(0));
     let version = app.store.versions().access();
     if let Some(access) = app.cache.access.get(&key, version) {
         return Ok(access);
     }
     let project = ProjectRef::parse(raw).ok_or(ApiError::NotFound("Project"))?;
-    let access = match app
-        .store
-        .projects()
-        .with_access(&project, Some(user.id))
-        .await
-    {
+    let access = match app.store.projects().with_access(&project, user_id).await {
         Ok(access) => access,
         Err(StoreError::NotFound) => return Err(ApiError::NotFound("Project")),
         Err(err) => return Err(err.into()),

@@ -311,3 +311,73 @@ async fn branches_commits_and_a_commits_statuses_come_from_the_repository() {
     .await
     .assert_error(404, "404 Commit Not Found");
 }
+
+#[tokio::test]
+async fn public_projects_answer_v4_reads_without_a_token_and_nothing_else() {
+    let app = TestApp::spawn_with(1).await;
+    let owner = app.user("owner", false).await;
+    let repo = GitRepo::with_ci("job:\n  script: [\"true\"]\n");
+    let create = |name: &'static str, visibility: &'static str| {
+        let (app, owner, url) = (&app, &owner, repo.path());
+        async move {
+            let body = json!({ "name": name, "visibility": visibility, "import_url": url });
+            let made = send(app, Method::POST, "/api/v4/projects", owner, body).await;
+            made.assert(201)["id"].as_i64().unwrap()
+        }
+    };
+    let public = create("open", "public").await;
+    let internal = create("inside", "internal").await;
+    let (pipeline, builds) = app.run_pipeline(public, "master", &owner).await;
+    assert_eq!(builds["job"]["status"], "success");
+    let anonymous = |path: String| {
+        let app = &app;
+        async move { app.request(Method::GET, &path, None).await }
+    };
+    for path in [
+        format!("/api/v4/projects/{public}"),
+        format!("/api/v4/projects/{public}/pipelines"),
+        format!("/api/v4/projects/{public}/pipelines/latest"),
+        format!("/api/v4/projects/{public}/pipelines/{pipeline}"),
+        format!("/api/v4/projects/{public}/pipelines/{pipeline}/jobs"),
+        format!("/api/v4/projects/{public}/repository/branches"),
+        format!("/api/v4/projects/{public}/repository/commits"),
+    ] {
+        let answer = anonymous(path.clone()).await;
+        assert_eq!(answer.status.as_u16(), 200, "{path}: {}", answer.body);
+    }
+    let listed = anonymous("/api/v4/projects".into()).await;
+    assert_eq!(listed.ids(), [public]);
+    let shown = anonymous(format!("/api/v4/projects/{public}")).await;
+    assert_eq!(shown.body["permissions"]["project_access"], Value::Null);
+    let jobs = anonymous(format!(
+        "/api/v4/projects/{public}/pipelines/{pipeline}/jobs"
+    ))
+    .await;
+    assert_eq!(jobs.body[0]["name"], "job");
+    // Internal projects need a signed-in user; v3, the Jobs API, /user and writes need a token.
+    anonymous(format!("/api/v4/projects/{internal}"))
+        .await
+        .assert_error(404, "404 Project Not Found");
+    for path in [
+        format!("/api/v3/projects/{public}"),
+        format!("/api/v4/projects/{public}/jobs"),
+        "/api/v4/user".to_owned(),
+    ] {
+        anonymous(path).await.assert_error(401, "401 Unauthorized");
+    }
+    app.request(
+        Method::POST,
+        &format!("/api/v4/projects/{public}/pipelines/{pipeline}/retry"),
+        None,
+    )
+    .await
+    .assert_error(401, "401 Unauthorized");
+    // A token that is given must be good.
+    app.request(
+        Method::GET,
+        &format!("/api/v4/projects/{public}"),
+        Some("not-a-token"),
+    )
+    .await
+    .assert_error(401, "401 Unauthorized");
+}

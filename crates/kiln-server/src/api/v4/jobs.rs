@@ -7,13 +7,16 @@
 
 use crate::api::build_files::{send_artifacts, send_trace};
 use crate::api::build_pages::{cached_page, json, to_json};
-use crate::auth::{CurrentUser, UserOrJob};
+use crate::auth::{CurrentUser, UserOrJob, Viewer};
 use crate::cache::{PageKey, Presenter as CacheKeyPresenter};
 use crate::pagination;
 use crate::params::Params;
 use crate::present::jobs::Presenter;
 use crate::query::QueryPairs;
-use crate::service::{builds as service, projects::authorize};
+use crate::service::{
+    builds as service,
+    projects::{authorize, authorize_viewer},
+};
 use crate::{ApiError, AppState};
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, State};
@@ -220,12 +223,15 @@ pub async fn list(
 /// retried jobs only with `include_retried`.
 pub async fn list_for_pipeline(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    Viewer(viewer): Viewer,
     Path((id, pipeline)): Path<(String, String)>,
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    // In GitLab's Pipelines API (`authenticate_non_get!`): public projects answer anonymously.
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let pipeline_id = crate::service::pipelines::pipeline_id(&pipeline)?;
     crate::service::pipelines::get(&state, project.id, pipeline_id).await?;
     let mut problems = Vec::new();

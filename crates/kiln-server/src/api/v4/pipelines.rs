@@ -6,13 +6,13 @@
 //! whatever the project. A pipeline that cannot be created is `render_validation_error!`:
 //! 400 `{"message":{"base":["Reference not found"]}}`.
 
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, Viewer};
 use crate::pagination;
 use crate::params::{self, Params};
 use crate::present::v4;
 use crate::query::QueryPairs;
 use crate::service::pipelines::{self as service, PipelineRequest};
-use crate::service::projects::authorize;
+use crate::service::projects::{authorize, authorize_viewer};
 use crate::{ApiError, AppState};
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
@@ -163,12 +163,14 @@ fn list_filter(query: &QueryPairs) -> Result<PipelineFilter, ApiError> {
 /// `GET /projects/:id/pipelines` — `PipelineBasic`s, newest first by default.
 pub async fn list(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    Viewer(viewer): Viewer,
     Path(id): Path<String>,
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let filter = list_filter(&query)?;
     let page = pagination::page_request(&query, crate::present::ApiVersion::V4)?;
     let (pipelines, total) = state
@@ -194,11 +196,13 @@ pub async fn list(
 /// branch when none is given).
 pub async fn latest(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    Viewer(viewer): Viewer,
     Path(id): Path<String>,
     query: QueryPairs,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let ref_name = query
         .get("ref")
         .filter(|r| !r.is_empty())
@@ -217,10 +221,12 @@ type PipelinePath = Path<(String, String)>;
 /// `GET /projects/:id/pipelines/:pipeline_id`
 pub async fn show(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    Viewer(viewer): Viewer,
     Path((id, pipeline)): PipelinePath,
 ) -> Result<Response, ApiError> {
-    let project = authorize(&state, &user, &id, Permission::ReadBuild).await?;
+    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
+        .await?
+        .project;
     let pipeline = service::get(&state, project.id, service::pipeline_id(&pipeline)?).await?;
     Ok(present(&state, &project, &pipeline, StatusCode::OK))
 }
