@@ -178,8 +178,11 @@ pub(crate) async fn process_pipeline(
         });
     }
     let mut enqueued = Vec::new();
+    // By id, so applying the decisions stays linear in the pipeline's jobs.
+    let index: std::collections::HashMap<i64, usize> =
+        jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
     for (id, event) in processing::process(&jobs) {
-        let Some(job) = jobs.iter_mut().find(|j| j.id == id) else {
+        let Some(job) = index.get(&id).and_then(|&i| jobs.get_mut(i)) else {
             continue;
         };
         let Ok(next) = job.status.apply(event) else {
