@@ -87,14 +87,8 @@ async fn commit_builds(
             Ok(listed) => listed,
             // No pipeline has it: its statuses are none, if the repository has it at all.
             Err(kiln_store::StoreError::NotFound) => {
-                let repo = crate::service::repository::mirror(state, project).await?;
-                let rev = sha.to_owned();
-                crate::service::repository::blocking(move || {
-                    crate::git::log(&repo, &rev, (None, None), 0, 1)
-                })
-                .await?
-                .pop()
-                .ok_or(ApiError::NotFound("Commit"))?;
+                use crate::service::repository::{mirror, read_commit};
+                read_commit(mirror(state, project).await?, sha).await?;
                 return Ok(Vec::new());
             }
             Err(err) => return Err(err.into()),

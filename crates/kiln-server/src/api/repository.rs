@@ -12,7 +12,7 @@ use crate::present::v3::commit_title;
 use crate::present::ApiVersion as Version;
 use crate::query::QueryPairs;
 use crate::service::projects::authorize_viewer;
-use crate::service::repository::{blocking, mirror};
+use crate::service::repository::{blocking, mirror, read_commit};
 use crate::{ApiError, AppState};
 use axum::extract::{OriginalUri, Path, State};
 use axum::response::{IntoResponse, Response};
@@ -219,12 +219,7 @@ async fn commit(
     let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
         .await?
         .project;
-    let repo = mirror(&state, &project).await?;
-    let rev = sha.clone();
-    let found = blocking(move || git::log(&repo, &rev, (None, None), 0, 1))
-        .await?
-        .pop()
-        .ok_or(ApiError::NotFound("Commit"))?;
+    let found = read_commit(mirror(&state, &project).await?, &sha).await?;
     let mut out = commit_json(&state, &project, &found, version);
     // Its newest pipeline, read alone (no count of the project's pipelines).
     let pipeline = state

@@ -3,8 +3,8 @@
 //! given, else that of the commit's newest pipeline, else a branch holding the commit; the
 //! status joins the newest pipeline of that sha and ref, or a new `external` pipeline.
 
-use crate::git::{self, CommitInfo};
-use crate::service::repository::{blocking, mirror};
+use crate::git;
+use crate::service::repository::{blocking, mirror, read_commit};
 use crate::{ApiError, AppInner};
 use kiln_core::BuildStatus;
 use kiln_store::{
@@ -30,14 +30,7 @@ pub async fn report(
     report: Report,
 ) -> Result<BuildRecord, ApiError> {
     let repo = mirror(app, project).await?;
-    let rev = report.sha.clone();
-    let commit: CommitInfo = {
-        let repo = repo.clone();
-        blocking(move || git::log(&repo, &rev, (None, None), 0, 1))
-            .await?
-            .pop()
-            .ok_or(ApiError::NotFound("Commit"))?
-    };
+    let commit = read_commit(repo.clone(), &report.sha).await?;
     let ref_name = match report.ref_name.clone() {
         Some(r) => r,
         None => match newest_pipeline_ref(app, project, &commit.sha, report.pipeline_id).await? {

@@ -19,6 +19,16 @@ pub async fn mirror(state: &AppInner, project: &ProjectRecord) -> Result<PathBuf
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Commit `rev` (a sha, a prefix, a branch or a tag) of `repo`; `404 Commit Not Found` when
+/// the repository has no such commit.
+pub async fn read_commit(repo: PathBuf, rev: &str) -> Result<crate::git::CommitInfo, ApiError> {
+    let rev = rev.to_owned();
+    blocking(move || crate::git::log(&repo, &rev, (None, None), 0, 1))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound("Commit"))
+}
+
 pub async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, GitError> + Send + 'static,
 ) -> Result<T, ApiError> {
