@@ -6,8 +6,8 @@
 //! final result is true iff it is "present": not null/false and not an empty or whitespace-only
 //! string (Ruby's `present?`). Statements are limited to 100 tokens like GitLab's lexer.
 //!
-//! Deliberate differences from GitLab: `${VAR}` is accepted besides `$VAR`; `""` (empty string
-//! literal) is accepted; a one-character regex such as `/a/` is accepted; and `$UNDEFINED =~ /re/`
+//! `${VAR}` is refused as GitLab's lexer refuses it (it is variable syntax, not expression
+//! syntax). Deliberate differences from GitLab: `""` (empty string literal) is accepted; a one-character regex such as `/a/` is accepted; and `$UNDEFINED =~ /re/`
 //! is false even when `/re/` matches the empty string (GitLab would match against "").
 
 use std::collections::BTreeMap;
@@ -130,10 +130,10 @@ fn is_word(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-/// `$NAME` or `${NAME}`; returns the token and the number of chars consumed.
+/// `$NAME`; returns the token and the number of chars consumed.
 fn lex_variable(chars: &[char], start: usize) -> Result<(Token, usize), String> {
-    let braced = chars.get(start + 1) == Some(&'{');
-    let name_start = start + if braced { 2 } else { 1 };
+    // GitLab's `Lexeme::Variable` is `\$(?<name>\w+)`: `${NAME}` is not an expression.
+    let name_start = start + 1;
     let mut end = name_start;
     while chars.get(end).copied().is_some_and(is_word) {
         end += 1;
@@ -146,12 +146,6 @@ fn lex_variable(chars: &[char], start: usize) -> Result<(Token, usize), String> 
         .unwrap_or_default()
         .iter()
         .collect();
-    if braced {
-        if chars.get(end) != Some(&'}') {
-            return Err("Unterminated ${ variable".to_string());
-        }
-        end += 1;
-    }
     Ok((Token::Var(name), end - start))
 }
 
@@ -394,10 +388,8 @@ mod tests {
             ("$UNDEFINED", false),
             ("$EMPTY", false),
             ("$SPACES", false),
-            ("${CI_COMMIT_BRANCH}", true),
             ("$CI_COMMIT_BRANCH == \"main\"", true),
             ("$CI_COMMIT_BRANCH == 'main'", true),
-            ("${CI_COMMIT_BRANCH} == 'main'", true),
             ("$CI_COMMIT_BRANCH != \"main\"", false),
             ("$CI_COMMIT_BRANCH == \"develop\"", false),
             ("$UNDEFINED == null", true),
@@ -464,6 +456,8 @@ mod tests {
             "$",
             "${",
             "${FOO",
+            "${FOO}",
+            "${FOO} == 'x'",
             "$FOO ==",
             "== $FOO",
             "$FOO $BAR",

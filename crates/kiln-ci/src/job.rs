@@ -298,15 +298,16 @@ fn parse_allow_failure(v: &Value, location: &str) -> Result<bool> {
 
 fn parse_parallel(v: &Value, location: &str) -> Result<Parallel> {
     match v {
-        Value::Int(n) if *n < 2 => Err(CompileError::entry(
+        // GitLab 15.9 lowered the minimum from 2 to 1 (`name 1/1`).
+        Value::Int(n) if *n < 1 => Err(CompileError::entry(
             location,
-            "config must be greater than or equal to 2",
+            "config must be greater than or equal to 1",
         )),
         Value::Int(n) if *n > MAX_PARALLEL => Err(CompileError::entry(
             location,
             &format!("config must be less than or equal to {MAX_PARALLEL}"),
         )),
-        Value::Int(n) => Ok(Parallel::Count(u32::try_from(*n).unwrap_or(2))),
+        Value::Int(n) => Ok(Parallel::Count(u32::try_from(*n).unwrap_or(1))),
         Value::Map(map) => {
             let unknown = map.unknown_keys(&["matrix"]);
             if !unknown.is_empty() {

@@ -120,9 +120,16 @@ pub(crate) fn parse_strings(value: &Value, location: &str, what: &str) -> Result
 
 /// `needs:` — names or `{job:, artifacts: true, optional: false}` hashes.
 pub(crate) fn parse_needs(value: &Value, location: &str) -> Result<Vec<NeedSpec>> {
+    // GitLab's `Entry::Needs`: a hash is one need, a bare string is refused.
     let items: Vec<&Value> = match value {
         Value::Seq(items) => items.iter().collect(),
-        Value::Str(_) | Value::Map(_) => vec![value],
+        Value::Map(map) if map.is_empty() => {
+            return Err(CompileError::entry(
+                location,
+                "config can not be an empty hash",
+            ))
+        }
+        Value::Map(_) => vec![value],
         _ => {
             return Err(CompileError::entry(
                 location,

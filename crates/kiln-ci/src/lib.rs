@@ -4,6 +4,7 @@
 //! caller's `read_file` callback. Semantics follow GitLab (see
 //! `runner-protocol-and-ci-yaml.md` §9); module docs list where and why we differ.
 
+mod budget;
 mod duration;
 mod error;
 mod expression;

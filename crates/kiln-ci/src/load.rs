@@ -4,7 +4,9 @@
 //!
 //! We drive yaml-rust2's event parser ourselves instead of using its `YamlLoader` because it does
 //! not apply merge keys, drops the `!reference` tag, and clones aliases without limit (a few
-//! lines of nested aliases can expand to gigabytes). Counting nodes here stops that.
+//! lines of nested aliases can expand to gigabytes). Every node and alias is charged its bytes
+//! against the file's budget before it is built or copied (see budget.rs), so memory stays
+//! bounded whatever the text.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -12,6 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 
+use crate::budget::{self, Budget, MAX_FILE_BYTES, MAX_LOADED_BYTES, NODE_BYTES};
 use crate::error::{CompileError, Result};
 use crate::merge::deep_merge;
 use crate::rules::{self, RulesKind};
@@ -19,20 +22,24 @@ use crate::value::{Map, Value};
 
 /// GitLab's `Gitlab::Config::Loader::Yaml::MAX_YAML_DEPTH`.
 const MAX_DEPTH: usize = 100;
-/// Nodes after alias expansion; far above any real configuration.
-const MAX_NODES: usize = 200_000;
-/// Bytes of one file; GitLab's default limit is 1 MB of parsed YAML.
-const MAX_BYTES: usize = 4 << 20;
+/// Bytes of one file's text (comments included); what it expands to is limited separately.
+const MAX_TEXT_BYTES: usize = 4 << 20;
 /// GitLab's limit on the number of included files.
 pub(crate) const MAX_INCLUDES: usize = 150;
 
-pub(crate) const TOO_BIG: &str = "The parsed YAML is too big";
+pub(crate) use budget::TOO_BIG;
 
 /// Parses YAML text into a `Value` (the first document, or the second when the first is a
 /// `spec:` header). Errors carry Psych's "(<unknown>): … at line L column C" shape.
+#[cfg(test)]
 pub(crate) fn parse_yaml(text: &str) -> Result<Value> {
-    if text.len() > MAX_BYTES {
-        return Err(CompileError::new("root", TOO_BIG));
+    parse_sized(text).map(|(value, _)| value)
+}
+
+/// `parse_yaml`, with the bytes the document was charged (see budget.rs).
+fn parse_sized(text: &str) -> Result<(Value, usize)> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(budget::too_big());
     }
     // yaml-rust2 is not supposed to panic, but a CI server must not fall over on a crafted file.
     catch_unwind(AssertUnwindSafe(|| parse_documents(text))).unwrap_or_else(|_| {
@@ -75,45 +82,49 @@ enum Frame {
         items: Vec<Value>,
         anchor: usize,
         reference: bool,
+        /// The budget used when the node opened: what it adds is its size.
+        start: usize,
     },
     Map {
         entries: Vec<(Value, Value)>,
         key: Option<Value>,
         anchor: usize,
+        start: usize,
     },
 }
 
-#[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
-    /// Anchor id → (value, node count) so aliases can be charged their full size.
+    /// Anchor id → (value, bytes) so aliases can be charged their full size before the copy.
     anchors: HashMap<usize, (Value, usize)>,
-    nodes: usize,
+    budget: Budget,
     current: Option<Value>,
     docs: Vec<Value>,
 }
 
 impl Builder {
-    fn charge(&mut self, n: usize) -> Result<()> {
-        self.nodes = self.nodes.saturating_add(n);
-        if self.nodes > MAX_NODES {
-            return Err(CompileError::new("root", TOO_BIG));
+    fn new() -> Builder {
+        Builder {
+            stack: Vec::new(),
+            anchors: HashMap::new(),
+            budget: Budget::new(MAX_FILE_BYTES),
+            current: None,
+            docs: Vec::new(),
         }
-        Ok(())
     }
 
     fn open(&mut self, frame: Frame) -> Result<()> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(CompileError::new("root", TOO_BIG));
+            return Err(budget::too_big());
         }
-        self.charge(1)?;
+        self.budget.charge(NODE_BYTES)?;
         self.stack.push(frame);
         Ok(())
     }
 
-    fn finish(&mut self, value: Value, anchor: usize) {
+    /// Places a finished node; `size` is what it was charged, kept for aliases of its anchor.
+    fn finish(&mut self, value: Value, anchor: usize, size: usize) {
         if anchor > 0 {
-            let size = node_count(&value);
             self.anchors.insert(anchor, (value.clone(), size));
         }
         match self.stack.last_mut() {
@@ -127,19 +138,9 @@ impl Builder {
     }
 }
 
-fn node_count(value: &Value) -> usize {
-    match value {
-        Value::Seq(items) | Value::Reference(items) => {
-            1 + items.iter().map(node_count).sum::<usize>()
-        }
-        Value::Map(map) => 1 + map.iter().map(|(_, v)| node_count(v)).sum::<usize>(),
-        _ => 1,
-    }
-}
-
-fn parse_documents(text: &str) -> Result<Value> {
+fn parse_documents(text: &str) -> Result<(Value, usize)> {
     let mut parser = Parser::new_from_str(text);
-    let mut b = Builder::default();
+    let mut b = Builder::new();
     loop {
         let (event, mark) = parser.next_token().map_err(|e| scan_error(&e))?;
         match event {
@@ -156,66 +157,87 @@ fn parse_documents(text: &str) -> Result<Value> {
                 }
             }
             Event::Scalar(raw, style, anchor, tag) => {
-                b.charge(1)?;
+                let size = NODE_BYTES + raw.len();
+                b.budget.charge(size)?;
                 let value = resolve_scalar(raw, style, tag.as_ref());
-                b.finish(value, anchor);
+                b.finish(value, anchor, size);
             }
             Event::SequenceStart(anchor, tag) => {
                 let reference = tag
                     .as_ref()
                     .is_some_and(|t| t.handle == "!" && t.suffix == "reference");
+                let start = b.budget.used();
                 b.open(Frame::Seq {
                     items: Vec::new(),
                     anchor,
                     reference,
+                    start,
                 })?;
             }
-            Event::MappingStart(anchor, _) => b.open(Frame::Map {
-                entries: Vec::new(),
-                key: None,
-                anchor,
-            })?,
+            Event::MappingStart(anchor, _) => {
+                let start = b.budget.used();
+                b.open(Frame::Map {
+                    entries: Vec::new(),
+                    key: None,
+                    anchor,
+                    start,
+                })?
+            }
             Event::SequenceEnd => match b.stack.pop() {
                 Some(Frame::Seq {
                     items,
                     anchor,
                     reference,
+                    start,
                 }) => {
                     let value = if reference {
                         Value::Reference(items)
                     } else {
                         Value::Seq(items)
                     };
-                    b.finish(value, anchor);
+                    let size = b.budget.used() - start;
+                    b.finish(value, anchor, size);
                 }
                 _ => return Err(syntax_error("unbalanced sequence", &mark)),
             },
             Event::MappingEnd => match b.stack.pop() {
                 Some(Frame::Map {
-                    entries, anchor, ..
+                    entries,
+                    anchor,
+                    start,
+                    ..
                 }) => {
                     let map = build_map(entries, &mark)?;
-                    b.finish(Value::Map(map), anchor);
+                    let size = b.budget.used() - start;
+                    b.finish(Value::Map(map), anchor, size);
                 }
                 _ => return Err(syntax_error("unbalanced mapping", &mark)),
             },
             Event::Alias(id) => {
-                let (value, size) = b
+                let size = b
                     .anchors
                     .get(&id)
-                    .cloned()
+                    .map(|(_, size)| *size)
                     .ok_or_else(|| syntax_error("found undefined alias", &mark))?;
-                b.charge(size)?;
-                b.finish(value, 0);
+                // Charged before the copy is made: the copy is what could be gigabytes.
+                b.budget.charge(size)?;
+                let value = b
+                    .anchors
+                    .get(&id)
+                    .map(|(v, _)| v.clone())
+                    .unwrap_or(Value::Null);
+                b.finish(value, 0, size);
             }
         }
     }
+    let used = b.budget.used();
     let mut docs = b.docs.into_iter();
     let first = docs.next().unwrap_or(Value::Null);
-    Ok(match docs.next() {
+    let doc = match docs.next() {
         Some(second) if is_spec_header(&first) => second,
         _ => first,
-    })
+    };
+    Ok((doc, used))
 }
 
 fn is_spec_header(doc: &Value) -> bool {
@@ -391,19 +413,27 @@ pub(crate) struct IncludeEnv<'a> {
     pub(crate) variables: Option<&'a BTreeMap<String, String>>,
 }
 
-#[derive(Default)]
 struct IncludeState {
     seen: HashSet<String>,
     count: usize,
+    /// All files loaded so far, against `MAX_LOADED_BYTES`.
+    loaded: Budget,
 }
 
 /// Parses the main file and expands its includes; the result has no `include` key.
 pub(crate) fn load_config(text: &str, env: &IncludeEnv<'_>) -> Result<Map> {
-    let root = match parse_yaml(text)? {
+    let mut state = IncludeState {
+        seen: HashSet::new(),
+        count: 0,
+        loaded: Budget::new(MAX_LOADED_BYTES),
+    };
+    let (root, size) = parse_sized(text)?;
+    state.loaded.charge(size)?;
+    let root = match root {
         Value::Map(map) => map,
         _ => return Err(CompileError::new("root", "Invalid configuration format")),
     };
-    expand_includes(root, env, &mut IncludeState::default())
+    expand_includes(root, env, &mut state)
 }
 
 fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeState) -> Result<Map> {
@@ -423,16 +453,18 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
             .trim_start_matches("./")
             .trim_start_matches('/')
             .to_string();
-        // A file already included is not merged twice; this also breaks include cycles.
-        if !state.seen.insert(path.clone()) {
-            continue;
-        }
+        // Every include counts toward the limit, repeated ones too (as GitLab counts them
+        // since `ci_includes_count_duplicates`), but a file is merged once, which also breaks
+        // include cycles.
         state.count += 1;
         if state.count > MAX_INCLUDES {
             return Err(CompileError::new(
                 "include",
                 format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"),
             ));
+        }
+        if !state.seen.insert(path.clone()) {
+            continue;
         }
         let text = (env.read_file)(&path).ok_or_else(|| {
             CompileError::new(
@@ -452,8 +484,11 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
                 format!("Included file `{location}` does not have valid YAML syntax!"),
             )
         };
-        let included = match parse_yaml(&text) {
-            Ok(Value::Map(map)) => map,
+        let included = match parse_sized(&text) {
+            Ok((Value::Map(map), size)) => {
+                state.loaded.charge(size)?;
+                map
+            }
             Err(e) if e.message == TOO_BIG => return Err(e),
             _ => return Err(invalid()),
         };

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::budget::{size_of_map, Budget};
 use crate::error::{CompileError, Result};
 use crate::value::{Map, Value};
 
@@ -29,7 +30,8 @@ pub(crate) fn deep_merge(mut base: Map, over: Map) -> Map {
 }
 
 /// Resolves `extends:` for every top-level hash that has it, in place.
-pub(crate) fn resolve_extends(root: &mut Map) -> Result<()> {
+/// Each merged entry is charged to `budget`: a chain of `extends:` copies its bases.
+pub(crate) fn resolve_extends(root: &mut Map, budget: &mut Budget) -> Result<()> {
     let keys: Vec<String> = root
         .iter()
         .filter(|(_, v)| v.as_map().is_some_and(|m| m.contains_key("extends")))
@@ -37,7 +39,7 @@ pub(crate) fn resolve_extends(root: &mut Map) -> Result<()> {
         .collect();
     let mut done = HashMap::new();
     for key in keys {
-        extend(root, &key, &mut Vec::new(), &mut done)?;
+        extend(root, &key, &mut Vec::new(), &mut done, budget)?;
     }
     Ok(())
 }
@@ -77,6 +79,7 @@ fn extend(
     key: &str,
     ancestors: &mut Vec<String>,
     done: &mut Resolved,
+    budget: &mut Budget,
 ) -> Result<usize> {
     let depth = ancestors.len();
     if let Some((len, _)) = done.get(key) {
@@ -140,7 +143,7 @@ fn extend(
     ancestors.push(key.to_string());
     let mut longest: (usize, Option<String>) = (0, None);
     for base in &bases {
-        let len = extend(root, base, ancestors, done)?;
+        let len = extend(root, base, ancestors, done, budget)?;
         if len > longest.0 {
             longest = (len, Some(base.clone()));
         }
@@ -150,6 +153,7 @@ fn extend(
     let mut merged = Map::new();
     for base in &bases {
         if let Some(Value::Map(base_map)) = root.get(base) {
+            budget.charge(size_of_map(base_map))?;
             merged = deep_merge(merged, base_map.clone());
         }
     }
@@ -210,7 +214,7 @@ mod tests {
              .b: {extends: .a, variables: {B: 2, X: b}}\n\
              .c: {variables: {X: c}, tags: [c]}\n\
              job: {extends: [.b, .c], variables: {J: 3}}\n");
-        resolve_extends(&mut root).unwrap();
+        resolve_extends(&mut root, &mut Budget::new(usize::MAX)).unwrap();
         assert_eq!(
             get(&root, &["job", "script"]),
             Some(&Value::Str("a".into()))
@@ -246,7 +250,9 @@ mod tests {
         ];
         for (text, message) in cases {
             let mut root = map(text);
-            let err = resolve_extends(&mut root).err().map(|e| e.message);
+            let err = resolve_extends(&mut root, &mut Budget::new(usize::MAX))
+                .err()
+                .map(|e| e.message);
             assert_eq!(err.as_deref(), Some(message), "{text}");
         }
     }
@@ -258,10 +264,12 @@ mod tests {
             text.push_str(&format!("l{i}: {{extends: l{}}}\n", i - 1));
         }
         let mut ok = map(&text);
-        assert!(resolve_extends(&mut ok).is_ok());
+        assert!(resolve_extends(&mut ok, &mut Budget::new(usize::MAX)).is_ok());
         text.push_str("l12: {extends: l11}\n");
         let mut too_deep = map(&text);
-        let err = resolve_extends(&mut too_deep).err().map(|e| e.message);
+        let err = resolve_extends(&mut too_deep, &mut Budget::new(usize::MAX))
+            .err()
+            .map(|e| e.message);
         assert_eq!(err.as_deref(), Some("l1: nesting too deep in `extends`"));
     }
 }

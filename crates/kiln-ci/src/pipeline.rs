@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::budget::{size_of, size_of_map, Budget, MAX_COMPILED_BYTES};
 use crate::error::{CompileError, Result};
-use crate::job::{self, Defaults, JobSpec};
+use crate::job::{self, Defaults, JobSpec, Parallel};
 use crate::keywords::{self, NeedSpec};
 use crate::load::{self, IncludeEnv};
 use crate::merge;
@@ -36,8 +37,6 @@ const RESERVED: &[&str] = &[
 const DEFAULT_STAGES: &[&str] = &["build", "test", "deploy"];
 /// Jobs after `parallel:` expansion; far above real pipelines, low enough to bound the work.
 const MAX_JOBS: usize = 10_000;
-/// Each job carries every global variable, so their product bounds the size of the plan.
-const MAX_JOB_VARIABLES: usize = 5_000_000;
 
 /// Compile for a concrete pipeline, or lint (no ref: keep every job).
 pub(crate) enum Mode<'a, 'b> {
@@ -74,8 +73,11 @@ pub(crate) fn build(
         variables: ctx.map(|c| c.variables),
     };
     let mut root = load::load_config(text, &env)?;
-    merge::resolve_extends(&mut root)?;
-    reference::resolve_references(&mut root)?;
+    // Everything below copies parts of the file into jobs; each copy is charged before it is
+    // made, so a small file cannot make a huge plan.
+    let mut budget = Budget::new(MAX_COMPILED_BYTES);
+    merge::resolve_extends(&mut root, &mut budget)?;
+    reference::resolve_references(&mut root, &mut budget)?;
 
     let defaults = Defaults::parse(&root)?;
     let global_variables = match root.get("variables").filter(|v| !v.is_null()) {
@@ -86,9 +88,20 @@ pub(crate) fn build(
     let workflow_rules = parse_workflow(&root)?;
 
     let visible = visible_jobs(&root)?;
+    let inherited_bytes = defaults_size(&root);
     let mut specs = Vec::with_capacity(visible.len());
     for (name, map) in visible {
-        specs.push(job::parse_job(name, map, &defaults)?);
+        let own = size_of_map(map);
+        budget.charge(own.saturating_add(inherited_bytes))?;
+        let spec = job::parse_job(name, map, &defaults)?;
+        // Each copy `parallel:` makes costs as much again.
+        let copies = match &spec.parallel {
+            Some(Parallel::Count(n)) => *n as usize,
+            Some(Parallel::Matrix(combos)) => combos.len(),
+            None => 1,
+        };
+        budget.charge((own + inherited_bytes).saturating_mul(copies.saturating_sub(1)))?;
+        specs.push(spec);
     }
     let specs = crate::parallel::expand(specs);
     if specs.len() > MAX_JOBS {
@@ -97,14 +110,15 @@ pub(crate) fn build(
             format!("The pipeline has too many jobs (maximum is {MAX_JOBS})"),
         ));
     }
-    let context_len = ctx.map_or(0, |c| c.variables.len());
-    if specs
-        .len()
-        .saturating_mul(global_variables.len() + context_len)
-        > MAX_JOB_VARIABLES
-    {
-        return Err(CompileError::new("root", load::TOO_BIG));
-    }
+    // Every job carries the global and context variables: their bytes, and a string header
+    // for each name and value.
+    let pair_bytes = |(k, v): (&String, &String)| k.len() + v.len() + 16;
+    let variables_bytes = global_variables
+        .iter()
+        .map(|(k, v)| pair_bytes((k, v)))
+        .sum::<usize>()
+        + ctx.map_or(0, |c| c.variables.iter().map(pair_bytes).sum());
+    budget.charge(variables_bytes.saturating_mul(specs.len()))?;
     validate_logic(&specs, &stages)?;
 
     let (selected, globals) = match ctx {
@@ -119,6 +133,22 @@ pub(crate) fn build(
 }
 
 /// `stages:` (or the old `types:`), nested arrays flattened, with `.pre` first and `.post` last.
+/// What `default:` (and its older top-level spellings) may copy into each job.
+fn defaults_size(root: &Map) -> usize {
+    [
+        "default",
+        "before_script",
+        "after_script",
+        "image",
+        "services",
+        "cache",
+    ]
+    .iter()
+    .filter_map(|key| root.get(key))
+    .map(size_of)
+    .sum()
+}
+
 fn parse_stages(root: &Map) -> Result<Vec<String>> {
     fn flatten(v: &Value, out: &mut Vec<String>) -> bool {
         match v {

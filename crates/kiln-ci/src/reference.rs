@@ -2,13 +2,15 @@
 //! `Config::Yaml::Tags::Resolver`: each tag is replaced by the value found at that path of the
 //! merged configuration (which may itself contain references, up to 10 levels).
 
+use crate::budget::{size_of, Budget};
 use crate::error::{CompileError, Result};
 use crate::value::{Map, Value};
 
 const MAX_REFERENCE_DEPTH: usize = 10;
 
 /// Replaces every `!reference` in the configuration.
-pub(crate) fn resolve_references(root: &mut Map) -> Result<()> {
+/// Each value a tag copies is charged to `budget` before it is copied.
+pub(crate) fn resolve_references(root: &mut Map, budget: &mut Budget) -> Result<()> {
     if !root.iter().any(|(_, v)| contains_reference(v)) {
         return Ok(());
     }
@@ -17,7 +19,7 @@ pub(crate) fn resolve_references(root: &mut Map) -> Result<()> {
     for key in keys {
         if let Some(slot) = root.get_mut(&key) {
             if contains_reference(slot) {
-                *slot = resolve(slot, &snapshot, &mut Vec::new())?;
+                *slot = resolve(slot, &snapshot, &mut Vec::new(), budget)?;
             }
         }
     }
@@ -44,18 +46,23 @@ fn inspect(items: &[Value]) -> String {
     format!("!reference [{}]", parts.join(", "))
 }
 
-fn resolve(value: &Value, root: &Map, chain: &mut Vec<Vec<String>>) -> Result<Value> {
+fn resolve(
+    value: &Value,
+    root: &Map,
+    chain: &mut Vec<Vec<String>>,
+    budget: &mut Budget,
+) -> Result<Value> {
     match value {
         Value::Seq(items) => Ok(Value::Seq(
             items
                 .iter()
-                .map(|i| resolve(i, root, chain))
+                .map(|i| resolve(i, root, chain, budget))
                 .collect::<Result<_>>()?,
         )),
         Value::Map(map) => {
             let mut out = Map::new();
             for (k, v) in map.iter() {
-                out.insert(k.clone(), resolve(v, root, chain)?);
+                out.insert(k.clone(), resolve(v, root, chain, budget)?);
             }
             Ok(Value::Map(out))
         }
@@ -81,8 +88,9 @@ fn resolve(value: &Value, root: &Map, chain: &mut Vec<Vec<String>>) -> Result<Va
                 })
                 .flatten()
                 .ok_or_else(|| err("could not be found"))?;
+            budget.charge(size_of(target))?;
             chain.push(path.clone());
-            let resolved = resolve(target, root, chain);
+            let resolved = resolve(target, root, chain, budget);
             chain.pop();
             resolved
         }
@@ -107,7 +115,7 @@ mod tests {
         let mut root = map(".setup: {script: [echo a, echo b]}\n\
              .more: {script: [!reference [.setup, script], echo c]}\n\
              job: {script: [!reference [.more, script], echo d]}\n");
-        resolve_references(&mut root).unwrap();
+        resolve_references(&mut root, &mut Budget::new(usize::MAX)).unwrap();
         let script = root
             .get("job")
             .and_then(Value::as_map)
@@ -120,15 +128,17 @@ mod tests {
     fn reference_errors() {
         let mut missing = map("job: {script: !reference [.x, script]}");
         assert_eq!(
-            resolve_references(&mut missing)
+            resolve_references(&mut missing, &mut Budget::new(usize::MAX))
                 .err()
                 .map(|e| e.message)
                 .as_deref(),
             Some("!reference [\".x\", \"script\"] could not be found")
         );
         let mut circular = map(".a: {s: !reference [.b, s]}\n.b: {s: !reference [.a, s]}");
-        assert!(resolve_references(&mut circular)
-            .err()
-            .is_some_and(|e| e.message.ends_with("is part of a circular chain")));
+        assert!(
+            resolve_references(&mut circular, &mut Budget::new(usize::MAX))
+                .err()
+                .is_some_and(|e| e.message.ends_with("is part of a circular chain"))
+        );
     }
 }

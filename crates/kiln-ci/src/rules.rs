@@ -130,6 +130,13 @@ pub(crate) fn first_match<'r>(
 
 /// Parses `<parent>:rules` (e.g. parent "jobs:rspec", "workflow" or "include").
 pub(crate) fn parse_rules(value: &Value, parent: &str, kind: RulesKind) -> Result<Vec<Rule>> {
+    if matches!(value, Value::Seq(items) if items.is_empty()) {
+        // `validates :config, presence: true`.
+        return Err(CompileError::entry(
+            &format!("{parent}:rules"),
+            "config can't be blank",
+        ));
+    }
     let mut flat = Vec::new();
     if !flatten(value, 0, &mut flat) {
         return Err(CompileError::entry(

@@ -343,8 +343,8 @@ fn keyword_type_errors() {
          "jobs:test:only has to be either an array of conditions or a hash"),
         ("test:\n  script: x\n  except: [/(/]\n", "jobs:test:except",
          "jobs:test:except config should be an array of strings or regular expressions using re2 syntax"),
-        ("test:\n  script: x\n  parallel: 1\n", "jobs:test:parallel",
-         "jobs:test:parallel config must be greater than or equal to 2"),
+        ("test:\n  script: x\n  parallel: 0\n", "jobs:test:parallel",
+         "jobs:test:parallel config must be greater than or equal to 1"),
         ("test:\n  script: x\n  parallel: 500\n", "jobs:test:parallel",
          "jobs:test:parallel config must be less than or equal to 200"),
         ("test:\n  script: x\n  interruptible: maybe\n", "jobs:test:interruptible",
@@ -353,6 +353,14 @@ fn keyword_type_errors() {
          "jobs:test extends should be an array of strings or a string"),
         ("test:\n  script: x\n  needs: [{artifacts: true}]\n", "jobs:test:needs:need",
          "jobs:test:needs:need job should be a string"),
+        ("test:\n  script: x\n  needs: build\n", "jobs:test:needs",
+         "jobs:test:needs config can only be a hash or an array"),
+        ("test:\n  script: x\n  needs: {}\n", "jobs:test:needs",
+         "jobs:test:needs config can not be an empty hash"),
+        ("test:\n  script: x\n  rules: []\n", "jobs:test:rules",
+         "jobs:test:rules config can't be blank"),
+        ("test:\n  script: x\n  rules:\n    - if: '${X} == \"y\"'\n", "jobs:test:rules:if",
+         "jobs:test:rules:rule if invalid expression syntax"),
     ];
     for (text, path, message) in cases {
         assert_eq!(err(text), pair(path, message), "{text}");
@@ -475,6 +483,23 @@ fn include_limit() {
             "include",
             "Maximum of 150 nested includes are allowed!"
         ))
+    );
+}
+
+/// Repeated includes count toward the limit too (GitLab's `ci_includes_count_duplicates`).
+#[test]
+fn include_limit_counts_repeats() {
+    let read = |p: &str| (p == "a.yml").then(|| ".h:\n  script: x\n".to_string());
+    let list = |n: usize| {
+        format!(
+            "include: [{}]\ntest:\n  script: x\n",
+            vec!["a.yml"; n].join(", ")
+        )
+    };
+    assert!(lint(&list(150), &read).is_ok());
+    assert_eq!(
+        lint(&list(151), &read).err().map(|e| e.message),
+        Some("Maximum of 150 nested includes are allowed!".to_string())
     );
 }
 

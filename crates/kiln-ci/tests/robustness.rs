@@ -150,3 +150,77 @@ fn large_inputs_are_bounded() {
         Some("The pipeline has too many jobs (maximum is 10000)")
     );
 }
+
+const TOO_BIG: &str = "The parsed YAML is too big";
+
+/// A head holding a 900 KB string (written `B`) and 200 jobs of `job` (`{i}` their number):
+/// extends, `!reference`, defaults, `parallel:` and global variables each copy it into jobs.
+fn big_part_copied(head: &str, job: &str) -> (String, String) {
+    let big = format!("\"{}\"", "z".repeat(900_000));
+    let jobs: String = (0..200)
+        .filter(|_| !job.is_empty())
+        .map(|i| job.replace("{i}", &i.to_string()) + "\n")
+        .collect();
+    (
+        format!("{head} / {job}"),
+        head.replace('B', &big) + "\n" + &jobs,
+    )
+}
+
+/// Each way a small text can stand for a huge configuration, refused before it is built.
+/// `amplifiers()` pairs a name with a text of at most 2 MB.
+fn amplifiers() -> Vec<(String, String)> {
+    let big = "x".repeat(1_500_000);
+    let kilo = "y".repeat(1024);
+    let mut aliases = format!("a: &a \"{kilo}\"\nlist: [");
+    while aliases.len() < 2_000_000 {
+        aliases.push_str("*a, ");
+    }
+    aliases.push_str("*a]\njob: {script: x}\n");
+    vec![
+        (
+            "a 1.5 MB anchored string used 1,000 times".to_string(),
+            format!(
+                "s: &s \"{big}\"\njob:\n  script: x\n  variables:\n{}",
+                (0..1000)
+                    .map(|i| format!("    V{i}: *s\n"))
+                    .collect::<String>()
+            ),
+        ),
+        ("2 MB of aliases to a 1 KB string".to_string(), aliases),
+        big_part_copied(".base: {script: [B]}", "j{i}: {extends: .base}"),
+        big_part_copied(
+            ".base: {script: [B]}",
+            "j{i}: {script: !reference [.base, script]}",
+        ),
+        big_part_copied("default: {before_script: [B]}", "j{i}: {script: x}"),
+        big_part_copied("job: {script: [B], parallel: 200}", ""),
+        big_part_copied("variables: {V: B}", "j{i}: {script: x}"),
+    ]
+}
+
+#[test]
+fn amplified_documents_are_refused_as_too_big() {
+    for (what, text) in amplifiers() {
+        assert!(text.len() <= 2_100_000, "{what}: {} bytes", text.len());
+        for context in ["main", "lint"] {
+            let error = common::run(&text, context).err().map(|e| e.message);
+            assert_eq!(error.as_deref(), Some(TOO_BIG), "{what} ({context})");
+        }
+    }
+}
+
+/// The same shapes at a size real files have still compile: the limits are about bytes.
+#[test]
+fn modest_copies_still_compile() {
+    let text = format!(
+        ".base: {{script: [\"{}\"]}}\ndefault: {{before_script: [\"{}\"]}}\n{}",
+        "z".repeat(10_000),
+        "b".repeat(10_000),
+        (0..200)
+            .map(|i| format!("j{i}: {{extends: .base, parallel: 5}}\n"))
+            .collect::<String>()
+    );
+    let plan = common::run(&text, "main").expect("compiles");
+    assert_eq!(plan.jobs.len(), 1000);
+}

@@ -464,3 +464,11 @@ fn empty_pipeline_after_filtering_is_an_empty_plan() {
         assert!(plan.jobs.is_empty() && plan.stages.is_empty(), "{text}");
     }
 }
+
+#[test]
+fn parallel_one_makes_one_numbered_job() {
+    let plan = common::run("build:\n  script: x\n  parallel: 1\n", "main").unwrap();
+    assert_eq!(names(&plan), ["build 1/1"]);
+    let vars = &job(&plan, "build 1/1").variables;
+    assert!(vars.contains(&("CI_NODE_TOTAL".to_string(), "1".to_string())));
+}

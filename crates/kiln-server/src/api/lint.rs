@@ -2,8 +2,11 @@
 //! out; and v4's, further down, in current GitLab's shape.
 //! `content` is declared with Grape's `requires`, so leaving it out is Grape's 400
 //! `{"error":"content is missing"}`; an empty one is linted ("Please provide content…").
+//! Every lint runs through `service::compiler`, off the request threads; v3's needs no token
+//! (as in GitLab 8.x), v4's needs a signed-in user (as current GitLab's).
 
 use crate::params::{self, Params};
+use crate::service::compiler;
 use crate::ApiError;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,11 +16,15 @@ pub async fn lint(Params(params): Params) -> Result<Response, ApiError> {
     let Some(content) = params.get("content") else {
         return Ok(params::grape_error(&params::missing(&params, &["content"])));
     };
-    // Includes cannot be read without a project; say so rather than pretend.
-    let read = |_: &str| None;
-    let body = match kiln_ci::lint(content, &read) {
-        Ok(_) => json!({ "status": "valid", "errors": [] }),
-        Err(err) => json!({ "status": "invalid", "errors": [err.message] }),
+    let content = content.to_owned();
+    // Includes cannot be read without a project: none is found.
+    let outcome = compiler::run(move || kiln_ci::lint(&content, &|_: &str| None).map(|_| ())).await;
+    let body = match outcome
+        .map_err(str::to_owned)
+        .and_then(|r| r.map_err(|e| e.message))
+    {
+        Ok(()) => json!({ "status": "valid", "errors": [] }),
+        Err(message) => json!({ "status": "invalid", "errors": [message] }),
     };
     Ok(Json(body).into_response())
 }
@@ -25,7 +32,11 @@ pub async fn lint(Params(params): Params) -> Result<Response, ApiError> {
 /// Current GitLab's shape of a lint result: `valid`, `errors`, `warnings`, `merged_yaml`,
 /// `includes` (`lib/api/entities/ci/lint/result.rb`).
 fn v4_result(content: &str, read: &dyn Fn(&str) -> Option<String>) -> serde_json::Value {
-    match kiln_ci::lint(content, read) {
+    v4_body(content, kiln_ci::lint(content, read).map_err(|e| e.message))
+}
+
+fn v4_body(content: &str, outcome: Result<kiln_ci::PipelinePlan, String>) -> serde_json::Value {
+    match outcome {
         Ok(_) => json!({
             "valid": true,
             "errors": [],
@@ -33,9 +44,9 @@ fn v4_result(content: &str, read: &dyn Fn(&str) -> Option<String>) -> serde_json
             "merged_yaml": content,
             "includes": [],
         }),
-        Err(err) => json!({
+        Err(message) => json!({
             "valid": false,
-            "errors": [err.message],
+            "errors": [message],
             "warnings": [],
             "merged_yaml": null,
             "includes": [],
@@ -44,11 +55,17 @@ fn v4_result(content: &str, read: &dyn Fn(&str) -> Option<String>) -> serde_json
 }
 
 /// v4 `POST /ci/lint` (GitLab before 16.0): `status` besides current GitLab's fields.
-pub async fn lint_v4(Params(params): Params) -> Result<Response, ApiError> {
+pub async fn lint_v4(
+    crate::auth::CurrentUser(_user): crate::auth::CurrentUser,
+    Params(params): Params,
+) -> Result<Response, ApiError> {
     let Some(content) = params.get("content") else {
         return Err(ApiError::Params("content is missing".into()));
     };
-    let mut body = v4_result(content, &|_: &str| None);
+    let content = content.to_owned();
+    let mut body = compiler::run(move || v4_result(&content, &|_: &str| None))
+        .await
+        .unwrap_or_else(|message| v4_body("", Err(message.to_owned())));
     let valid = body["valid"] == json!(true);
     body["status"] = json!(if valid { "valid" } else { "invalid" });
     Ok(Json(body).into_response())
@@ -83,7 +100,7 @@ pub async fn lint_project(
         None => None,
     };
     let given = params.get("content").map(str::to_owned);
-    let body = tokio::task::spawn_blocking(move || {
+    let body = compiler::run(move || {
         let (sha, content) = match (&mirror, given) {
             (_, Some(content)) => (None, Some(content)),
             (Some(repo), None) => match crate::git::read_for_pipeline(
@@ -112,6 +129,6 @@ pub async fn lint_project(
         v4_result(&content, &read)
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    .unwrap_or_else(|message| v4_body("", Err(message.to_owned())));
     Ok(Json(body).into_response())
 }

@@ -3,6 +3,7 @@
 pub mod builds;
 pub mod ci_variables;
 pub mod commit_statuses;
+pub mod compiler;
 pub mod definition;
 pub mod jobs;
 pub mod pipelines;

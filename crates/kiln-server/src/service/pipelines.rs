@@ -65,7 +65,7 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
                 request.ref_name.to_owned(),
                 request.source.to_owned(),
             );
-            tokio::task::spawn_blocking(move || {
+            crate::service::compiler::run(move || {
                 let read = |path: &str| git::read_file(&mirror, &sha, path);
                 let ctx = CompileContext {
                     ref_name: &ref_name,
@@ -77,7 +77,7 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
                 kiln_ci::compile(&text, &ctx).map_err(|e| e.message)
             })
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
+            .unwrap_or_else(|message| Err(message.to_owned()))
         }
     };
     let plan = match compiled {

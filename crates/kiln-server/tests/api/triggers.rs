@@ -166,6 +166,16 @@ async fn v4_lint_answers_in_current_gitlabs_shape() {
     .await;
     assert_eq!(bad.body["valid"], false);
     assert!(!bad.body["errors"].as_array().unwrap().is_empty());
+    // Current GitLab lints only for a signed-in user (v3's stays open, as in 8.x).
+    let anonymous = send(
+        &app,
+        Method::POST,
+        "/api/v4/ci/lint",
+        None,
+        json!({ "content": "job:\n  script: [x]\n" }),
+    )
+    .await;
+    anonymous.assert_error(401, "401 Unauthorized");
     let project_lint = app
         .get(&format!("/api/v4/projects/{project}/ci/lint"), &owner)
         .await;
