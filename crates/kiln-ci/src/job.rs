@@ -185,6 +185,8 @@ pub(crate) struct JobSpec {
     pub(crate) after_script: Vec<String>,
     /// The job's own `variables:` (globals are added when the plan is built).
     pub(crate) variables: Vec<(String, String)>,
+    /// Which of them are `expand: false`.
+    pub(crate) raw_variables: Vec<String>,
     pub(crate) inherit_variables: Inherit,
     pub(crate) only: Option<Policy>,
     pub(crate) except: Option<Policy>,
@@ -465,9 +467,12 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
             .filter(|_| inherited("after_script"))
             .unwrap_or_default(),
     };
-    let variables = match get(map, "variables") {
-        Some(v) => keywords::parse_variables(v, &sub("variables"))?,
-        None => Vec::new(),
+    let (variables, raw_variables) = match get(map, "variables") {
+        Some(v) => (
+            keywords::parse_variables(v, &sub("variables"))?,
+            keywords::raw_keys(v),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     let only = get(map, "only")
         .map(|v| refs::parse_policy(v, &sub("only")))
@@ -595,6 +600,7 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
         script,
         after_script,
         variables,
+        raw_variables,
         inherit_variables,
         only,
         except,

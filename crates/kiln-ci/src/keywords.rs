@@ -71,8 +71,9 @@ pub(crate) fn parse_script(value: &Value, location: &str) -> Result<Vec<String>>
     Ok(out)
 }
 
-/// `variables:` (global, job, rule): scalars become strings (Ruby `to_s`), and the hash form
-/// `{value:, description:, expand:, options:}` contributes its value.
+/// `variables:` (global, job, rule): scalars become strings (Ruby `to_s`), a null value is
+/// empty, and the hash form `{value:, description:, expand:, options:}` contributes its value
+/// (`raw_keys` tells which of them have `expand: false`).
 pub(crate) fn parse_variables(value: &Value, location: &str) -> Result<Vec<(String, String)>> {
     let invalid = || {
         CompileError::entry(
@@ -92,16 +93,38 @@ pub(crate) fn parse_variables(value: &Value, location: &str) -> Result<Vec<(Stri
                     &["value", "description", "expand", "options"],
                     &format!("{location}:{key}"),
                 )?;
+                if !matches!(hash.get("expand"), None | Some(Value::Bool(_))) {
+                    return Err(CompileError::entry(
+                        &format!("{location}:{key}"),
+                        "config expand should be a boolean value",
+                    ));
+                }
                 match hash.get("value") {
                     None | Some(Value::Null) => String::new(),
                     Some(inner) => inner.scalar_to_string().ok_or_else(invalid)?,
                 }
             }
+            Value::Null => String::new(),
             other => other.scalar_to_string().ok_or_else(invalid)?,
         };
         out.push((key.clone(), text));
     }
     Ok(out)
+}
+
+/// The keys of `variables:` written `{value: …, expand: false}`: the runner passes them on
+/// without expanding what they refer to.
+pub(crate) fn raw_keys(value: &Value) -> Vec<String> {
+    let Value::Map(map) = value else {
+        return Vec::new();
+    };
+    map.iter()
+        .filter(|(_, v)| {
+            v.as_map()
+                .is_some_and(|h| h.get("expand") == Some(&Value::Bool(false)))
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// An array of strings (tags, dependencies, artifacts paths); `what` names the attribute in
@@ -523,7 +546,16 @@ mod tests {
             "variables config should be a hash of key value pairs, value can be a hash"
         );
         assert!(parse_variables(&v("{A: [1]}"), "variables").is_err());
-        assert!(parse_variables(&v("{A: ~}"), "variables").is_err());
+        // `X:` is an empty value, as GitLab takes it.
+        assert_eq!(
+            parse_variables(&v("{A: ~}"), "variables").ok(),
+            Some(vec![("A".to_string(), String::new())])
+        );
+        assert_eq!(
+            raw_keys(&v("{A: {value: x, expand: false}, B: {value: y}, C: z}")),
+            ["A"]
+        );
+        assert!(parse_variables(&v("{A: {value: x, expand: maybe}}"), "variables").is_err());
     }
 
     #[test]

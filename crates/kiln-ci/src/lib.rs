@@ -20,6 +20,7 @@ mod reference;
 mod refs;
 mod rules;
 mod value;
+pub mod variables;
 
 use std::collections::BTreeMap;
 

@@ -84,6 +84,10 @@ pub(crate) fn build(
         Some(v) => keywords::parse_variables(v, "variables")?,
         None => Vec::new(),
     };
+    let global_raw = root
+        .get("variables")
+        .map(keywords::raw_keys)
+        .unwrap_or_default();
     let stages = parse_stages(&root)?;
     let workflow_rules = parse_workflow(&root)?;
 
@@ -129,7 +133,7 @@ pub(crate) fn build(
             (selected, globals)
         }
     };
-    Ok(assemble(selected, &globals, &stages))
+    Ok(assemble(selected, (&globals, &global_raw), &stages))
 }
 
 /// `stages:` (or the old `types:`), nested arrays flattened, with `.pre` first and `.post` last.
@@ -548,7 +552,7 @@ fn check_selected(selected: &mut [Selected]) -> Result<()> {
 
 fn assemble(
     selected: Vec<Selected>,
-    globals: &[(String, String)],
+    (globals, global_raw): (&[(String, String)], &[String]),
     stages: &[String],
 ) -> PipelinePlan {
     let used: Vec<String> = stages
@@ -562,6 +566,23 @@ fn assemble(
             let spec = sel.spec;
             let mut variables: BTreeMap<String, String> =
                 inherited_globals(&spec, globals).into_iter().collect();
+            // Raw is decided by the definition that wins: the rule's, the job's, the file's.
+            let raw_variables = variables
+                .keys()
+                .chain(spec.variables.iter().map(|(k, _)| k))
+                .filter(|k| {
+                    let own = spec.variables.iter().any(|(j, _)| j == *k);
+                    !sel.rule_variables.iter().any(|(r, _)| r == *k)
+                        && if own {
+                            spec.raw_variables.contains(k)
+                        } else {
+                            global_raw.contains(k)
+                        }
+                })
+                .cloned()
+                .collect::<std::collections::BTreeSet<String>>()
+                .into_iter()
+                .collect();
             variables.extend(spec.variables);
             variables.extend(sel.rule_variables);
             JobPlan {
@@ -572,6 +593,7 @@ fn assemble(
                 script: spec.script,
                 after_script: spec.after_script,
                 variables: variables.into_iter().collect(),
+                raw_variables,
                 when: sel.when,
                 allow_failure: sel.allow_failure,
                 needs: sel.needs.map(|needs| {

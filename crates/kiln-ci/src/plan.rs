@@ -29,6 +29,9 @@ pub struct JobPlan {
     /// Global variables overridden by job variables (and rule variables), as strings, sorted by key.
     /// Parallel copies also carry CI_NODE_INDEX / CI_NODE_TOTAL and their matrix variables.
     pub variables: Vec<(String, String)>,
+    /// The keys of `variables` whose winning definition is `expand: false`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub raw_variables: Vec<String>,
     pub when: When,
     pub allow_failure: bool,
     /// None = stage-ordered job; Some(list) = DAG job (`needs: []` is Some(empty)).

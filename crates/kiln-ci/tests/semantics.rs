@@ -472,3 +472,12 @@ fn parallel_one_makes_one_numbered_job() {
     let vars = &job(&plan, "build 1/1").variables;
     assert!(vars.contains(&("CI_NODE_TOTAL".to_string(), "1".to_string())));
 }
+
+#[test]
+fn raw_variables_follow_the_winning_definition() {
+    let text = "variables:\n  G: {value: '$X', expand: false}\n  H: {value: '$X', expand: false}\n  N:\njob:\n  script: x\n  variables:\n    H: plain\n    J: {value: '$Y', expand: false}\n";
+    let plan = common::run(text, "main").unwrap();
+    let job = job(&plan, "job");
+    assert_eq!(job.raw_variables, ["G", "J"]);
+    assert!(job.variables.contains(&("N".to_string(), String::new())));
+}

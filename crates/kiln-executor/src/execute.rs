@@ -157,19 +157,36 @@ impl<'a, T: Transport> Job<'a, '_, T> {
                 .map_err(|e| format!("handing the work directory to the job user: {e}"))?;
         }
         let mut env = base_environment(self.config.job_user.as_ref(), &self.dir);
-        env.extend(self.spec.variables.iter().cloned());
+        env.extend(self.job_variables());
         self.write_file_variables(&mut env).await?;
-        env.push((
-            "CI_PROJECT_DIR".into(),
-            self.dir.to_string_lossy().into_owned(),
-        ));
-        env.push((
-            "CI_BUILDS_DIR".into(),
-            self.config.builds_dir.to_string_lossy().into_owned(),
-        ));
-        env.push(("CI_SERVER".into(), "yes".into()));
         self.env = env;
         Ok(())
+    }
+
+    /// The runner's variables, then the job's (which may override them), after the runner's
+    /// expansion pass: what the job's shell is given.
+    fn job_variables(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = vec![
+            (
+                "CI_PROJECT_DIR".into(),
+                self.dir.to_string_lossy().into_owned(),
+            ),
+            (
+                "CI_BUILDS_DIR".into(),
+                self.config.builds_dir.to_string_lossy().into_owned(),
+            ),
+            ("CI_SERVER".into(), "yes".into()),
+        ];
+        all.extend(self.spec.variables.iter().cloned());
+        let tmp = file_variables_dir(&self.dir);
+        let files = &self.spec.file_variables;
+        let path_of = |key: &str| {
+            files
+                .iter()
+                .any(|f| f == key)
+                .then(|| tmp.join(key).to_string_lossy().into_owned())
+        };
+        crate::variables::runner_expand(&all, &self.spec.raw_variables, &path_of)
     }
 
     /// Puts each `file` variable's value in a file of `<work dir>.tmp` (outside the work

@@ -13,6 +13,7 @@ mod process;
 mod script;
 mod trace;
 mod transport;
+pub mod variables;
 
 pub use checkout::{checkout, checkout_with};
 pub use containment::{kill_leftover_cgroups, kill_runner_cgroups, Isolation};
@@ -57,6 +58,9 @@ pub struct JobSpec {
     /// Variables of type `file`: the job sees the path of a file holding the value.
     #[serde(default)]
     pub file_variables: Vec<String>,
+    /// Raw variables: the runner's pass (see `variables`) leaves their values as they are.
+    #[serde(default)]
+    pub raw_variables: Vec<String>,
 }
 
 /// Where a job's source comes from: a clone URL (which may carry credentials) and a commit.

@@ -75,6 +75,7 @@ fn spec(script: &[&str]) -> JobSpec {
         dependencies: vec![],
         masked: vec![],
         file_variables: vec![],
+        raw_variables: vec![],
     }
 }
 

@@ -62,7 +62,8 @@ pub fn payload(job: &AssignedJob, external_url: &str, now_ms: i64) -> Value {
             let secret = SECRET_VARIABLES.contains(&key.as_str());
             let masked = !value.is_empty() && spec.masked.contains(value);
             let file = spec.file_variables.contains(key);
-            json!({ "key": key, "value": value, "public": !(secret || masked), "masked": masked, "file": file })
+            let raw = spec.raw_variables.contains(key);
+            json!({ "key": key, "value": value, "public": !(secret || masked), "masked": masked, "file": file, "raw": raw })
         })
         .collect();
     if spec.git.is_none() {

@@ -197,28 +197,34 @@ async fn describe(
     let settings = crate::service::ci_variables::for_job(app, &project, build.protected)
         .await
         .map_err(|e| JobError::Io(std::io::Error::other(e.to_string())))?;
-    let pairs: Vec<(String, String)> = settings
+    let given: Vec<kiln_ci::variables::JobVariable> = settings
         .iter()
-        .map(|v| (v.key.clone(), v.value.clone()))
+        .map(|v| kiln_ci::variables::JobVariable {
+            key: v.key.clone(),
+            value: v.value.clone(),
+            raw: v.raw,
+            file: v.file,
+        })
         .collect();
-    spec.variables = variables::for_build(
+    let yaml = variables::yaml_of(&spec);
+    let sources = variables::JobSources {
+        yaml: &yaml,
+        environment: plan.as_ref().and_then(|p| p.environment.as_deref()),
+        settings: &given,
+    };
+    let all = variables::for_build(
         &app.config.external_url,
         (&project, &pipeline, &build),
-        &spec.variables,
-        &pairs,
+        sources,
         Some(access),
     );
+    variables::give(&mut spec, all);
     // Masked values and the job token never reach the trace; file variables become files.
     spec.masked = settings
         .iter()
         .filter(|v| v.masked)
         .map(|v| v.value.clone())
         .chain(std::iter::once(token.clone()))
-        .collect();
-    spec.file_variables = settings
-        .iter()
-        .filter(|v| v.file)
-        .map(|v| v.key.clone())
         .collect();
     Ok(AssignedJob {
         claimed,
@@ -260,6 +266,7 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
         dependencies: Vec::new(),
         masked: Vec::new(),
         file_variables: Vec::new(),
+        raw_variables: plan.raw_variables.clone(),
     }
 }
 

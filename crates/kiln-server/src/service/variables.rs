@@ -1,9 +1,12 @@
 //! The CI variables of a build: GitLab's predefined ones under both their v3 (`CI_BUILD_*`)
 //! and modern (`CI_JOB_*`, `CI_COMMIT_*`) names, then the file's variables, the instance's
 //! and the project's, the pipeline's (trigger or API), and those given when a manual job was
-//! played, later ones winning.
+//! played, later ones winning; then expanded where they refer to each other, as GitLab's
+//! server expands them before a runner gets the job (kiln-ci's `variables::expand_all`).
 
+use kiln_ci::variables::{expand_all, JobVariable};
 use kiln_store::{BuildRecord, PipelineRecord, ProjectRecord};
+use sha2::{Digest, Sha256};
 
 /// What a running job may use to reach Kiln: its job token, and its runner's tags.
 #[derive(Debug, Clone, Copy)]
@@ -12,18 +15,27 @@ pub struct JobAccess<'a> {
     pub runner_tags: &'a [String],
 }
 
+/// What of a job its variables come from besides its records: the file's `variables:`
+/// (`yaml`, raw where `expand: false`), its `environment:` name, and the instance's and
+/// project's CI/CD variables (`settings`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobSources<'a> {
+    pub yaml: &'a [JobVariable],
+    pub environment: Option<&'a str>,
+    pub settings: &'a [JobVariable],
+}
+
 /// The job's variables in GitLab's order of precedence, later ones winning: predefined, the
-/// file's (`yaml`), the instance's and project's CI/CD variables (`settings`), the
-/// pipeline's (trigger or API), and those given when a manual job was played.
+/// file's, the instance's and project's CI/CD variables, the pipeline's (trigger or API), and
+/// those given when a manual job was played; expanded, and one per name (the winner).
 pub fn for_build(
     external_url: &str,
     (project, pipeline, build): (&ProjectRecord, &PipelineRecord, &BuildRecord),
-    yaml: &[(String, String)],
-    settings: &[(String, String)],
+    sources: JobSources<'_>,
     access: Option<JobAccess<'_>>,
-) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: String| vars.push((k.to_owned(), v));
+) -> Vec<JobVariable> {
+    let mut vars: Vec<JobVariable> = Vec::new();
+    let mut set = |k: &str, v: String| vars.push(JobVariable::new(k, v));
     let project_url = format!("{external_url}/{}", project.full_path());
     if let Some(access) = access {
         let repository = repository_url(external_url, &project.full_path(), access.token);
@@ -141,15 +153,148 @@ pub fn for_build(
         set("CI_RUNNER_ID", runner.id.to_string());
         set("CI_RUNNER_DESCRIPTION", runner.description.clone());
     }
-    vars.extend(yaml.iter().cloned());
-    vars.extend(settings.iter().cloned());
-    let pipeline_vars: Vec<(String, String)> =
-        serde_json::from_str(&pipeline.variables).unwrap_or_default();
-    vars.extend(pipeline_vars);
-    let job_vars: Vec<(String, String)> =
-        serde_json::from_str(&build.job_variables).unwrap_or_default();
-    vars.extend(job_vars);
-    vars
+    // A commit's text is passed as written: a `$` in a message is not a reference.
+    for v in vars.iter_mut() {
+        v.raw = matches!(
+            v.key.as_str(),
+            "CI_COMMIT_MESSAGE" | "CI_COMMIT_TITLE" | "CI_COMMIT_DESCRIPTION"
+        );
+    }
+    vars.extend(sources.yaml.iter().cloned());
+    vars.extend(sources.settings.iter().cloned());
+    let given = |json: &str| -> Vec<JobVariable> {
+        serde_json::from_str::<Vec<(String, String)>>(json)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| JobVariable::new(k, v))
+            .collect()
+    };
+    vars.extend(given(&pipeline.variables));
+    vars.extend(given(&build.job_variables));
+    let mut vars = expand_all(vars);
+    if let Some(name) = sources.environment {
+        // GitLab expands the name with the job's variables when it makes the environment.
+        let name = kiln_ci::variables::expand_text(name, &vars);
+        let environment = environment_variables(&name);
+        vars.extend(environment);
+    }
+    winners(vars)
+}
+
+/// `CI_ENVIRONMENT_*` of a job with `environment: name` (it starts the environment).
+fn environment_variables(name: &str) -> Vec<JobVariable> {
+    vec![
+        JobVariable::new("CI_ENVIRONMENT_NAME", name),
+        JobVariable::new("CI_ENVIRONMENT_SLUG", environment_slug(name)),
+        JobVariable::new("CI_ENVIRONMENT_ACTION", "start"),
+        JobVariable::new("CI_ENVIRONMENT_TIER", environment_tier(name)),
+    ]
+}
+
+/// One variable per name, the last given (which is the one a job sees), in order.
+fn winners(vars: Vec<JobVariable>) -> Vec<JobVariable> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, v) in vars.iter().enumerate() {
+        last.insert(v.key.as_str(), i);
+    }
+    let keep: Vec<bool> = (0..vars.len())
+        .map(|i| {
+            vars.get(i)
+                .is_some_and(|v| last.get(v.key.as_str()) == Some(&i))
+        })
+        .collect();
+    vars.into_iter()
+        .zip(keep)
+        .filter_map(|(v, keep)| keep.then_some(v))
+        .collect()
+}
+
+/// GitLab's `Gitlab::Slug::Environment`: lower-case letters, digits and single dashes,
+/// starting with a letter, at most 24 characters; a name that had to change gets a suffix
+/// from its SHA-256 so that different names keep different slugs.
+pub fn environment_slug(name: &str) -> String {
+    let mut slug: String = dashed(name).collect();
+    if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+        slug = format!("env-{slug}");
+    }
+    let mut squeezed = String::with_capacity(slug.len());
+    for c in slug.chars() {
+        if !(c == '-' && squeezed.ends_with('-')) {
+            squeezed.push(c);
+        }
+    }
+    if squeezed.len() > 24 || squeezed != name {
+        let mut short: String = squeezed.chars().take(17).collect();
+        if !short.ends_with('-') {
+            short.push('-');
+        }
+        short.push_str(&base36_suffix(name));
+        short
+    } else {
+        squeezed.trim_end_matches('-').to_owned()
+    }
+}
+
+/// The last 6 digits of the name's SHA-256 written in base 36 (Ruby's `to_i(16).to_s(36)`).
+fn base36_suffix(name: &str) -> String {
+    let mut number: Vec<u8> = Sha256::digest(name.as_bytes()).to_vec();
+    let mut digits = Vec::new();
+    while number.iter().any(|b| *b != 0) && digits.len() < 6 {
+        let mut remainder = 0u32;
+        for byte in number.iter_mut() {
+            let value = (remainder << 8) | u32::from(*byte);
+            *byte = (value / 36) as u8;
+            remainder = value % 36;
+        }
+        digits.push(char::from_digit(remainder, 36).unwrap_or('0'));
+    }
+    digits.iter().rev().collect()
+}
+
+/// GitLab's `Environment#guess_tier`.
+pub fn environment_tier(name: &str) -> &'static str {
+    let lower = name.to_lowercase();
+    let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if any(&["dev", "review", "trunk"]) {
+        "development"
+    } else if any(&[
+        "test", "tst", "int", "acpt", "accept", "qa", "qc", "control", "quality",
+    ]) {
+        "testing"
+    } else if any(&["stg", "stag", "modl", "model", "pre", "demo", "non"]) {
+        "staging"
+    } else if any(&["prd", "prod", "live"]) {
+        "production"
+    } else {
+        "other"
+    }
+}
+
+/// The file's variables of a job the executor is to run (`spec_from_plan` put them there).
+pub fn yaml_of(spec: &kiln_executor::JobSpec) -> Vec<JobVariable> {
+    spec.variables
+        .iter()
+        .map(|(k, v)| JobVariable {
+            raw: spec.raw_variables.contains(k),
+            ..JobVariable::new(k.clone(), v.clone())
+        })
+        .collect()
+}
+
+/// Gives the executor the job's variables: the values in order, the raw names, the `file`
+/// names.
+pub fn give(spec: &mut kiln_executor::JobSpec, vars: Vec<JobVariable>) {
+    spec.raw_variables = vars
+        .iter()
+        .filter(|v| v.raw)
+        .map(|v| v.key.clone())
+        .collect();
+    spec.file_variables = vars
+        .iter()
+        .filter(|v| v.file)
+        .map(|v| v.key.clone())
+        .collect();
+    spec.variables = vars.into_iter().map(|v| (v.key, v.value)).collect();
 }
 
 /// The project's repository over HTTP with the job token as the password of the user
@@ -161,11 +306,9 @@ pub fn repository_url(external_url: &str, full_path: &str, job_token: &str) -> S
     format!("{scheme}://gitlab-ci-token:{job_token}@{rest}/{full_path}.git")
 }
 
-/// GitLab's `CI_COMMIT_REF_SLUG`: lower case, anything but `0-9a-z` → `-`, at most 63 bytes,
-/// no `-` at either end.
-pub fn ref_slug(name: &str) -> String {
-    let slug: String = name
-        .to_lowercase()
+/// `name` in lower case with anything but `a-z0-9` made a `-`, the start of both slugs.
+fn dashed(name: &str) -> impl Iterator<Item = char> {
+    name.to_lowercase()
         .chars()
         .map(|c| {
             if c.is_ascii_lowercase() || c.is_ascii_digit() {
@@ -174,8 +317,14 @@ pub fn ref_slug(name: &str) -> String {
                 '-'
             }
         })
-        .take(63)
-        .collect();
+        .collect::<Vec<char>>()
+        .into_iter()
+}
+
+/// GitLab's `CI_COMMIT_REF_SLUG`: lower case, anything but `0-9a-z` → `-`, at most 63 bytes,
+/// no `-` at either end.
+pub fn ref_slug(name: &str) -> String {
+    let slug: String = dashed(name).take(63).collect();
     slug.trim_matches('-').to_owned()
 }
 
@@ -186,5 +335,19 @@ mod tests {
         assert_eq!(super::ref_slug("Feature/Add_Thing"), "feature-add-thing");
         assert_eq!(super::ref_slug("-v1.0-"), "v1-0");
         assert_eq!(super::ref_slug(&"a".repeat(80)).len(), 63);
+    }
+
+    #[test]
+    fn environment_slugs_and_tiers_like_gitlab() {
+        use super::{environment_slug, environment_tier};
+        assert_eq!(environment_slug("production"), "production");
+        assert_eq!(environment_slug("review/master"), "review-master-8dyme2");
+        assert!(environment_slug("1st").starts_with("env-1st-"));
+        assert_eq!(environment_slug(&"a".repeat(30)).len(), 24);
+        assert_eq!(environment_tier("Production"), "production");
+        assert_eq!(environment_tier("review/x"), "development");
+        assert_eq!(environment_tier("staging"), "staging");
+        assert_eq!(environment_tier("qa"), "testing");
+        assert_eq!(environment_tier("eu-west"), "other");
     }
 }

@@ -280,3 +280,68 @@ async fn jobs_receive_variables_in_gitlabs_precedence_masked_and_as_files() {
         "{trace}"
     );
 }
+
+/// Variables that refer to variables, through the server and the embedded runner, as GitLab
+/// and gitlab-runner expand them together.
+const EXPANDING: &str = r#"variables:
+  A: foo
+  B: "$A-bar"
+  ESCAPED: "$$A"
+  RAW: {value: "$A-raw", expand: false}
+  EMPTY:
+job:
+  variables:
+    C: "${B}-baz"
+    IMAGE: "registry/$CI_PROJECT_PATH:$CI_COMMIT_SHORT_SHA"
+    OUT: "$CI_PROJECT_DIR/out"
+    FROM_PROJECT: "got-$P"
+    TO_FILE: "$CONF"
+  environment: review/$CI_COMMIT_REF_SLUG
+  script:
+    - echo "C=$C ESCAPED=$ESCAPED RAW=$RAW EMPTY=[$EMPTY] FROM_PROJECT=$FROM_PROJECT"
+    - echo "IMAGE=$IMAGE"
+    - test "$OUT" = "$CI_PROJECT_DIR/out" && echo OUT_OK
+    - test "$TO_FILE" = "$CONF" && test -f "$TO_FILE" && echo FILE_REF_OK
+    - echo "STATUS=$CI_JOB_STATUS ENV=$CI_ENVIRONMENT_NAME SLUG=$CI_ENVIRONMENT_SLUG TIER=$CI_ENVIRONMENT_TIER"
+"#;
+
+#[tokio::test]
+async fn variables_referring_to_variables_reach_the_job_expanded() {
+    let (app, owner, _repo, project) = TestApp::with_repo(1, EXPANDING).await;
+    let vars = format!("/api/v4/projects/{project}/variables");
+    for body in [
+        json!({ "key": "P", "value": "$A-from-project" }),
+        json!({ "key": "CONF", "value": "x=1", "variable_type": "file" }),
+    ] {
+        send(&app, Method::POST, &vars, &owner, body)
+            .await
+            .assert(201);
+    }
+    let (_, builds) = app.run_pipeline(project, "master", &owner).await;
+    let id = builds["job"]["id"].as_i64().unwrap();
+    let trace = app.trace(project, id, &owner).await;
+    assert_eq!(builds["job"]["status"], "success", "{trace}");
+    assert!(
+        trace.contains(
+            "C=foo-bar-baz ESCAPED=$A RAW=$A-raw EMPTY=[] FROM_PROJECT=got-foo-from-project"
+        ),
+        "{trace}"
+    );
+    let image = trace
+        .lines()
+        .find_map(|l| l.strip_prefix("IMAGE=registry/"))
+        .unwrap_or_default();
+    let (path, short) = image.rsplit_once(':').unwrap_or_default();
+    assert!(path.contains('/') && !path.contains('$'), "{trace}");
+    assert!(
+        short.len() == 8 && short.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{trace}"
+    );
+    assert!(trace.contains("\nOUT_OK"), "{trace}");
+    assert!(trace.contains("\nFILE_REF_OK"), "{trace}");
+    assert!(
+        trace.contains("STATUS=running ENV=review/master SLUG=review-master-"),
+        "{trace}"
+    );
+    assert!(trace.contains("TIER=development"), "{trace}");
+}

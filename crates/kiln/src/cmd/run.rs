@@ -443,13 +443,19 @@ impl LocalPipeline {
             user: None,
             runner: None,
         };
-        spec.variables = variables::for_build(
+        let yaml = variables::yaml_of(&spec);
+        let sources = variables::JobSources {
+            yaml: &yaml,
+            environment: job.environment.as_deref(),
+            settings: &[],
+        };
+        let all = variables::for_build(
             "http://localhost",
             (&self.project, &self.pipeline, &build),
-            &spec.variables,
-            &[],
+            sources,
             None,
         );
+        variables::give(&mut spec, all);
         spec.workdir = Some(dir.to_owned());
         spec
     }

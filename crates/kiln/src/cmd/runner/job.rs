@@ -69,6 +69,8 @@ struct Variable {
     masked: bool,
     #[serde(default)]
     file: bool,
+    #[serde(default)]
+    raw: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,21 +166,24 @@ impl Payload {
                     name: d.name.clone(),
                 })
                 .collect(),
-            masked: self
-                .variables
-                .iter()
-                .flatten()
-                .filter(|v| v.masked)
-                .map(|v| v.value.clone())
-                .collect(),
-            file_variables: self
-                .variables
-                .iter()
-                .flatten()
-                .filter(|v| v.file)
-                .map(|v| v.key.clone())
-                .collect(),
+            masked: self.variables_where(|v| v.masked, |v| &v.value),
+            file_variables: self.variables_where(|v| v.file, |v| &v.key),
+            raw_variables: self.variables_where(|v| v.raw, |v| &v.key),
         }
+    }
+
+    /// `part` of each variable that `wanted`.
+    fn variables_where(
+        &self,
+        wanted: fn(&Variable) -> bool,
+        part: fn(&Variable) -> &String,
+    ) -> Vec<String> {
+        self.variables
+            .iter()
+            .flatten()
+            .filter(|v| wanted(v))
+            .map(|v| part(v).clone())
+            .collect()
     }
 
     fn archive(&self) -> Option<ArtifactsSpec> {
