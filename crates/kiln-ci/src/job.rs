@@ -332,7 +332,7 @@ fn parse_parallel(v: &Value, location: &str) -> Result<Parallel> {
 
 /// `parallel:matrix`: each entry's variables are combined as a cartesian product (the first
 /// variable varying slowest, like Ruby's `Array#product`), entries one after another.
-fn parse_matrix(v: &Value, location: &str) -> Result<Parallel> {
+pub(crate) fn parse_matrix(v: &Value, location: &str) -> Result<Parallel> {
     let invalid = || CompileError::entry(location, "config should be an array of hashes");
     let Value::Seq(entries) = v else {
         return Err(invalid());

@@ -35,6 +35,8 @@ pub(crate) struct NeedSpec {
     pub(crate) job: String,
     pub(crate) artifacts: bool,
     pub(crate) optional: bool,
+    /// `parallel: matrix:` of the need: which of a matrix job's copies are needed.
+    pub(crate) matrix: Option<Vec<Vec<(String, String)>>>,
 }
 
 fn unknown_keys(map: &Map, allowed: &[&str], location: &str) -> Result<()> {
@@ -168,6 +170,7 @@ pub(crate) fn parse_needs(value: &Value, location: &str) -> Result<Vec<NeedSpec>
                 job: job.clone(),
                 artifacts: true,
                 optional: false,
+                matrix: None,
             }),
             Value::Map(map) => {
                 if map.contains_key("pipeline") || map.contains_key("project") {
@@ -193,10 +196,15 @@ pub(crate) fn parse_needs(value: &Value, location: &str) -> Result<Vec<NeedSpec>
                         &format!("{key} should be a boolean value"),
                     )),
                 };
+                let matrix = match map.get("parallel") {
+                    None | Some(Value::Null) => None,
+                    Some(parallel) => Some(need_matrix(parallel, &need_location)?),
+                };
                 Ok(NeedSpec {
                     job: job.to_string(),
                     artifacts: flag("artifacts", true)?,
                     optional: flag("optional", false)?,
+                    matrix,
                 })
             }
             _ => Err(CompileError::entry(
@@ -205,6 +213,27 @@ pub(crate) fn parse_needs(value: &Value, location: &str) -> Result<Vec<NeedSpec>
             )),
         })
         .collect()
+}
+
+/// A need's `parallel: {matrix: [...]}`, read as a job's matrix is.
+fn need_matrix(value: &Value, location: &str) -> Result<Vec<Vec<(String, String)>>> {
+    let location = format!("{location}:parallel");
+    let Some(map) = value
+        .as_map()
+        .filter(|m| m.len() == 1 && m.contains_key("matrix"))
+    else {
+        return Err(CompileError::entry(
+            &location,
+            "config contains unknown keys or is not a hash with matrix",
+        ));
+    };
+    match crate::job::parse_matrix(
+        map.get("matrix").unwrap_or(&Value::Null),
+        &format!("{location}:matrix"),
+    )? {
+        crate::job::Parallel::Matrix(combos) => Ok(combos),
+        crate::job::Parallel::Count(_) => Ok(Vec::new()),
+    }
 }
 
 /// `image:` — a name or `{name:, entrypoint:, …}`; the plan keeps the name.
@@ -571,17 +600,20 @@ mod tests {
                 NeedSpec {
                     job: "a".into(),
                     artifacts: true,
-                    optional: false
+                    optional: false,
+                    matrix: None
                 },
                 NeedSpec {
                     job: "b".into(),
                     artifacts: false,
-                    optional: false
+                    optional: false,
+                    matrix: None
                 },
                 NeedSpec {
                     job: "c".into(),
                     artifacts: true,
-                    optional: true
+                    optional: true,
+                    matrix: None
                 },
             ]
         );

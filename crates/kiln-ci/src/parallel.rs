@@ -23,10 +23,7 @@ pub(crate) fn expand(specs: Vec<JobSpec>) -> Vec<JobSpec> {
                 .collect(),
             Parallel::Matrix(combos) => combos
                 .into_iter()
-                .map(|vars| {
-                    let values: Vec<&str> = vars.iter().map(|(_, v)| v.as_str()).collect();
-                    (format!("{}: [{}]", spec.name, values.join(", ")), vars)
-                })
+                .map(|vars| (matrix_name(&spec.name, &vars), vars))
                 .collect(),
         };
         let total = instances.len();
@@ -78,18 +75,33 @@ pub(crate) fn expand(specs: Vec<JobSpec>) -> Vec<JobSpec> {
     out
 }
 
+/// GitLab's name of a matrix copy: `job: [value, value]`, values in the matrix's order.
+fn matrix_name(job: &str, vars: &[(String, String)]) -> String {
+    let values: Vec<&str> = vars.iter().map(|(_, v)| v.as_str()).collect();
+    format!("{job}: [{}]", values.join(", "))
+}
+
+/// A need of a parallel job needs every copy, or those its own `parallel: matrix:` names.
 fn rewrite_needs(needs: Vec<NeedSpec>, copies: &HashMap<String, Vec<String>>) -> Vec<NeedSpec> {
     needs
         .into_iter()
-        .flat_map(|need| match copies.get(&need.job) {
-            Some(names) => names
+        .flat_map(|need| match (&need.matrix, copies.get(&need.job)) {
+            (Some(combos), _) => combos
+                .iter()
+                .map(|vars| NeedSpec {
+                    job: matrix_name(&need.job, vars),
+                    matrix: None,
+                    ..need.clone()
+                })
+                .collect(),
+            (None, Some(names)) => names
                 .iter()
                 .map(|n| NeedSpec {
                     job: n.clone(),
                     ..need.clone()
                 })
                 .collect(),
-            None => vec![need],
+            (None, None) => vec![need],
         })
         .collect()
 }

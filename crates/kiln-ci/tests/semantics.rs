@@ -481,3 +481,46 @@ fn raw_variables_follow_the_winning_definition() {
     assert_eq!(job.raw_variables, ["G", "J"]);
     assert!(job.variables.contains(&("N".to_string(), String::new())));
 }
+
+#[test]
+fn needs_with_parallel_matrix_name_the_copies() {
+    let text = "build:
+  stage: build
+  script: x
+  parallel:
+    matrix:
+      - PROVIDER: aws
+        STACK: [monitoring, app1]
+      - PROVIDER: gcp
+        STACK: [data]
+deploy:
+  stage: deploy
+  script: x
+  needs:
+    - job: build
+      parallel:
+        matrix:
+          - PROVIDER: aws
+            STACK: app1
+          - PROVIDER: gcp
+            STACK: data
+    - job: all
+all:
+  stage: build
+  script: x
+";
+    let plan = common::run(text, "main").unwrap();
+    let needs: Vec<String> = job(&plan, "deploy")
+        .needs
+        .iter()
+        .flatten()
+        .map(|n| n.job.clone())
+        .collect();
+    assert_eq!(needs, ["build: [aws, app1]", "build: [gcp, data]", "all"]);
+    let wrong = text.replace("STACK: data\n    - job: all", "STACK: nope\n    - job: all");
+    let error = common::run(&wrong, "main").err().map(|e| e.message);
+    assert_eq!(
+        error.as_deref(),
+        Some("jobs:deploy job: undefined need: build: [gcp, nope]")
+    );
+}

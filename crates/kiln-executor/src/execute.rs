@@ -370,7 +370,21 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         spec: &ArtifactsSpec,
         out: &Path,
     ) -> Result<Option<PathBuf>, String> {
-        let (root, what, target) = (self.dir.clone(), spec.clone(), out.to_path_buf());
+        let (root, target) = (self.dir.clone(), out.to_path_buf());
+        // gitlab-runner expands the paths with the job's variables (`$CI_PROJECT_DIR/out`,
+        // a matrix variable); a path inside the work directory is taken relative to it.
+        let expand = |path: &String| -> String {
+            let expanded = crate::variables::expand_in(path, &self.env);
+            match Path::new(&expanded).strip_prefix(&root) {
+                Ok(rel) if Path::new(&expanded).is_absolute() => rel.to_string_lossy().into_owned(),
+                _ => expanded,
+            }
+        };
+        let what = ArtifactsSpec {
+            paths: spec.paths.iter().map(expand).collect(),
+            exclude: spec.exclude.iter().map(expand).collect(),
+            ..spec.clone()
+        };
         let limit = self.config.max_artifacts_bytes;
         let archive = tokio::task::spawn_blocking(move || {
             if let Some(parent) = target.parent() {

@@ -66,25 +66,38 @@ fn shell_name(s: &str) -> (&str, usize) {
     }
 }
 
+/// `text` expanded against the job's environment as the runner expands a path.
+pub fn expand_in(text: &str, env: &[(String, String)]) -> String {
+    expand(text, &|name: &str| {
+        runner_lookup(env, name, &|_: &str| None)
+    })
+}
+
+/// gitlab-runner's `Variables.value`: `$$` is a `$`, shell specials and positionals are empty,
+/// a name is its last variable's value (a `file` variable's path), an unknown one empty.
+fn runner_lookup(
+    variables: &[(String, String)],
+    name: &str,
+    path_of: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    match name {
+        "$" => "$".to_owned(),
+        "*" | "#" | "@" | "!" | "?" => String::new(),
+        n if n.len() == 1 && n.as_bytes().first().is_some_and(u8::is_ascii_digit) => String::new(),
+        n => match variables.iter().rev().find(|(k, _)| k == n) {
+            Some((key, value)) => path_of(key).unwrap_or_else(|| value.clone()),
+            None => String::new(),
+        },
+    }
+}
+
 /// The job's variables after the runner's pass. `path_of` gives a `file` variable's path.
 pub fn runner_expand(
     variables: &[(String, String)],
     raw: &[String],
     path_of: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<(String, String)> {
-    let lookup = |name: &str| -> String {
-        match name {
-            "$" => "$".to_owned(),
-            "*" | "#" | "@" | "!" | "?" => String::new(),
-            n if n.len() == 1 && n.as_bytes().first().is_some_and(u8::is_ascii_digit) => {
-                String::new()
-            }
-            n => match variables.iter().rev().find(|(k, _)| k == n) {
-                Some((key, value)) => path_of(key).unwrap_or_else(|| value.clone()),
-                None => String::new(),
-            },
-        }
-    };
+    let lookup = |name: &str| runner_lookup(variables, name, path_of);
     variables
         .iter()
         .map(|(key, value)| {

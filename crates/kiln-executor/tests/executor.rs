@@ -505,6 +505,57 @@ async fn artifacts_are_zipped_and_too_large_ones_fail_the_job() {
 }
 
 #[tokio::test]
+async fn artifact_paths_are_expanded_with_the_jobs_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = spec(&[
+        "mkdir -p out",
+        "echo a > out/a.txt",
+        "echo b > hello.log",
+        "echo c > c.txt",
+    ]);
+    job.artifacts = Some(ArtifactsSpec {
+        name: "artifacts".into(),
+        untracked: false,
+        paths: vec![
+            "$CI_PROJECT_DIR/out/*.txt".into(),
+            "${GREETING}.log".into(),
+            "c.txt".into(),
+        ],
+        exclude: vec!["$CI_PROJECT_DIR/c.txt".into()],
+        when: ArtifactsWhen::OnSuccess,
+    });
+    let (outcome, sink) = run_with(&job, &config(dir.path()), Collect::default()).await;
+    assert!(outcome.success(), "{}", sink.text());
+    let [(_, zip)] = &sink.uploads[..] else {
+        panic!("one upload: {}", sink.text())
+    };
+    assert_eq!(zip_names(zip), vec!["hello.log", "out/a.txt"]);
+}
+
+#[tokio::test]
+async fn variables_get_the_runners_expansion_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = spec(&["echo \"[$WHERE] [$ESC] [$RAW] [$CONF_AT]\""]);
+    job.variables.extend([
+        ("WHERE".to_string(), "$CI_PROJECT_DIR/x".to_string()),
+        ("ESC".to_string(), "$$GREETING".to_string()),
+        ("RAW".to_string(), "$GREETING".to_string()),
+        ("CONF".to_string(), "contents".to_string()),
+        ("CONF_AT".to_string(), "$CONF".to_string()),
+    ]);
+    job.raw_variables = vec!["RAW".into()];
+    job.file_variables = vec!["CONF".into()];
+    let (outcome, trace) = run(&job, &config(dir.path())).await;
+    assert!(outcome.success(), "{trace}");
+    let line = trace
+        .lines()
+        .find(|l| l.starts_with('[') && l.contains("/x]"))
+        .unwrap_or_default();
+    assert!(line.contains("] [$GREETING] [$GREETING] ["), "{trace}");
+    assert!(line.ends_with("/CONF]"), "{trace}");
+}
+
+#[tokio::test]
 async fn untracked_artifacts_are_the_files_git_does_not_track() {
     let dir = tempfile::tempdir().unwrap();
     let mut job = spec(&[

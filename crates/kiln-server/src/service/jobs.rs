@@ -270,13 +270,20 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
     }
 }
 
-/// Which earlier jobs' artifacts a job receives, as GitLab decides: its `dependencies:` list
-/// if given, else its `needs:` with `artifacts: true`, else every job of earlier stages.
+/// Which earlier jobs' artifacts a job receives, as GitLab's `Ci::BuildDependencies#local`
+/// decides: a `needs:` job only the needs with `artifacts: true`, another job every job of
+/// the earlier stages; of those, only the ones its `dependencies:` lists when it has one.
 pub fn dependencies_of(plan: &JobPlan, available: &[PipelineArchive]) -> Vec<Dependency> {
-    let wanted = |name: &str, stage_idx: i64| match (&plan.dependencies, &plan.needs) {
-        (Some(deps), _) => deps.iter().any(|d| d == name),
-        (None, Some(needs)) => needs.iter().any(|n| n.artifacts && n.job == name),
-        (None, None) => stage_idx < plan.stage_idx as i64,
+    let wanted = |name: &str, stage_idx: i64| {
+        let candidate = match &plan.needs {
+            Some(needs) => needs.iter().any(|n| n.artifacts && n.job == name),
+            None => stage_idx < plan.stage_idx as i64,
+        };
+        candidate
+            && plan
+                .dependencies
+                .as_ref()
+                .is_none_or(|deps| deps.iter().any(|d| d == name))
     };
     available
         .iter()
@@ -488,4 +495,58 @@ pub async fn coverage_from_trace(app: &AppInner, build_id: i64) -> Result<Option
         }
     }
     Ok(scanner.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dependencies_of;
+    use kiln_ci::{JobPlan, Need};
+    use kiln_store::PipelineArchive;
+
+    fn archive(build_id: i64, name: &str, stage_idx: i64) -> PipelineArchive {
+        PipelineArchive {
+            build_id,
+            name: name.into(),
+            stage_idx,
+            size: Some(1),
+        }
+    }
+
+    fn names(plan: &JobPlan, available: &[PipelineArchive]) -> Vec<String> {
+        dependencies_of(plan, available)
+            .into_iter()
+            .map(|d| d.name)
+            .collect()
+    }
+
+    #[test]
+    fn needs_without_artifacts_win_over_dependencies() {
+        let available = [archive(1, "a", 0), archive(2, "b", 0), archive(3, "c", 1)];
+        let need = |job: &str, artifacts| Need {
+            job: job.into(),
+            artifacts,
+            optional: false,
+        };
+        let staged = JobPlan {
+            stage_idx: 1,
+            ..JobPlan::default()
+        };
+        assert_eq!(names(&staged, &available), ["a", "b"]);
+        let listed = JobPlan {
+            dependencies: Some(vec!["b".into()]),
+            ..staged.clone()
+        };
+        assert_eq!(names(&listed, &available), ["b"]);
+        let dag = JobPlan {
+            needs: Some(vec![need("a", false), need("b", true), need("c", true)]),
+            dependencies: Some(vec!["a".into(), "b".into()]),
+            ..staged.clone()
+        };
+        assert_eq!(names(&dag, &available), ["b"]);
+        let none = JobPlan {
+            dependencies: Some(Vec::new()),
+            ..staged
+        };
+        assert!(names(&none, &available).is_empty());
+    }
 }
