@@ -1,7 +1,7 @@
 //! Kiln's `.gitlab-ci.yml` compiler: YAML text in, a [`PipelinePlan`] or a [`CompileError`] out.
 //!
 //! Pure: no I/O, no async. Files for `include: local` and `rules: exists` are read through the
-//! caller's `read_file` callback. Semantics follow GitLab (see
+//! caller's `Repository`. Semantics follow GitLab (see
 //! `runner-protocol-and-ci-yaml.md` §9); module docs list where and why we differ.
 
 mod budget;
@@ -18,6 +18,7 @@ mod pipeline;
 mod plan;
 mod reference;
 mod refs;
+mod repository;
 mod rules;
 mod value;
 pub mod variables;
@@ -27,6 +28,7 @@ use std::collections::BTreeMap;
 pub use duration::parse_duration;
 pub use error::CompileError;
 pub use plan::{ArtifactsPlan, ArtifactsWhen, JobPlan, Need, PipelinePlan, RetryPlan, When};
+pub use repository::{NoRepository, Repository};
 
 /// What the compiler needs to know about the pipeline being created.
 pub struct CompileContext<'a> {
@@ -38,8 +40,9 @@ pub struct CompileContext<'a> {
     /// adds the file's global `variables:` to these for rule evaluation (job variables too, for
     /// that job's rules); on a name clash the value given here wins.
     pub variables: &'a BTreeMap<String, String>,
-    /// Reads a file of the repository at the pipeline's sha for `include: local`; None if missing.
-    pub read_file: &'a dyn Fn(&str) -> Option<String>,
+    /// The repository at the pipeline's sha: files for `include: local` and `rules: exists`,
+    /// what the push changed for `rules: changes`.
+    pub repository: &'a dyn Repository,
 }
 
 /// Compiles `.gitlab-ci.yml` text for one pipeline: includes, extends, defaults, then
@@ -48,13 +51,10 @@ pub struct CompileContext<'a> {
 /// job (or only `.pre`/`.post` jobs) would run, the plan is empty: GitLab then creates no
 /// pipeline and answers "No stages / jobs for this pipeline.".
 pub fn compile(text: &str, ctx: &CompileContext) -> Result<PipelinePlan, CompileError> {
-    pipeline::build(text, ctx.read_file, pipeline::Mode::Compile(ctx))
+    pipeline::build(text, ctx.repository, pipeline::Mode::Compile(ctx))
 }
 
 /// Validates the file without ref filtering (for `kiln lint` and POST /ci/lint): every job is kept regardless of only/except/rules. Returns the plan of all visible jobs or the first error.
-pub fn lint(
-    text: &str,
-    read_file: &dyn Fn(&str) -> Option<String>,
-) -> Result<PipelinePlan, CompileError> {
-    pipeline::build(text, read_file, pipeline::Mode::Lint)
+pub fn lint(text: &str, repository: &dyn Repository) -> Result<PipelinePlan, CompileError> {
+    pipeline::build(text, repository, pipeline::Mode::Lint)
 }

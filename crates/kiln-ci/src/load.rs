@@ -17,6 +17,7 @@ use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
 use crate::budget::{self, Budget, MAX_FILE_BYTES, MAX_LOADED_BYTES, NODE_BYTES};
 use crate::error::{CompileError, Result};
 use crate::merge::deep_merge;
+use crate::repository::{is_glob, Checkout};
 use crate::rules::{self, RulesKind};
 use crate::value::{Map, Value};
 
@@ -407,7 +408,7 @@ fn parse_float(raw: &str) -> Option<f64> {
 
 /// How includes are resolved.
 pub(crate) struct IncludeEnv<'a> {
-    pub(crate) read_file: &'a dyn Fn(&str) -> Option<String>,
+    pub(crate) checkout: &'a Checkout<'a>,
     /// Variables for `$VAR` in include paths and for include `rules:`; None in lint mode, where
     /// every include is taken and paths are used as written.
     pub(crate) variables: Option<&'a BTreeMap<String, String>>,
@@ -453,49 +454,83 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
             .trim_start_matches("./")
             .trim_start_matches('/')
             .to_string();
-        // Every include counts toward the limit, repeated ones too (as GitLab counts them
-        // since `ci_includes_count_duplicates`), but a file is merged once, which also breaks
-        // include cycles.
-        state.count += 1;
-        if state.count > MAX_INCLUDES {
-            return Err(CompileError::new(
-                "include",
-                format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"),
-            ));
-        }
-        if !state.seen.insert(path.clone()) {
-            continue;
-        }
-        let text = (env.read_file)(&path).ok_or_else(|| {
-            CompileError::new(
-                "include",
-                format!("Local file `{location}` does not exist!"),
-            )
-        })?;
-        if text.trim().is_empty() {
-            return Err(CompileError::new(
-                "include",
-                format!("Local file `{location}` is empty!"),
-            ));
-        }
-        let invalid = || {
-            CompileError::new(
-                "include",
-                format!("Included file `{location}` does not have valid YAML syntax!"),
-            )
+        // A glob includes every matching file in path order, and nothing when none matches.
+        let paths: Vec<String> = if is_glob(&path) {
+            env.checkout
+                .matching(&path)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        } else {
+            vec![path]
         };
-        let included = match parse_sized(&text) {
-            Ok((Value::Map(map), size)) => {
-                state.loaded.charge(size)?;
-                map
+        for path in paths {
+            let shown = if paths_differ(&location, &path) {
+                path.clone()
+            } else {
+                location.clone()
+            };
+            if let Some(included) = include_file(&shown, path, env, state)? {
+                content = deep_merge(content, included);
             }
-            Err(e) if e.message == TOO_BIG => return Err(e),
-            _ => return Err(invalid()),
-        };
-        let included = expand_includes(included, env, state)?;
-        content = deep_merge(content, included);
+        }
     }
     Ok(deep_merge(content, config))
+}
+
+/// Whether a glob `location` stands for another path (messages then name the file).
+fn paths_differ(location: &str, path: &str) -> bool {
+    is_glob(location) && location != path
+}
+
+/// One local file of an `include:`, itself expanded; None when it was included already.
+/// `location` is how messages name it.
+fn include_file(
+    location: &str,
+    path: String,
+    env: &IncludeEnv<'_>,
+    state: &mut IncludeState,
+) -> Result<Option<Map>> {
+    // Every include counts toward the limit, repeated ones too (as GitLab counts them
+    // since `ci_includes_count_duplicates`), but a file is merged once, which also breaks
+    // include cycles.
+    state.count += 1;
+    if state.count > MAX_INCLUDES {
+        return Err(CompileError::new(
+            "include",
+            format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"),
+        ));
+    }
+    if !state.seen.insert(path.clone()) {
+        return Ok(None);
+    }
+    let text = env.checkout.read_file(&path).ok_or_else(|| {
+        CompileError::new(
+            "include",
+            format!("Local file `{location}` does not exist!"),
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(CompileError::new(
+            "include",
+            format!("Local file `{location}` is empty!"),
+        ));
+    }
+    let invalid = || {
+        CompileError::new(
+            "include",
+            format!("Included file `{location}` does not have valid YAML syntax!"),
+        )
+    };
+    let included = match parse_sized(&text) {
+        Ok((Value::Map(map), size)) => {
+            state.loaded.charge(size)?;
+            map
+        }
+        Err(e) if e.message == TOO_BIG => return Err(e),
+        _ => return Err(invalid()),
+    };
+    expand_includes(included, env, state).map(Some)
 }
 
 struct IncludeEntry {
@@ -572,7 +607,7 @@ fn include_selected(entry: &IncludeEntry, env: &IncludeEnv<'_>) -> Result<bool> 
     let Some(vars) = env.variables else {
         return Ok(true);
     };
-    Ok(rules::first_match(&parsed, vars, env.read_file).is_some_and(|r| !r.is_never()))
+    Ok(rules::first_match(&parsed, vars, env.checkout).is_some_and(|r| !r.is_never()))
 }
 
 /// Replaces `$NAME` / `${NAME}` with defined variables; undefined ones are left as written.

@@ -16,6 +16,7 @@ use crate::merge;
 use crate::plan::{JobPlan, Need, PipelinePlan, When};
 use crate::reference;
 use crate::refs::{Policy, RefContext};
+use crate::repository::Checkout;
 use crate::rules::{self, Rule, RuleWhen, RulesKind};
 use crate::value::{Map, Value};
 use crate::CompileContext;
@@ -55,9 +56,10 @@ struct Selected {
 
 pub(crate) fn build(
     text: &str,
-    read_file: &dyn Fn(&str) -> Option<String>,
+    repository: &dyn crate::Repository,
     mode: Mode<'_, '_>,
 ) -> Result<PipelinePlan> {
+    let checkout = Checkout::new(repository);
     if text.trim().is_empty() {
         return Err(CompileError::new(
             "root",
@@ -69,7 +71,7 @@ pub(crate) fn build(
         Mode::Lint => None,
     };
     let env = IncludeEnv {
-        read_file,
+        checkout: &checkout,
         variables: ctx.map(|c| c.variables),
     };
     let mut root = load::load_config(text, &env)?;
@@ -128,8 +130,12 @@ pub(crate) fn build(
     let (selected, globals) = match ctx {
         None => (select_all(specs), global_variables),
         Some(ctx) => {
-            let globals = apply_workflow(workflow_rules.as_deref(), global_variables, ctx)?;
-            let selected = select(specs, &globals, workflow_rules.is_some(), ctx)?;
+            let globals = apply_workflow(
+                workflow_rules.as_deref(),
+                global_variables,
+                (ctx, &checkout),
+            )?;
+            let selected = select(specs, &globals, workflow_rules.is_some(), (ctx, &checkout))?;
             (selected, globals)
         }
     };
@@ -423,13 +429,13 @@ fn overlay(base: &mut Vec<(String, String)>, over: &[(String, String)]) {
 fn apply_workflow(
     workflow: Option<&[Rule]>,
     mut globals: Vec<(String, String)>,
-    ctx: &CompileContext<'_>,
+    (ctx, checkout): (&CompileContext<'_>, &Checkout<'_>),
 ) -> Result<Vec<(String, String)>> {
     let Some(rules) = workflow else {
         return Ok(globals);
     };
     let vars = eval_variables(&[&globals], ctx.variables);
-    match rules::first_match(rules, &vars, ctx.read_file) {
+    match rules::first_match(rules, &vars, checkout) {
         Some(rule) if !rule.is_never() => {
             overlay(&mut globals, &rule.variables);
             Ok(globals)
@@ -455,7 +461,7 @@ fn select(
     specs: Vec<JobSpec>,
     globals: &[(String, String)],
     has_workflow_rules: bool,
-    ctx: &CompileContext<'_>,
+    (ctx, checkout): (&CompileContext<'_>, &Checkout<'_>),
 ) -> Result<Vec<Selected>> {
     let refs = RefContext {
         ref_name: ctx.ref_name,
@@ -468,7 +474,7 @@ fn select(
         let vars = eval_variables(&[&job_globals, &spec.variables], ctx.variables);
         let base_allow_failure = spec.allow_failure.unwrap_or(spec.when == When::Manual);
         if let Some(job_rules) = &spec.rules {
-            let Some(rule) = rules::first_match(job_rules, &vars, ctx.read_file) else {
+            let Some(rule) = rules::first_match(job_rules, &vars, checkout) else {
                 continue;
             };
             let when = match rule.when {

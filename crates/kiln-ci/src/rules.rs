@@ -1,11 +1,11 @@
 //! `rules:` for jobs, `workflow:rules:` and include `rules:` (GitLab's `Entry::Rules::Rule` and
 //! `Build::Rules`): parsing with GitLab's validation messages, and first-match evaluation.
 //!
-//! A rule matches when all of its clauses hold: `if` (see expression.rs), `exists` (any listed
-//! file exists, asked through `read_file`) and `changes`. A rule without clauses always matches.
-//! Choices: `changes` has no diff information here and always holds (GitLab does the same when it
-//! has no diff); `exists` entries containing glob characters cannot be checked through
-//! `read_file` and never match.
+//! A rule matches when all of its clauses hold: `if` (see expression.rs), `exists` (a listed
+//! file, or a file matching a listed glob, is in the commit) and `changes` (the push touched a
+//! file matching a listed pattern; always true when what it changed is unknown, as GitLab does
+//! for tags, schedules, web and API pipelines and new branches). A rule without clauses always
+//! matches.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +13,7 @@ use crate::error::{CompileError, Result};
 use crate::expression::Expression;
 use crate::keywords::{self, NeedSpec};
 use crate::load::expand_variables;
+use crate::repository::{glob_matches, is_glob, Checkout};
 use crate::value::Value;
 
 /// Which `rules:` we are reading; they differ in allowed keys and `when` values.
@@ -80,6 +81,9 @@ pub(crate) enum RuleWhen {
 pub(crate) struct Rule {
     condition: Option<Expression>,
     exists: Option<Vec<String>>,
+    /// `changes:` patterns; they hold when the push touched a matching file, or when what the
+    /// push changed is not known (see `Repository::changed_files`).
+    changes: Option<Vec<String>>,
     pub(crate) when: Option<RuleWhen>,
     pub(crate) allow_failure: Option<bool>,
     pub(crate) variables: Vec<(String, String)>,
@@ -91,11 +95,7 @@ impl Rule {
         self.when == Some(RuleWhen::Never)
     }
 
-    fn matches(
-        &self,
-        vars: &BTreeMap<String, String>,
-        read_file: &dyn Fn(&str) -> Option<String>,
-    ) -> bool {
+    fn matches(&self, vars: &BTreeMap<String, String>, checkout: &Checkout<'_>) -> bool {
         if let Some(expr) = &self.condition {
             if !expr.evaluate(vars) {
                 return false;
@@ -105,9 +105,23 @@ impl Rule {
             let found = paths.iter().any(|p| {
                 let path = expand_variables(p, vars);
                 let path = path.trim_start_matches("./").trim_start_matches('/');
-                !is_glob(path) && read_file(path).is_some()
+                if is_glob(path) {
+                    !checkout.matching(path).is_empty()
+                } else {
+                    checkout.read_file(path).is_some()
+                }
             });
             if !found {
+                return false;
+            }
+        }
+        if let (Some(patterns), Some(changed)) = (&self.changes, checkout.changed_files()) {
+            let touched = patterns.iter().any(|p| {
+                let pattern = expand_variables(p, vars);
+                let pattern = pattern.trim_start_matches("./").trim_start_matches('/');
+                changed.iter().any(|file| glob_matches(pattern, file))
+            });
+            if !touched {
                 return false;
             }
         }
@@ -115,17 +129,13 @@ impl Rule {
     }
 }
 
-fn is_glob(path: &str) -> bool {
-    path.contains(['*', '?', '[', '{'])
-}
-
 /// The first matching rule, if any.
 pub(crate) fn first_match<'r>(
     rules: &'r [Rule],
     vars: &BTreeMap<String, String>,
-    read_file: &dyn Fn(&str) -> Option<String>,
+    checkout: &Checkout<'_>,
 ) -> Option<&'r Rule> {
-    rules.iter().find(|r| r.matches(vars, read_file))
+    rules.iter().find(|r| r.matches(vars, checkout))
 }
 
 /// Parses `<parent>:rules` (e.g. parent "jobs:rspec", "workflow" or "include").
@@ -243,12 +253,14 @@ fn parse_rule(value: &Value, parent: &str, kind: RulesKind) -> Result<Rule> {
         None | Some(Value::Null) => None,
         Some(v) => Some(parse_paths(v, &format!("{location}:exists"))?),
     };
-    if let Some(v) = map.get("changes").filter(|v| !v.is_null()) {
-        parse_paths(v, &format!("{location}:changes"))?;
-    }
+    let changes = match map.get("changes").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(parse_paths(v, &format!("{location}:changes"))?),
+    };
     Ok(Rule {
         condition,
         exists,
+        changes,
         when,
         allow_failure,
         variables,
@@ -314,7 +326,7 @@ mod tests {
             RulesKind::Job,
         )
         .unwrap();
-        let none = |_: &str| None;
+        let none = Checkout::new(&crate::NoRepository);
         let hit = first_match(&parsed, &vars(&[("A", "1"), ("B", "x")]), &none);
         assert_eq!(hit.and_then(|r| r.when), Some(RuleWhen::Manual));
         let hit = first_match(&parsed, &vars(&[("B", "x")]), &none);
@@ -323,13 +335,58 @@ mod tests {
         assert_eq!(hit.and_then(|r| r.when), Some(RuleWhen::OnSuccess));
     }
 
+    /// A commit with `files`, of which the push changed `changed`.
+    struct Commit {
+        files: Vec<&'static str>,
+        changed: Option<Vec<&'static str>>,
+    }
+
+    impl crate::Repository for Commit {
+        fn read_file(&self, path: &str) -> Option<String> {
+            self.files.contains(&path).then(String::new)
+        }
+        fn files(&self) -> Vec<String> {
+            self.files.iter().map(|f| f.to_string()).collect()
+        }
+        fn changed_files(&self) -> Option<Vec<String>> {
+            self.changed
+                .as_ref()
+                .map(|c| c.iter().map(|f| f.to_string()).collect())
+        }
+    }
+
     #[test]
-    fn exists_uses_read_file() {
-        let parsed = rules("- exists: [Dockerfile, '*.md']\n", RulesKind::Job).unwrap();
-        let with = |p: &str| (p == "Dockerfile").then(String::new);
-        let without = |_: &str| None;
-        assert!(first_match(&parsed, &vars(&[]), &with).is_some());
-        assert!(first_match(&parsed, &vars(&[]), &without).is_none());
+    fn exists_reads_files_and_matches_globs() {
+        let parsed = rules("- exists: [Dockerfile, 'docs/**/*.md']\n", RulesKind::Job).unwrap();
+        let matches = |files: Vec<&'static str>| {
+            let commit = Commit {
+                files,
+                changed: None,
+            };
+            first_match(&parsed, &vars(&[]), &Checkout::new(&commit)).is_some()
+        };
+        assert!(matches(vec!["Dockerfile"]));
+        assert!(matches(vec!["docs/a/b/guide.md"]));
+        assert!(matches(vec!["docs/index.md"]));
+        assert!(!matches(vec!["README.md", "src/Dockerfile"]));
+    }
+
+    #[test]
+    fn changes_match_what_the_push_changed() {
+        let parsed = rules("- changes: ['src/**/*', '*.toml']\n", RulesKind::Job).unwrap();
+        let matches = |changed: Option<Vec<&'static str>>| {
+            let commit = Commit {
+                files: Vec::new(),
+                changed,
+            };
+            first_match(&parsed, &vars(&[]), &Checkout::new(&commit)).is_some()
+        };
+        assert!(matches(Some(vec!["src/main.rs"])));
+        assert!(matches(Some(vec!["Cargo.toml"])));
+        assert!(!matches(Some(vec!["README.md", "sub/Cargo.toml"])));
+        assert!(!matches(Some(Vec::new())));
+        // Unknown (a tag, a schedule, a new branch): every `changes` holds.
+        assert!(matches(None));
     }
 
     #[test]

@@ -579,7 +579,7 @@ fn compile_context_read_file_is_used_for_includes() {
         tag: false,
         source: "push",
         variables: &vars,
-        read_file: &read,
+        repository: &read,
     };
     assert!(compile("include: ci/jobs.yml\n", &ctx).is_ok());
     assert_eq!(

@@ -70,9 +70,9 @@ fn garbage_inputs_do_not_panic() {
         }
     }
     let deep = "[".repeat(10_000);
-    assert!(lint(&deep, &|_| None).is_err());
+    assert!(lint(&deep, &kiln_ci::NoRepository).is_err());
     let deep_map = "a: ".repeat(5_000) + "b";
-    assert!(lint(&deep_map, &|_| None).is_err());
+    assert!(lint(&deep_map, &kiln_ci::NoRepository).is_err());
     let long_expression = format!(
         "job:\n  script: x\n  rules:\n    - if: '{}'\n",
         "$A || ".repeat(2000) + "$A"

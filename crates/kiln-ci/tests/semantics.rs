@@ -264,7 +264,7 @@ base:
                 tag: c.tag,
                 source: c.source,
                 variables: &c.vars,
-                read_file: &read,
+                repository: &read,
             },
         )
         .unwrap()
@@ -315,7 +315,7 @@ b:
   only: [tags]
   except: [/.*/]
 ";
-    let plan = lint(text, &|_| None).unwrap();
+    let plan = lint(text, &kiln_ci::NoRepository).unwrap();
     assert_eq!(names(&plan), ["a", "b"]);
 }
 
@@ -523,4 +523,64 @@ all:
         error.as_deref(),
         Some("jobs:deploy job: undefined need: build: [gcp, nope]")
     );
+}
+
+/// A commit holding `files` (path, text).
+struct Files(Vec<(&'static str, &'static str)>);
+
+impl kiln_ci::Repository for Files {
+    fn read_file(&self, path: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, t)| t.to_string())
+    }
+    fn files(&self) -> Vec<String> {
+        self.0.iter().map(|(p, _)| p.to_string()).collect()
+    }
+}
+
+#[test]
+fn include_local_globs_include_every_matching_file_in_path_order() {
+    let repo = Files(vec![
+        ("configs/b.yml", "b:\n  script: x\n"),
+        ("configs/a.yml", "a:\n  script: x\n"),
+        ("configs/deep/c.yml", "c:\n  script: x\n"),
+        ("configs/readme.md", "not: yaml: here"),
+        ("Dockerfile", "FROM x"),
+    ]);
+    let lint = |text: &str| {
+        kiln_ci::lint(text, &repo).map(|p| {
+            names(&p)
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<String>>()
+        })
+    };
+    assert_eq!(
+        lint("include: 'configs/*.yml'\n").ok(),
+        Some(vec!["a".to_string(), "b".to_string()])
+    );
+    assert_eq!(
+        lint("include:\n  - local: 'configs/**/*.yml'\n").ok(),
+        Some(vec!["a".to_string(), "b".to_string(), "c".to_string()])
+    );
+    // A glob that matches nothing includes nothing.
+    assert_eq!(
+        lint("include: 'none/*.yml'\nmain:\n  script: x\n").ok(),
+        Some(vec!["main".to_string()])
+    );
+    let exists = "docker:\n  script: x\n  rules:\n    - exists: ['**/Dockerfile']\nnope:\n  script: x\n  rules:\n    - exists: ['*.nope']\n";
+    let plan = kiln_ci::compile(
+        exists,
+        &kiln_ci::CompileContext {
+            ref_name: "main",
+            tag: false,
+            source: "push",
+            variables: &Default::default(),
+            repository: &repo,
+        },
+    )
+    .unwrap();
+    assert_eq!(names(&plan), ["docker"]);
 }

@@ -385,7 +385,62 @@ pub fn branch_heads(repo: &Path) -> Result<Vec<(String, CommitInfo)>, GitError> 
 /// A file at `sha`, or None when it does not exist there.
 pub fn read_file(repo: &Path, sha: &str, path: &str) -> Option<String> {
     let path = path.trim_start_matches("./").trim_start_matches('/');
-    git(repo, &["show", &format!("{sha}:{path}")]).ok()
+    // `cat-file blob`: a directory is not a file (`show` would list it).
+    git(repo, &["cat-file", "blob", &format!("{sha}:{path}")]).ok()
+}
+
+/// Most paths a commit's listing gives the compiler's globs.
+const MAX_LISTED_FILES: usize = 100_000;
+
+/// Every file of the commit `sha` (relative paths), at most `MAX_LISTED_FILES`.
+pub fn list_files(repo: &Path, sha: &str) -> Vec<String> {
+    git(repo, &["ls-tree", "-r", "-z", "--name-only", sha])
+        .map(|out| {
+            out.split('\0')
+                .filter(|p| !p.is_empty())
+                .take(MAX_LISTED_FILES)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The files that differ between the commits `from` and `to`; None when git cannot say.
+pub fn changed_files(repo: &Path, from: &str, to: &str) -> Option<Vec<String>> {
+    let out = git(
+        repo,
+        &["diff", "--name-only", "-z", "--no-renames", from, to],
+    )
+    .ok()?;
+    Some(
+        out.split('\0')
+            .filter(|p| !p.is_empty())
+            .take(MAX_LISTED_FILES)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The repository at one commit of a mirror, as the CI compiler reads it; `before` is the
+/// commit the push moved the branch from, when known (for `rules: changes`).
+pub struct CommitFiles {
+    pub repo: std::path::PathBuf,
+    pub sha: String,
+    pub before: Option<String>,
+}
+
+impl kiln_ci::Repository for CommitFiles {
+    fn read_file(&self, path: &str) -> Option<String> {
+        read_file(&self.repo, &self.sha, path)
+    }
+
+    fn files(&self) -> Vec<String> {
+        list_files(&self.repo, &self.sha)
+    }
+
+    fn changed_files(&self) -> Option<Vec<String>> {
+        changed_files(&self.repo, self.before.as_deref()?, &self.sha)
+    }
 }
 
 #[cfg(test)]

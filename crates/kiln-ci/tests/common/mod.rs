@@ -95,7 +95,7 @@ pub fn run(text: &str, context: &str) -> Result<PipelinePlan, CompileError> {
             tag: c.tag,
             source: c.source,
             variables: &c.vars,
-            read_file: &read_repo,
+            repository: &read_repo,
         },
     )
 }
@@ -112,7 +112,7 @@ pub fn run_with_vars(text: &str, extra: &[(&str, &str)]) -> Result<PipelinePlan,
             tag: c.tag,
             source: c.source,
             variables: &c.vars,
-            read_file: &read_repo,
+            repository: &read_repo,
         },
     )
 }

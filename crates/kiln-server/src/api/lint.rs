@@ -18,7 +18,8 @@ pub async fn lint(Params(params): Params) -> Result<Response, ApiError> {
     };
     let content = content.to_owned();
     // Includes cannot be read without a project: none is found.
-    let outcome = compiler::run(move || kiln_ci::lint(&content, &|_: &str| None).map(|_| ())).await;
+    let outcome =
+        compiler::run(move || kiln_ci::lint(&content, &kiln_ci::NoRepository).map(|_| ())).await;
     let body = match outcome
         .map_err(str::to_owned)
         .and_then(|r| r.map_err(|e| e.message))
@@ -31,7 +32,7 @@ pub async fn lint(Params(params): Params) -> Result<Response, ApiError> {
 
 /// Current GitLab's shape of a lint result: `valid`, `errors`, `warnings`, `merged_yaml`,
 /// `includes` (`lib/api/entities/ci/lint/result.rb`).
-fn v4_result(content: &str, read: &dyn Fn(&str) -> Option<String>) -> serde_json::Value {
+fn v4_result(content: &str, read: &dyn kiln_ci::Repository) -> serde_json::Value {
     v4_body(content, kiln_ci::lint(content, read).map_err(|e| e.message))
 }
 
@@ -63,7 +64,7 @@ pub async fn lint_v4(
         return Err(ApiError::Params("content is missing".into()));
     };
     let content = content.to_owned();
-    let mut body = compiler::run(move || v4_result(&content, &|_: &str| None))
+    let mut body = compiler::run(move || v4_result(&content, &kiln_ci::NoRepository))
         .await
         .unwrap_or_else(|message| v4_body("", Err(message.to_owned())));
     let valid = body["valid"] == json!(true);
@@ -101,19 +102,20 @@ pub async fn lint_project(
     };
     let given = params.get("content").map(str::to_owned);
     let body = compiler::run(move || {
-        let (sha, content) = match (&mirror, given) {
-            (_, Some(content)) => (None, Some(content)),
-            (Some(repo), None) => match crate::git::read_for_pipeline(
+        // The ref's commit: its `.gitlab-ci.yml` unless content is given, and its files for
+        // the includes either way.
+        let (commit, file) = match &mirror {
+            Some(repo) => match crate::git::read_for_pipeline(
                 repo,
                 &ref_name,
                 crate::service::pipelines::CONFIG_PATH,
             ) {
-                Ok((commit, _, file)) => (Some(commit.sha), file),
+                Ok((commit, _, file)) => (Some((repo.to_path_buf(), commit.sha)), file),
                 Err(_) => (None, None),
             },
-            (None, None) => (None, None),
+            None => (None, None),
         };
-        let Some(content) = content else {
+        let Some(content) = given.or(file) else {
             return json!({
                 "valid": false,
                 "errors": ["Please provide content of .gitlab-ci.yml"],
@@ -122,11 +124,17 @@ pub async fn lint_project(
                 "includes": [],
             });
         };
-        let read = |path: &str| match (&mirror, &sha) {
-            (Some(repo), Some(sha)) => crate::git::read_file(repo, sha, path),
-            _ => None,
-        };
-        v4_result(&content, &read)
+        match commit {
+            Some((repo, sha)) => {
+                let files = crate::git::CommitFiles {
+                    repo,
+                    sha,
+                    before: None,
+                };
+                v4_result(&content, &files)
+            }
+            None => v4_result(&content, &kiln_ci::NoRepository),
+        }
     })
     .await
     .unwrap_or_else(|message| v4_body("", Err(message.to_owned())));

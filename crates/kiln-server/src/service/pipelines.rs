@@ -53,6 +53,18 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
         request.source,
     );
     context_vars.extend(request.variables.iter().cloned());
+    // GitLab compares `rules: changes` with the push's previous commit: a branch's push only;
+    // a new branch, a tag, a schedule or a person running it makes every `changes` hold.
+    let before = match (request.source, tag) {
+        ("push", false) => app
+            .store
+            .pipelines()
+            .latest(project.id, request.ref_name)
+            .await?
+            .map(|p| p.sha)
+            .filter(|previous| *previous != sha),
+        _ => None,
+    };
     let compiled = match text {
         None => Err(format!("Missing {CONFIG_PATH} file")),
         Some(text) if text.contains('\0') => Err(format!(
@@ -66,13 +78,17 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
                 request.source.to_owned(),
             );
             crate::service::compiler::run(move || {
-                let read = |path: &str| git::read_file(&mirror, &sha, path);
+                let files = git::CommitFiles {
+                    repo: mirror.to_path_buf(),
+                    sha,
+                    before,
+                };
                 let ctx = CompileContext {
                     ref_name: &ref_name,
                     tag,
                     source: &source,
                     variables: &context_vars,
-                    read_file: &read,
+                    repository: &files,
                 };
                 kiln_ci::compile(&text, &ctx).map_err(|e| e.message)
             })

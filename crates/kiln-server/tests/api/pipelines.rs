@@ -894,3 +894,65 @@ async fn polling_creates_a_pipeline_per_new_branch_head() {
     refs.sort();
     assert_eq!(refs, vec!["feature", "master"]);
 }
+
+/// Globs in `include:` and `rules: exists`, and `rules: changes` against the branch's
+/// previous head, on pipelines of pushed heads.
+#[tokio::test]
+async fn globbed_includes_exists_and_changes_follow_the_pushed_commits() {
+    let ci = "include: 'ci/*.yml'
+docs:
+  script: ['true']
+  rules:
+    - changes: ['docs/**/*']
+docker:
+  script: ['true']
+  rules:
+    - exists: ['**/Dockerfile']
+";
+    let (app, owner, repo, project) = setup(ci).await;
+    repo.commit(
+        &[
+            ("ci/a.yml", "from-a:\n  script: ['true']\n"),
+            ("ci/b.yml", "from-b:\n  script: ['true']\n"),
+            ("build/Dockerfile", "FROM scratch\n"),
+        ],
+        "CI parts",
+    );
+    let state = app.state.clone();
+    let jobs_of_newest = || async {
+        let list = app
+            .get(&format!("/api/v4/projects/{project}/pipelines"), &owner)
+            .await;
+        let newest = list.body[0]["id"].as_i64().expect("a pipeline");
+        let jobs = app
+            .get(
+                &format!("/api/v4/projects/{project}/pipelines/{newest}/jobs"),
+                &owner,
+            )
+            .await;
+        let mut names: Vec<String> = jobs
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|j| j["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(kiln_server::background::poll_once(&state).await.unwrap(), 1);
+    // The branch's first pipeline: every `changes` holds.
+    assert_eq!(
+        jobs_of_newest().await,
+        ["docker", "docs", "from-a", "from-b"]
+    );
+    repo.commit(&[("src/main.rs", "fn main() {}\n")], "Code");
+    assert_eq!(kiln_server::background::poll_once(&state).await.unwrap(), 1);
+    assert_eq!(jobs_of_newest().await, ["docker", "from-a", "from-b"]);
+    repo.commit(&[("docs/guide/intro.md", "# Intro\n")], "Docs");
+    repo.git(&["rm", "-q", "build/Dockerfile"]);
+    repo.git(&["commit", "-qm", "No Docker"]);
+    assert_eq!(kiln_server::background::poll_once(&state).await.unwrap(), 1);
+    // Two commits in one push: the docs change of the first one counts.
+    assert_eq!(jobs_of_newest().await, ["docs", "from-a", "from-b"]);
+}

@@ -88,8 +88,79 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-fn read_relative(base: &Path) -> impl Fn(&str) -> Option<String> + '_ {
-    move |path: &str| std::fs::read_to_string(base.join(path.trim_start_matches('/'))).ok()
+/// A working tree as the CI compiler reads it: its files, tracked or not (but not ignored),
+/// for `include: local` and `rules: exists`; `rules: changes` always holds in a local run.
+struct WorkingTree<'a> {
+    root: &'a Path,
+}
+
+/// Most files a working tree lists for globs.
+const MAX_LISTED_FILES: usize = 100_000;
+
+impl kiln_ci::Repository for WorkingTree<'_> {
+    fn read_file(&self, path: &str) -> Option<String> {
+        let path = Path::new(path.trim_start_matches('/'));
+        if path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return None;
+        }
+        std::fs::read_to_string(self.root.join(path)).ok()
+    }
+
+    fn files(&self) -> Vec<String> {
+        let listed = Command::new("git")
+            .arg("-C")
+            .arg(self.root)
+            .args([
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ])
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|out| out.status.success());
+        match listed {
+            Some(out) => String::from_utf8_lossy(&out.stdout)
+                .split('\0')
+                .filter(|p| !p.is_empty())
+                .take(MAX_LISTED_FILES)
+                .map(str::to_owned)
+                .collect(),
+            None => walk(self.root),
+        }
+    }
+}
+
+/// The files under `root` (not in `.git`), relative, for a tree that is not a git repository.
+fn walk(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_name() == ".git" || files.len() >= MAX_LISTED_FILES {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => dirs.push(path),
+                Ok(_) => {
+                    if let Ok(rel) = path.strip_prefix(root) {
+                        files.push(rel.to_string_lossy().into_owned());
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    files
 }
 
 pub fn lint(args: &LintArgs) -> anyhow::Result<()> {
@@ -100,8 +171,7 @@ pub fn lint(args: &LintArgs) -> anyhow::Result<()> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let read = read_relative(&base);
-    match kiln_ci::lint(&text, &read) {
+    match kiln_ci::lint(&text, &WorkingTree { root: &base }) {
         Ok(plan) => {
             println!(
                 "{} is valid: {} jobs in {} stages",
@@ -146,13 +216,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         &local.commit.message,
         "push",
     );
-    let read = read_relative(&cwd);
+    let tree = WorkingTree { root: &cwd };
     let ctx = CompileContext {
         ref_name: &ref_name,
         tag,
         source: "push",
         variables: &vars,
-        read_file: &read,
+        repository: &tree,
     };
     let plan = match kiln_ci::compile(&text, &ctx) {
         Ok(plan) => plan,
