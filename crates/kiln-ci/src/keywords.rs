@@ -427,8 +427,8 @@ pub(crate) fn parse_retry(value: &Value, location: &str) -> Result<RetryPlan> {
     }
 }
 
-/// `artifacts:`; `reports:` and the other keys are accepted and ignored. Returns None when
-/// nothing would be archived (no paths and not untracked), as GitLab sends no archive then.
+/// `artifacts:`; of `reports:`, `dotenv` is kept and the others are accepted and ignored.
+/// Returns None when nothing would be archived or reported.
 pub(crate) fn parse_artifacts(value: &Value, location: &str) -> Result<Option<ArtifactsPlan>> {
     const KEYS: &[&str] = &[
         "name",
@@ -502,15 +502,28 @@ pub(crate) fn parse_artifacts(value: &Value, location: &str) -> Result<Option<Ar
             (Some(raw), secs)
         }
     };
-    if let Some(v) = get("reports") {
-        if !matches!(v, Value::Map(_)) {
+    let dotenv = match get("reports") {
+        None => Vec::new(),
+        Some(Value::Map(reports)) => match reports.get("dotenv").filter(|v| !v.is_null()) {
+            None => Vec::new(),
+            Some(Value::Str(path)) => vec![path.clone()],
+            Some(v) => {
+                parse_strings(v, &format!("{location}:reports"), "dotenv").map_err(|_| {
+                    CompileError::entry(
+                        &format!("{location}:reports"),
+                        "dotenv should be an array of strings or a string",
+                    )
+                })?
+            }
+        },
+        Some(_) => {
             return Err(CompileError::entry(
                 &format!("{location}:reports"),
                 "config should be a hash",
             ));
         }
-    }
-    if paths.is_empty() && !untracked {
+    };
+    if paths.is_empty() && !untracked && dotenv.is_empty() {
         return Ok(None);
     }
     Ok(Some(ArtifactsPlan {
@@ -521,6 +534,7 @@ pub(crate) fn parse_artifacts(value: &Value, location: &str) -> Result<Option<Ar
         when,
         expire_in,
         expire_in_secs,
+        dotenv,
     }))
 }
 
@@ -697,6 +711,20 @@ mod tests {
         assert_eq!(
             err(parse_artifacts(&v("{pathz: [x]}"), "jobs:j:artifacts")),
             "jobs:j:artifacts config contains unknown keys: pathz"
+        );
+        let reported = parse_artifacts(&v("{reports: {dotenv: [a.env, b.env]}}"), "a")
+            .unwrap()
+            .expect("a dotenv report is something to upload");
+        assert_eq!(reported.dotenv, ["a.env", "b.env"]);
+        assert!(!reported.archives());
+        let one = parse_artifacts(&v("{reports: {dotenv: a.env}}"), "a").unwrap();
+        assert_eq!(one.map(|a| a.dotenv), Some(vec!["a.env".to_string()]));
+        assert_eq!(
+            err(parse_artifacts(
+                &v("{reports: {dotenv: {x: 1}}}"),
+                "jobs:j:artifacts"
+            )),
+            "jobs:j:artifacts:reports dotenv should be an array of strings or a string"
         );
         assert_eq!(
             parse_coverage(&v("'/Coverage: (\\d+)%/'"), "c").unwrap(),

@@ -5,6 +5,7 @@
 //! `runner-protocol-and-ci-yaml.md` §9); module docs list where and why we differ.
 
 mod budget;
+pub mod dotenv;
 mod duration;
 mod error;
 mod expression;

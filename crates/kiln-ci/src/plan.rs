@@ -82,7 +82,7 @@ pub struct Need {
     pub optional: bool,
 }
 
-/// The job's `artifacts:` (reports are accepted and ignored).
+/// The job's `artifacts:` (of the reports, `dotenv`; the others are accepted and ignored).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ArtifactsPlan {
@@ -95,6 +95,17 @@ pub struct ArtifactsPlan {
     pub expire_in: Option<String>,
     /// parsed; None for "never" or absent
     pub expire_in_secs: Option<u64>,
+    /// `reports: dotenv:` files: their `KEY=VALUE` lines become variables of the jobs that
+    /// take this job's artifacts. Uploaded whatever the job's result, as GitLab's reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dotenv: Vec<String>,
+}
+
+impl ArtifactsPlan {
+    /// Whether there is an archive to make (paths or untracked files), not only reports.
+    pub fn archives(&self) -> bool {
+        !self.paths.is_empty() || self.untracked
+    }
 }
 
 /// When artifacts are uploaded.

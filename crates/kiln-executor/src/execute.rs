@@ -69,6 +69,7 @@ pub async fn execute<T: Transport>(
             // The job is over: nothing it started outlives it.
             job.containment.kill_all();
             job.collect_artifacts().await;
+            job.report_dotenv().await;
         }
     }
     let _ = tokio::fs::remove_dir_all(file_variables_dir(&job.dir)).await;
@@ -360,6 +361,49 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         }
         if let Some(parent) = out.parent() {
             let _ = tokio::fs::remove_dir_all(parent).await;
+        }
+    }
+
+    /// Hands over the `dotenv` report, whatever the job's result (as gitlab-runner uploads
+    /// reports `when: always`); a refused report fails the job, as its upload error does.
+    async fn report_dotenv(&mut self) {
+        if self.spec.dotenv.is_empty() || self.outcome.canceled || self.trace.is_gone() {
+            return;
+        }
+        let paths: Vec<String> = self
+            .spec
+            .dotenv
+            .iter()
+            .map(|p| crate::variables::expand_in(p, &self.env))
+            .collect();
+        let (root, found) = (self.dir.clone(), paths.clone());
+        let gz =
+            tokio::task::spawn_blocking(move || crate::artifacts::dotenv_report(&root, &found))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        let (gz, missing) = match gz {
+            Ok(report) => report,
+            Err(err) => {
+                self.fail_artifacts(&format!("Reading the dotenv report failed: {err}"))
+                    .await;
+                return;
+            }
+        };
+        for path in missing {
+            self.trace.note(&format!(
+                "\x1b[33;1mWARNING: {path}: no matching files\x1b[0;m"
+            ));
+        }
+        if gz.is_empty() {
+            return;
+        }
+        self.trace
+            .note("\x1b[32;1mUploading artifacts as \"dotenv\"…\x1b[0;m");
+        self.trace.flush().await;
+        if let Err(err) = self.trace.transport().upload_dotenv(&gz).await {
+            self.fail_artifacts(&format!("Uploading the dotenv report failed: {err}"))
+                .await;
         }
     }
 

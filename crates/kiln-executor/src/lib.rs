@@ -61,6 +61,9 @@ pub struct JobSpec {
     /// Raw variables: the runner's pass (see `variables`) leaves their values as they are.
     #[serde(default)]
     pub raw_variables: Vec<String>,
+    /// `artifacts:reports:dotenv` files, handed over (gzip) after the job, whatever its result.
+    #[serde(default)]
+    pub dotenv: Vec<String>,
 }
 
 /// Where a job's source comes from: a clone URL (which may carry credentials) and a commit.

@@ -48,4 +48,8 @@ pub trait Transport: Send {
         zip: &Path,
         name: &str,
     ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Hands over the job's `dotenv` report: its files, gzip (one member per file), as
+    /// gitlab-runner uploads `artifact_type=dotenv`. Err: the report was refused (the reason).
+    fn upload_dotenv(&mut self, gz: &[u8]) -> impl Future<Output = Result<(), String>> + Send;
 }

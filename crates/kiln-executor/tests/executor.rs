@@ -50,6 +50,11 @@ impl Transport for Collect {
         self.uploads.push((name.to_owned(), data));
         Ok(())
     }
+
+    async fn upload_dotenv(&mut self, gz: &[u8]) -> Result<(), String> {
+        self.uploads.push(("dotenv".to_owned(), gz.to_vec()));
+        Ok(())
+    }
 }
 
 impl Collect {
@@ -76,6 +81,7 @@ fn spec(script: &[&str]) -> JobSpec {
         masked: vec![],
         file_variables: vec![],
         raw_variables: vec![],
+        dotenv: vec![],
     }
 }
 

@@ -337,6 +337,12 @@ impl Transport for EmbeddedTransport {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn upload_dotenv(&mut self, gz: &[u8]) -> Result<(), String> {
+        jobs::upload_dotenv(&self.app, self.caller, self.build_id, gz)
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl EmbeddedTransport {

@@ -16,7 +16,16 @@ pub struct ArchiveLocation {
     pub file: String,
 }
 
-/// A build's archive as its pipeline's later jobs see it.
+/// A build's dotenv variables as its pipeline's later jobs see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineDotenv {
+    pub build_id: i64,
+    pub name: String,
+    pub stage_idx: i64,
+    pub variables: Vec<(String, String)>,
+}
+
+/// An archive a later build of the pipeline may download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineArchive {
     pub build_id: i64,
@@ -145,6 +154,46 @@ impl Builds<'_> {
                     name: r.text("name")?,
                     stage_idx: r.int("stage_idx")?,
                     size: r.opt_int("artifacts_size")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Stores the variables of the build's dotenv report (replacing any earlier ones).
+    pub async fn set_dotenv(
+        &self,
+        build_id: i64,
+        variables: &[(String, String)],
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(variables).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(
+            "UPDATE builds SET dotenv = $1 WHERE id = $2",
+            args![json.as_str(), build_id],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// The dotenv variables of the pipeline's current builds that have some, by build.
+    pub async fn pipeline_dotenv(&self, pipeline_id: i64) -> StoreResult<Vec<PipelineDotenv>> {
+        let rows = self
+            .db
+            .read_all(
+                "SELECT id, name, stage_idx, dotenv FROM builds WHERE pipeline_id = $1 \
+                 AND NOT retried AND dotenv IS NOT NULL ORDER BY id",
+                args![pipeline_id],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text = r.text("dotenv")?;
+                Ok(PipelineDotenv {
+                    build_id: r.int("id")?,
+                    name: r.text("name")?,
+                    stage_idx: r.int("stage_idx")?,
+                    variables: serde_json::from_str(&text).unwrap_or_default(),
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()

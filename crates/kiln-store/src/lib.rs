@@ -30,7 +30,7 @@ pub mod triggers;
 pub mod users;
 pub mod variables;
 
-pub use artifacts::{ArchiveLocation, PipelineArchive};
+pub use artifacts::{ArchiveLocation, PipelineArchive, PipelineDotenv};
 pub use build_lists::{BuildFilter, BuildSlice, Window};
 pub use builds::{
     BuildRecord, BuildsPage, CommitRecord, NewBuild, PipelineSummary, RunnerSummary,

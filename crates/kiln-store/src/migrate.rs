@@ -50,6 +50,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0008_protected_external.sql"),
         postgres: include_str!("../migrations/postgres/0008_protected_external.sql"),
     },
+    Migration {
+        version: 9,
+        sqlite: include_str!("../migrations/sqlite/0009_dotenv.sql"),
+        postgres: include_str!("../migrations/postgres/0009_dotenv.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

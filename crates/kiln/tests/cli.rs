@@ -198,7 +198,7 @@ fn kiln_run_runs_the_pipeline_locally_and_fails_when_it_fails() {
     let dir = tempfile::tempdir().expect("dir");
     git_repo(
         dir.path(),
-        "stages: [build, test]\nmake:\n  stage: build\n  script: [mkdir -p out, echo made > out/thing]\n  artifacts:\n    paths: [out/]\ncheck:\n  stage: test\n  script: [cat out/thing, echo uncommitted-$(cat extra.txt)]\n",
+        "stages: [build, test]\nmake:\n  stage: build\n  script: [mkdir -p out, echo made > out/thing, echo FROM_DOTENV=made-$CI_JOB_NAME > make.env]\n  artifacts:\n    paths: [out/]\n    reports: {dotenv: make.env}\ncheck:\n  stage: test\n  script: [cat out/thing, echo uncommitted-$(cat extra.txt), echo dotenv-$FROM_DOTENV]\n",
     );
     std::fs::write(dir.path().join("extra.txt"), "yes").expect("write");
     let out = kiln_in(dir.path(), &["run"]);
@@ -209,7 +209,9 @@ fn kiln_run_runs_the_pipeline_locally_and_fails_when_it_fails() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("made") && stdout.contains("uncommitted-yes"),
+        stdout.contains("made")
+            && stdout.contains("uncommitted-yes")
+            && stdout.contains("\ndotenv-made-make"),
         "{stdout}"
     );
     assert!(stdout.contains("pipeline: success"), "{stdout}");

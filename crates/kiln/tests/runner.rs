@@ -160,13 +160,17 @@ make:
     - cat input.txt
     - mkdir -p out && echo \"made by $CI_JOB_NAME\" > out/result.txt
     - for i in $(seq 1 200); do echo \"line $i\"; done
+    - echo \"BUILT=by-$CI_JOB_NAME\" > build.env
   artifacts:
     paths: [out/]
+    reports:
+      dotenv: build.env
 check:
   stage: test
   script:
     - cat out/result.txt
     - test \"$CI_SERVER_URL\" != \"\"
+    - echo \"dotenv gave BUILT=$BUILT\"
 ";
 
 #[tokio::test]
@@ -193,6 +197,11 @@ async fn a_remote_runner_runs_a_pipeline_with_artifacts() {
     }
     let check_trace = setup.trace(check["id"].as_i64().expect("id")).await;
     assert!(check_trace.contains("made by make"), "{check_trace}");
+    // The dotenv report went up as gitlab-runner sends it (gzip) and came down as a variable.
+    assert!(
+        check_trace.contains("\ndotenv gave BUILT=by-make"),
+        "{check_trace}"
+    );
     assert!(make["runner"]["description"] == "e2e", "{make}");
 }
 

@@ -154,24 +154,41 @@ fn artifacts(job: &AssignedJob) -> Value {
     let Some(artifacts) = job.plan.as_ref().and_then(|p| p.artifacts.as_ref()) else {
         return Value::Null;
     };
-    if artifacts.paths.is_empty() && !artifacts.untracked {
-        return Value::Null;
-    }
     let when = match artifacts.when {
         kiln_ci::ArtifactsWhen::OnSuccess => "on_success",
         kiln_ci::ArtifactsWhen::OnFailure => "on_failure",
         kiln_ci::ArtifactsWhen::Always => "always",
     };
-    json!([{
-        "name": artifacts.name.clone().unwrap_or_else(|| "artifacts".to_owned()),
-        "untracked": artifacts.untracked,
-        "paths": artifacts.paths,
-        "exclude": artifacts.exclude,
-        "when": when,
-        "expire_in": artifacts.expire_in.clone().unwrap_or_default(),
-        "artifact_type": "archive",
-        "artifact_format": "zip",
-    }])
+    let expire_in = artifacts.expire_in.clone().unwrap_or_default();
+    let mut list = Vec::new();
+    if artifacts.archives() {
+        list.push(json!({
+            "name": artifacts.name.clone().unwrap_or_else(|| "artifacts".to_owned()),
+            "untracked": artifacts.untracked,
+            "paths": artifacts.paths,
+            "exclude": artifacts.exclude,
+            "when": when,
+            "expire_in": expire_in,
+            "artifact_type": "archive",
+            "artifact_format": "zip",
+        }));
+    }
+    if !artifacts.dotenv.is_empty() {
+        // As GitLab's `create_reports`: uploaded whatever the job's result, gzip.
+        list.push(json!({
+            "name": "dotenv",
+            "untracked": false,
+            "paths": artifacts.dotenv,
+            "when": "always",
+            "expire_in": expire_in,
+            "artifact_type": "dotenv",
+            "artifact_format": "gzip",
+        }));
+    }
+    if list.is_empty() {
+        return Value::Null;
+    }
+    Value::Array(list)
 }
 
 fn dependencies(job: &AssignedJob) -> Value {

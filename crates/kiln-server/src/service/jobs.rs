@@ -7,6 +7,7 @@
 use crate::service::definition::{self, JobDefinition};
 use crate::service::variables;
 use crate::AppInner;
+use kiln_ci::variables::JobVariable;
 use kiln_ci::JobPlan;
 use kiln_core::BuildStatus;
 use kiln_executor::{ArtifactsSpec, ArtifactsWhen, Dependency, GitSource, JobSpec};
@@ -32,6 +33,9 @@ pub enum JobError {
     Store(StoreError),
     #[error("artifacts: {0}")]
     Io(#[from] std::io::Error),
+    /// A report refused, with GitLab's message (400).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<StoreError> for JobError {
@@ -207,8 +211,13 @@ async fn describe(
         })
         .collect();
     let yaml = variables::yaml_of(&spec);
+    let dotenv = match &plan {
+        Some(plan) => dotenv_of(plan, &store.builds().pipeline_dotenv(pipeline.id).await?),
+        None => Vec::new(),
+    };
     let sources = variables::JobSources {
         yaml: &yaml,
+        dotenv: &dotenv,
         environment: plan.as_ref().and_then(|p| p.environment.as_deref()),
         settings: &given,
     };
@@ -251,17 +260,26 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
         after_script: plan.after_script.clone(),
         variables: plan.variables.clone(),
         timeout: Duration::from_secs(plan.timeout_secs.unwrap_or(default_timeout_secs)),
-        artifacts: plan.artifacts.as_ref().map(|a| ArtifactsSpec {
-            name: a.name.clone().unwrap_or_else(|| "artifacts".to_owned()),
-            untracked: a.untracked,
-            paths: a.paths.clone(),
-            exclude: a.exclude.clone(),
-            when: match a.when {
-                kiln_ci::ArtifactsWhen::OnSuccess => ArtifactsWhen::OnSuccess,
-                kiln_ci::ArtifactsWhen::OnFailure => ArtifactsWhen::OnFailure,
-                kiln_ci::ArtifactsWhen::Always => ArtifactsWhen::Always,
-            },
-        }),
+        dotenv: plan
+            .artifacts
+            .as_ref()
+            .map(|a| a.dotenv.clone())
+            .unwrap_or_default(),
+        artifacts: plan
+            .artifacts
+            .as_ref()
+            .filter(|a| a.archives())
+            .map(|a| ArtifactsSpec {
+                name: a.name.clone().unwrap_or_else(|| "artifacts".to_owned()),
+                untracked: a.untracked,
+                paths: a.paths.clone(),
+                exclude: a.exclude.clone(),
+                when: match a.when {
+                    kiln_ci::ArtifactsWhen::OnSuccess => ArtifactsWhen::OnSuccess,
+                    kiln_ci::ArtifactsWhen::OnFailure => ArtifactsWhen::OnFailure,
+                    kiln_ci::ArtifactsWhen::Always => ArtifactsWhen::Always,
+                },
+            }),
         coverage_regex: plan.coverage.clone(),
         dependencies: Vec::new(),
         masked: Vec::new(),
@@ -274,24 +292,38 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
 /// decides: a `needs:` job only the needs with `artifacts: true`, another job every job of
 /// the earlier stages; of those, only the ones its `dependencies:` lists when it has one.
 pub fn dependencies_of(plan: &JobPlan, available: &[PipelineArchive]) -> Vec<Dependency> {
-    let wanted = |name: &str, stage_idx: i64| {
-        let candidate = match &plan.needs {
-            Some(needs) => needs.iter().any(|n| n.artifacts && n.job == name),
-            None => stage_idx < plan.stage_idx as i64,
-        };
-        candidate
-            && plan
-                .dependencies
-                .as_ref()
-                .is_none_or(|deps| deps.iter().any(|d| d == name))
-    };
     available
         .iter()
-        .filter(|a| a.name != plan.name && wanted(&a.name, a.stage_idx))
+        .filter(|a| receives_from(plan, &a.name, a.stage_idx))
         .map(|a| Dependency {
             id: a.build_id,
             name: a.name.clone(),
         })
+        .collect()
+}
+
+/// Whether the job `plan` takes the artifacts (and dotenv variables) of the pipeline's job
+/// `name` of stage `stage_idx` (see `dependencies_of`).
+pub fn receives_from(plan: &JobPlan, name: &str, stage_idx: i64) -> bool {
+    let candidate = match &plan.needs {
+        Some(needs) => needs.iter().any(|n| n.artifacts && n.job == name),
+        None => stage_idx < plan.stage_idx as i64,
+    };
+    name != plan.name
+        && candidate
+        && plan
+            .dependencies
+            .as_ref()
+            .is_none_or(|deps| deps.iter().any(|d| d == name))
+}
+
+/// The dotenv variables a job receives from the jobs it takes artifacts from, in their order.
+pub fn dotenv_of(plan: &JobPlan, reports: &[kiln_store::PipelineDotenv]) -> Vec<JobVariable> {
+    reports
+        .iter()
+        .filter(|r| receives_from(plan, &r.name, r.stage_idx))
+        .flat_map(|r| r.variables.iter())
+        .map(|(k, v)| JobVariable::new(k.clone(), v.clone()))
         .collect()
 }
 
@@ -362,6 +394,42 @@ pub async fn upload_artifacts(
         .builds()
         .set_artifacts(project_id, build_id, &location, size, expire_at)
         .await?;
+    Ok(())
+}
+
+/// Most bytes a dotenv report may unpack to: a gzip bomb stops here.
+const MAX_DOTENV_TEXT: u64 = 64 * 1024;
+
+/// Stores the variables of the `dotenv` report `gz` (gzip, members one after another) of
+/// `build_id`, for the jobs that take its artifacts.
+pub async fn upload_dotenv(
+    app: &AppInner,
+    caller: Caller,
+    build_id: i64,
+    gz: &[u8],
+) -> Result<(), JobError> {
+    renew(app, caller, build_id).await?;
+    let too_big = || {
+        JobError::Refused(format!(
+            "Dotenv Artifact Too Big. Maximum Allowable Size: {}",
+            kiln_ci::dotenv::MAX_REPORT_BYTES
+        ))
+    };
+    if gz.len() >= kiln_ci::dotenv::MAX_REPORT_BYTES {
+        return Err(too_big());
+    }
+    let mut text = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(flate2::read::MultiGzDecoder::new(gz), MAX_DOTENV_TEXT + 1),
+        &mut text,
+    )
+    .map_err(|_| JobError::Refused("Invalid Format".into()))?;
+    if text.len() as u64 > MAX_DOTENV_TEXT {
+        return Err(too_big());
+    }
+    let text = String::from_utf8(text).map_err(|_| JobError::Refused("Invalid Format".into()))?;
+    let variables = kiln_ci::dotenv::parse(&text).map_err(JobError::Refused)?;
+    app.store.builds().set_dotenv(build_id, &variables).await?;
     Ok(())
 }
 

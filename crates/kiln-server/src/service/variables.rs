@@ -21,12 +21,15 @@ pub struct JobAccess<'a> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JobSources<'a> {
     pub yaml: &'a [JobVariable],
+    /// The dotenv reports of the jobs it takes artifacts from.
+    pub dotenv: &'a [JobVariable],
     pub environment: Option<&'a str>,
     pub settings: &'a [JobVariable],
 }
 
 /// The job's variables in GitLab's order of precedence, later ones winning: predefined, the
-/// file's, the instance's and project's CI/CD variables, the pipeline's (trigger or API), and
+/// file's, the dotenv reports', the instance's and project's CI/CD variables, the pipeline's
+/// (trigger or API), and
 /// those given when a manual job was played; expanded, and one per name (the winner).
 pub fn for_build(
     external_url: &str,
@@ -161,6 +164,7 @@ pub fn for_build(
         );
     }
     vars.extend(sources.yaml.iter().cloned());
+    vars.extend(sources.dotenv.iter().cloned());
     vars.extend(sources.settings.iter().cloned());
     let given = |json: &str| -> Vec<JobVariable> {
         serde_json::from_str::<Vec<(String, String)>>(json)

@@ -345,3 +345,68 @@ async fn variables_referring_to_variables_reach_the_job_expanded() {
     );
     assert!(trace.contains("TIER=development"), "{trace}");
 }
+
+/// `artifacts:reports:dotenv` through the embedded runner: the next stage and a need with
+/// artifacts get the values; a need without artifacts does not; a report GitLab would refuse
+/// fails its job with GitLab's message.
+const DOTENV: &str = r#"stages: [build, test]
+build:
+  stage: build
+  script:
+    - printf 'VERSION=1.2.3\n URL = http://x/?a=b \n' > build.env
+  artifacts:
+    reports:
+      dotenv: build.env
+broken:
+  stage: build
+  allow_failure: true
+  script:
+    - printf 'A=1\n\nB=2\n' > bad.env
+  artifacts:
+    reports:
+      dotenv: bad.env
+after:
+  stage: test
+  script:
+    - echo "after sees VERSION=$VERSION URL=$URL"
+needy:
+  stage: test
+  needs: [build]
+  script:
+    - echo "needy sees VERSION=$VERSION"
+aloof:
+  stage: test
+  needs: [{job: build, artifacts: false}]
+  script:
+    - echo "aloof sees VERSION=[$VERSION]"
+"#;
+
+#[tokio::test]
+async fn dotenv_reports_reach_the_jobs_that_take_the_artifacts() {
+    let (app, owner, _repo, project) = TestApp::with_repo(2, DOTENV).await;
+    let (_, builds) = app.run_pipeline(project, "master", &owner).await;
+    let trace_of = |name: &str| {
+        let id = builds[name]["id"].as_i64().unwrap_or_default();
+        let app = &app;
+        let owner = owner.clone();
+        async move { app.trace(project, id, &owner).await }
+    };
+    assert_eq!(
+        builds["build"]["status"],
+        "success",
+        "{}",
+        trace_of("build").await
+    );
+    let broken = trace_of("broken").await;
+    assert_eq!(builds["broken"]["status"], "failed", "{broken}");
+    assert!(broken.contains("Invalid Format"), "{broken}");
+    let after = trace_of("after").await;
+    assert!(
+        after.contains("\nafter sees VERSION=1.2.3 URL=http://x/?a=b"),
+        "{after}"
+    );
+    let needy = trace_of("needy").await;
+    assert!(needy.contains("\nneedy sees VERSION=1.2.3"), "{needy}");
+    let aloof = trace_of("aloof").await;
+    assert!(aloof.contains("\naloof sees VERSION=[]"), "{aloof}");
+}

@@ -54,6 +54,10 @@ pub struct BenchArgs {
     /// With --build-cpu: the Kiln binary to measure (default: this one).
     #[arg(long)]
     pub kiln: Option<std::path::PathBuf>,
+    /// With --build-cpu: jobs per pipeline, one measurement for each (e.g. 1,10,10000); N
+    /// is then the builds of each measurement, N / jobs pipelines (at least one).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub pipeline_jobs: Vec<usize>,
 }
 
 struct Scenario {
@@ -74,7 +78,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         return super::bench_runners::run(args.postgres.as_deref()).await;
     }
     if let Some(builds) = args.build_cpu {
-        return super::bench_cpu::run(builds, args.kiln.clone()).await;
+        return super::bench_cpu::run(builds, &args.pipeline_jobs, args.kiln.clone()).await;
     }
     let dir = tempfile::tempdir()?;
     let (url, _cleanup) = match &args.postgres {

@@ -1,9 +1,11 @@
-//! `kiln bench --build-cpu N [--kiln PATH]`: the server's own CPU time per finished build in
-//! one-job pipelines. Starts `PATH serve` (this binary by default; any Kiln with the same
-//! `admin` and `serve` commands, so an older release can be measured the same way) on
-//! SQLite, creates N one-job pipelines through the v4 API, waits for all to finish, and
-//! reads the server process's user + system CPU from `/proc` (the jobs' own processes are
-//! not counted).
+//! `kiln bench --build-cpu N [--pipeline-jobs 1,10,10000] [--kiln PATH]`: the server's own
+//! CPU time per finished build, in pipelines of each size. For each size it starts `PATH serve`
+//! (this binary by default; any Kiln with the same `admin` and `serve` commands, so an older
+//! release can be measured the same way) on a fresh SQLite, creates N / size pipelines of
+//! `size` one-stage jobs through the v4 API, waits for every build to finish, and reads the
+//! server process's user + system CPU from `/proc` (the jobs' own processes are not counted).
+//! The ratio of each size's CPU per build to the first size's shows whether the work after
+//! each build grows with the pipeline (it must not: processing is linear).
 
 use crate::cmd::bench_dispatch::git_repo;
 use std::path::{Path, PathBuf};
@@ -41,17 +43,60 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok((ticks(11)? + ticks(12)?) / per_second)
 }
 
-pub async fn run(builds: usize, kiln: Option<PathBuf>) -> anyhow::Result<()> {
+/// A `.gitlab-ci.yml` of `jobs` jobs in one stage, each `true`; past 200 (GitLab's most per
+/// `parallel:`) as `parallel:` copies so that the file stays small.
+fn ci_file(jobs: usize) -> String {
+    if jobs <= 1 {
+        return "job:\n  script: [\"true\"]\n".to_owned();
+    }
+    let mut text = String::new();
+    let mut left = jobs;
+    let mut n = 0;
+    while left > 0 {
+        let copies = left.min(200);
+        text.push_str(&format!(
+            "job{n}:\n  script: [\"true\"]\n  parallel: {copies}\n"
+        ));
+        left -= copies;
+        n += 1;
+    }
+    text
+}
+
+pub async fn run(builds: usize, sizes: &[usize], kiln: Option<PathBuf>) -> anyhow::Result<()> {
     let kiln = match kiln {
         Some(path) => path,
         None => std::env::current_exe()?,
     };
+    println!(
+        "server CPU per finished build, SQLite, {} (2 workers)",
+        kiln.display()
+    );
+    let mut first: Option<f64> = None;
+    for &jobs in sizes {
+        let jobs = jobs.max(1);
+        let pipelines = (builds / jobs).max(1);
+        let (cpu, took) = one_size(&kiln, jobs, pipelines).await?;
+        let total = pipelines * jobs;
+        let per_build = cpu * 1000.0 / total as f64;
+        let ratio = first.map_or(1.0, |base| per_build / base);
+        first.get_or_insert(per_build);
+        println!(
+            "{pipelines} pipelines of {jobs} jobs: {cpu:.3} s in all, {per_build:.2} ms per finished build ({ratio:.2}x the first size); {:.1} s wall",
+            took.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// One measurement on a fresh server: `pipelines` pipelines of `jobs` jobs.
+async fn one_size(kiln: &Path, jobs: usize, pipelines: usize) -> anyhow::Result<(f64, Duration)> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let repo = dir.path().join("repo");
-    git_repo(&repo, "job:\n  script: [\"true\"]\n")?;
+    git_repo(&repo, &ci_file(jobs))?;
     admin(
-        &kiln,
+        kiln,
         &data,
         &[
             "admin",
@@ -67,12 +112,12 @@ pub async fn run(builds: usize, kiln: Option<PathBuf>) -> anyhow::Result<()> {
         ],
     )?;
     let token = admin(
-        &kiln,
+        kiln,
         &data,
         &["admin", "token", "create", "--username", "bench"],
     )?;
     let project = admin(
-        &kiln,
+        kiln,
         &data,
         &[
             "admin",
@@ -85,7 +130,7 @@ pub async fn run(builds: usize, kiln: Option<PathBuf>) -> anyhow::Result<()> {
         ],
     )?;
     let log = dir.path().join("serve.log");
-    let mut server = Command::new(&kiln)
+    let mut server = Command::new(kiln)
         .arg("--data-dir")
         .arg(&data)
         .args([
@@ -101,21 +146,10 @@ pub async fn run(builds: usize, kiln: Option<PathBuf>) -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log)?)
         .spawn()?;
-    let result = measure(&mut server, &log, &token, &project, builds).await;
+    let result = measure(&mut server, &log, &token, &project, (pipelines, jobs)).await;
     let _ = server.kill();
     let _ = server.wait();
-    let (cpu, took) = result?;
-    println!(
-        "{builds} one-job pipelines on SQLite, {} (2 workers)",
-        kiln.display()
-    );
-    println!(
-        "server CPU: {:.3} s in all, {:.2} ms per finished build; {:.1} s wall",
-        cpu,
-        cpu * 1000.0 / builds as f64,
-        took.as_secs_f64()
-    );
-    Ok(())
+    result
 }
 
 async fn measure(
@@ -123,8 +157,9 @@ async fn measure(
     log: &Path,
     token: &str,
     project: &str,
-    builds: usize,
+    (pipelines, jobs): (usize, usize),
 ) -> anyhow::Result<(f64, Duration)> {
+    let builds = pipelines * jobs;
     let deadline = Instant::now() + Duration::from_secs(30);
     let bound = loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -140,7 +175,7 @@ async fn measure(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = cpu_seconds(server.id())?;
     let started = Instant::now();
-    for _ in 0..builds {
+    for _ in 0..pipelines {
         let response = client
             .post(format!(
                 "{base}/api/v4/projects/{project}/pipeline?ref=master"
@@ -154,7 +189,7 @@ async fn measure(
             response.status()
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         let response = client
             .get(format!(

@@ -43,6 +43,8 @@ struct Local {
     store: PathBuf,
     /// The archive of each job that made one, by job id.
     archives: BTreeMap<i64, PathBuf>,
+    /// The dotenv report's variables of each job that made one, by job id.
+    dotenv: BTreeMap<i64, Vec<(String, String)>>,
     /// The job running now.
     job: i64,
 }
@@ -72,6 +74,18 @@ impl Transport for Local {
         let kept = dir.join(format!("{name}.zip"));
         std::fs::copy(zip, &kept).map_err(|e| e.to_string())?;
         self.archives.insert(self.job, kept);
+        Ok(())
+    }
+
+    async fn upload_dotenv(&mut self, gz: &[u8]) -> Result<(), String> {
+        use std::io::Read;
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(gz)
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(|_| "Invalid Format".to_owned())?;
+        let variables = kiln_ci::dotenv::parse(&text)?;
+        self.dotenv.insert(self.job, variables);
         Ok(())
     }
 }
@@ -274,6 +288,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut transport = Local {
         store: work.path().join("artifacts"),
         archives: BTreeMap::new(),
+        dotenv: BTreeMap::new(),
         job: 0,
     };
     let mut rows: Vec<Row> = selected
@@ -324,7 +339,21 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             })
             .collect();
         let id = index as i64 + 1;
-        let mut spec = local.job_spec(job, id, &dir);
+        let reports: Vec<kiln_store::PipelineDotenv> = transport
+            .dotenv
+            .iter()
+            .map(|(id, variables)| {
+                let made_it = selected[*id as usize - 1];
+                kiln_store::PipelineDotenv {
+                    build_id: *id,
+                    name: made_it.name.clone(),
+                    stage_idx: made_it.stage_idx as i64,
+                    variables: variables.clone(),
+                }
+            })
+            .collect();
+        let dotenv = kiln_server::service::jobs::dotenv_of(job, &reports);
+        let mut spec = local.job_spec(job, id, &dir, &dotenv);
         spec.dependencies = kiln_server::service::jobs::dependencies_of(job, &available);
         let started = Instant::now();
         transport.job = id;
@@ -466,7 +495,13 @@ impl LocalPipeline {
     }
 
     /// The executor's job, with the variables the server would give it.
-    fn job_spec(&self, job: &JobPlan, id: i64, dir: &Path) -> JobSpec {
+    fn job_spec(
+        &self,
+        job: &JobPlan,
+        id: i64,
+        dir: &Path,
+        dotenv: &[kiln_ci::variables::JobVariable],
+    ) -> JobSpec {
         let mut spec = kiln_server::service::jobs::spec_from_plan(job, id, 3600);
         let build = BuildRecord {
             id,
@@ -516,6 +551,7 @@ impl LocalPipeline {
         let yaml = variables::yaml_of(&spec);
         let sources = variables::JobSources {
             yaml: &yaml,
+            dotenv,
             environment: job.environment.as_deref(),
             settings: &[],
         };

@@ -242,6 +242,7 @@ fn job_error(err: JobError) -> ApiError {
         JobError::NotFound => ApiError::NotFound(""),
         JobError::Store(err) => err.into(),
         JobError::Io(err) => ApiError::Internal(err.into()),
+        JobError::Refused(message) => ApiError::BadRequest(message),
     }
 }
 
@@ -518,10 +519,14 @@ async fn upload_artifacts(
     let Some(file_name) = name else {
         return Ok(params::grape_error(&["file is missing".to_owned()]));
     };
-    if upload.artifact_type.as_deref().unwrap_or("archive") != "archive" {
-        return Err(ApiError::BadRequest(
-            "400 (Bad request) only artifact_type archive is stored".into(),
-        ));
+    match upload.artifact_type.as_deref().unwrap_or("archive") {
+        "archive" => {}
+        "dotenv" => return dotenv_upload(&app, caller, owner.build_id, file.path(), &upload).await,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "400 (Bad request) only artifact_type archive and dotenv are stored".into(),
+            ))
+        }
     }
     if upload.artifact_format.as_deref().unwrap_or("zip") != "zip" {
         return Err(ApiError::BadRequest(
@@ -545,6 +550,39 @@ async fn upload_artifacts(
         false => stem,
     };
     match jobs::upload_artifacts(&app, caller, owner.build_id, file.path(), &stem, expiry).await {
+        Ok(()) => Ok(json_body(StatusCode::CREATED, json!("201"))),
+        Err(JobError::Gone(status)) => Ok(job_forbidden(Some(status))),
+        Err(err) => Err(job_error(err)),
+    }
+}
+
+/// An `artifact_type=dotenv` upload (gzip, as gitlab-runner sends reports): its variables
+/// are kept for the jobs that take this job's artifacts. 201; 400 with GitLab's message.
+async fn dotenv_upload(
+    app: &AppState,
+    caller: jobs::Caller,
+    build_id: i64,
+    file: &std::path::Path,
+    upload: &UploadParams,
+) -> Result<Response, ApiError> {
+    if upload.artifact_format.as_deref().unwrap_or("gzip") != "gzip" {
+        return Err(ApiError::BadRequest(
+            "400 (Bad request) dotenv reports must be gzip".into(),
+        ));
+    }
+    let size = tokio::fs::metadata(file)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .len();
+    // Past the limit the report is refused whatever it holds: no need to read it.
+    let gz = if size as usize >= kiln_ci::dotenv::MAX_REPORT_BYTES {
+        vec![0; kiln_ci::dotenv::MAX_REPORT_BYTES]
+    } else {
+        tokio::fs::read(file)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+    };
+    match jobs::upload_dotenv(app, caller, build_id, &gz).await {
         Ok(()) => Ok(json_body(StatusCode::CREATED, json!("201"))),
         Err(JobError::Gone(status)) => Ok(job_forbidden(Some(status))),
         Err(err) => Err(job_error(err)),

@@ -185,13 +185,14 @@ impl Coordinator {
         Err(refused(&response))
     }
 
-    /// `POST /jobs/:id/artifacts`: the archive `zip` as the multipart `file`, streamed.
+    /// `POST /jobs/:id/artifacts`: the file `zip` as the multipart `file`, streamed, of
+    /// `kind` (artifact_type, artifact_format): ("archive", "zip") or ("dotenv", "gzip").
     pub async fn upload_artifacts(
         &self,
         job: i64,
         token: &str,
-        zip: &Path,
-        file_name: &str,
+        (zip, file_name): (&Path, &str),
+        (artifact_type, artifact_format): (&str, &str),
     ) -> Result<(), CallError> {
         let file = tokio::fs::File::open(zip)
             .await
@@ -209,7 +210,7 @@ impl Coordinator {
         let response = self
             .client
             .post(format!(
-                "{}/jobs/{job}/artifacts?artifact_format=zip&artifact_type=archive",
+                "{}/jobs/{job}/artifacts?artifact_format={artifact_format}&artifact_type={artifact_type}",
                 self.api
             ))
             .header("JOB-TOKEN", token)

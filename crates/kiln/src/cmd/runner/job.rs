@@ -169,6 +169,13 @@ impl Payload {
             masked: self.variables_where(|v| v.masked, |v| &v.value),
             file_variables: self.variables_where(|v| v.file, |v| &v.key),
             raw_variables: self.variables_where(|v| v.raw, |v| &v.key),
+            dotenv: self
+                .artifacts
+                .iter()
+                .flatten()
+                .filter(|a| a.artifact_type.as_deref() == Some("dotenv"))
+                .flat_map(|a| a.paths.clone().unwrap_or_default())
+                .collect(),
         }
     }
 
@@ -291,12 +298,33 @@ impl Transport for HttpTransport {
 
     async fn upload_artifacts(&mut self, zip: &Path, name: &str) -> Result<(), String> {
         let file_name = format!("{name}.zip");
+        self.upload(zip, &file_name, ("archive", "zip")).await
+    }
+
+    async fn upload_dotenv(&mut self, gz: &[u8]) -> Result<(), String> {
+        let file = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+        tokio::fs::write(file.path(), gz)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.upload(file.path(), "dotenv.gz", ("dotenv", "gzip"))
+            .await
+    }
+}
+
+impl HttpTransport {
+    /// One upload of `kind`, tried a few times.
+    async fn upload(
+        &mut self,
+        path: &Path,
+        file_name: &str,
+        kind: (&str, &str),
+    ) -> Result<(), String> {
         let mut delay = Duration::from_millis(500);
         // A few tries, as gitlab-runner makes: an upload is worth keeping.
         for attempt in 1..=3 {
             match self
                 .coordinator
-                .upload_artifacts(self.job_id, &self.token, zip, &file_name)
+                .upload_artifacts(self.job_id, &self.token, (path, file_name), kind)
                 .await
             {
                 Ok(()) => return Ok(()),
