@@ -32,7 +32,6 @@ pub(crate) use budget::TOO_BIG;
 
 /// Parses YAML text into a `Value` (the first document, or the second when the first is a
 /// `spec:` header). Errors carry Psych's "(<unknown>): … at line L column C" shape.
-#[cfg(test)]
 pub(crate) fn parse_yaml(text: &str) -> Result<Value> {
     parse_sized(text).map(|(value, _)| value)
 }

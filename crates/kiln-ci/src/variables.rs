@@ -39,6 +39,49 @@ impl JobVariable {
     }
 }
 
+/// A variables file (`kiln run`'s `.kiln-variables.yml`): a YAML map of names to values, a
+/// value being a scalar or `{value:, file: true|false, raw: true|false}`. Err: what is wrong.
+pub fn parse_file(text: &str) -> Result<Vec<JobVariable>, String> {
+    use crate::value::Value;
+    let root = crate::load::parse_yaml(text).map_err(|e| e.message)?;
+    let map = match root {
+        Value::Map(map) => map,
+        Value::Null => return Ok(Vec::new()),
+        _ => return Err("a variables file is a map of names to values".into()),
+    };
+    let mut out = Vec::new();
+    for (key, value) in map.iter() {
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("{key:?}: a name has letters, digits and '_'"));
+        }
+        let flag = |hash: &crate::value::Map, name: &str| match hash.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(format!("{key}: {name} should be true or false")),
+        };
+        let variable = match value {
+            Value::Map(hash) => JobVariable {
+                key: key.clone(),
+                value: hash
+                    .get("value")
+                    .and_then(Value::scalar_to_string)
+                    .unwrap_or_default(),
+                raw: flag(hash, "raw")?,
+                file: flag(hash, "file")?,
+            },
+            Value::Null => JobVariable::new(key.clone(), ""),
+            other => JobVariable::new(
+                key.clone(),
+                other
+                    .scalar_to_string()
+                    .ok_or_else(|| format!("{key}: a value is a scalar or a map"))?,
+            ),
+        };
+        out.push(variable);
+    }
+    Ok(out)
+}
+
 /// The most bytes one expanded value may have.
 pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
@@ -350,6 +393,21 @@ mod tests {
         let out = expand_all(vars);
         assert!(out.iter().all(|v| v.value.len() <= MAX_EXPANDED_BYTES));
         assert_eq!(value(&out, "V1").map(str::len), Some(2048));
+    }
+
+    #[test]
+    fn variables_files() {
+        let vars = parse_file("A: 1\nB: {value: x, file: true}\nC: {value: $A, raw: true}\nD:\n")
+            .unwrap_or_default();
+        assert_eq!(
+            values(&vars),
+            [("A", "1"), ("B", "x"), ("C", "$A"), ("D", "")]
+        );
+        assert!(vars[1].file && vars[2].raw && !vars[0].raw);
+        assert!(parse_file("[a]").is_err());
+        assert!(parse_file("BAD-KEY: 1").is_err());
+        assert!(parse_file("A: {value: x, file: maybe}").is_err());
+        assert_eq!(parse_file(""), Ok(Vec::new()));
     }
 
     #[test]

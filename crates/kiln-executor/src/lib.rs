@@ -177,6 +177,12 @@ fn default_artifacts_name() -> String {
     "artifacts".to_owned()
 }
 
+/// Unpacks an artifacts archive into `into` (its paths may not leave it), as a job's
+/// dependencies are unpacked; `kiln run --artifacts-to-host` uses it for the working tree.
+pub fn unpack_artifacts(zip: &std::path::Path, into: &std::path::Path) -> std::io::Result<()> {
+    artifacts::unpack(zip, into)
+}
+
 /// Expands `$NAME`, `${NAME}` and `%NAME%` with `variables` (later entries win), as GitLab does
 /// in `artifacts:name`; an unknown variable becomes empty.
 pub fn expand_variables(text: &str, variables: &[(String, String)]) -> String {

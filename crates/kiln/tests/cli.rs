@@ -1,6 +1,8 @@
 //! The `kiln` binary end to end: admin commands print only what scripts capture, the history
 //! generator, `serve` on an ephemeral port, and a graceful stop on SIGTERM.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -166,23 +168,7 @@ fn admin_commands_then_serve_then_sigterm() {
 }
 
 fn git_repo(dir: &std::path::Path, ci: &str) {
-    std::fs::write(dir.join(".gitlab-ci.yml"), ci).expect("write");
-    for args in [
-        &["init", "-q"][..],
-        &["checkout", "-q", "-B", "main"],
-        &["add", "."],
-        &["commit", "-q", "-m", "ci"],
-    ] {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=T", "-c", "user.email=t@x"])
-            .args(args)
-            .status()
-            .expect("git")
-            .success();
-        assert!(ok, "git {args:?}");
-    }
+    support::git_repo(dir, ci, &[]);
 }
 
 fn kiln_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
