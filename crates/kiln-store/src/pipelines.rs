@@ -196,6 +196,73 @@ pub(crate) async fn process_pipeline(
         }
     }
     let status = processing::pipeline_status(&jobs);
+    set_pipeline_status(tx, pipeline_id, status, now).await?;
+    if project_id != 0 {
+        tx.notify(crate::changes::Change::Builds(project_id))
+            .await?;
+    }
+    Ok(enqueued)
+}
+
+/// Processing after one build of stage `stage_idx` finished, without reading the pipeline's
+/// every build when nothing else can move: while a build of that stage or an earlier one
+/// still waits or runs, later stages keep waiting, and the builds of the stages reached were
+/// all decided when they were reached; only a DAG job could move, so with none left to
+/// decide, the pipeline's status is all that may change, and composite.rb needs only the
+/// kinds of status the pipeline holds. Otherwise (and after a retry) the whole pass.
+pub(crate) async fn process_after_finish(
+    tx: &mut Tx<'_>,
+    counts: &mut CountDeltas,
+    (project_id, pipeline_id): (i64, i64),
+    stage_idx: i64,
+    now: i64,
+) -> StoreResult<Vec<i64>> {
+    let dag_waiting = tx
+        .fetch_optional(
+            "SELECT 1 AS one FROM builds WHERE pipeline_id = $1 AND status = 'created' \
+             AND needs IS NOT NULL AND NOT retried LIMIT 1",
+            args![pipeline_id],
+        )
+        .await?
+        .is_some();
+    let stage_busy = tx
+        .fetch_optional(
+            "SELECT 1 AS one FROM builds WHERE pipeline_id = $1 AND status IN ('pending', 'running') \
+             AND stage_idx <= $2 AND NOT retried LIMIT 1",
+            args![pipeline_id, stage_idx],
+        )
+        .await?
+        .is_some();
+    if dag_waiting || !stage_busy {
+        return process_pipeline(tx, counts, pipeline_id, now).await;
+    }
+    let rows = tx
+        .fetch_all(
+            "SELECT DISTINCT status, allow_failure FROM builds WHERE pipeline_id = $1 AND NOT retried",
+            args![pipeline_id],
+        )
+        .await?;
+    let mut kinds = Vec::with_capacity(rows.len());
+    for row in &rows {
+        kinds.push((
+            parse_status(row.text("status")?)?,
+            row.flag("allow_failure")?,
+        ));
+    }
+    let status = processing::composite(kinds, false).unwrap_or(kiln_core::PipelineStatus::Skipped);
+    set_pipeline_status(tx, pipeline_id, status, now).await?;
+    tx.notify(crate::changes::Change::Builds(project_id))
+        .await?;
+    Ok(Vec::new())
+}
+
+/// Records the pipeline's status, with its start (once it left `created`) and its end.
+async fn set_pipeline_status(
+    tx: &mut Tx<'_>,
+    pipeline_id: i64,
+    status: kiln_core::PipelineStatus,
+    now: i64,
+) -> StoreResult<()> {
     let running = !matches!(status, kiln_core::PipelineStatus::Created);
     tx.execute(
         "UPDATE pipelines SET status = $1, \
@@ -210,11 +277,7 @@ pub(crate) async fn process_pipeline(
         ],
     )
     .await?;
-    if project_id != 0 {
-        tx.notify(crate::changes::Change::Builds(project_id))
-            .await?;
-    }
-    Ok(enqueued)
+    Ok(())
 }
 
 /// Locks pipeline `pipeline_id` of project `project_id` in `tx`; `NotFound` when the project

@@ -8,7 +8,7 @@ use crate::builds::{
     CountDeltas, NewBuild, TransitionFailure,
 };
 use crate::db::{args, Tx};
-use crate::pipelines::{lock_pipeline_of, process_pipeline};
+use crate::pipelines::{lock_pipeline_of, process_after_finish, process_pipeline};
 use crate::row::KilnRow;
 use crate::{dialect, now_ms, StoreError, StoreResult};
 use kiln_core::{BuildEvent, BuildStatus};
@@ -451,7 +451,20 @@ impl Builds<'_> {
         } else {
             None
         };
-        let mut enqueued = process_pipeline(&mut tx, &mut counts, pipeline_id, now).await?;
+        let mut enqueued = match retried {
+            Some(_) => process_pipeline(&mut tx, &mut counts, pipeline_id, now).await?,
+            None => {
+                let stage_idx = tx
+                    .fetch_one(
+                        "SELECT stage_idx FROM builds WHERE id = $1",
+                        args![build_id],
+                    )
+                    .await?
+                    .int("stage_idx")?;
+                let ids = (project_id, pipeline_id);
+                process_after_finish(&mut tx, &mut counts, ids, stage_idx, now).await?
+            }
+        };
         enqueued.extend(retried);
         counts.apply(&mut tx).await?;
         tx.commit().await?;

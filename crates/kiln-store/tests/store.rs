@@ -728,3 +728,108 @@ async fn the_change_feed_reaches_other_servers() {
     assert_eq!(heard, ids[0]);
     assert_ne!(other.versions().builds(pid), before);
 }
+
+/// The processing done after each finished build (which skips reading the pipeline when
+/// nothing but its status can change) leaves nothing for a full pass to do: on pseudo-random
+/// pipelines of stages, whens, allowed failures and needs, run to the end one claim at a time,
+/// a full pass after every finish enqueues nothing and changes no status.
+#[tokio::test]
+async fn processing_after_a_finish_leaves_nothing_for_a_full_pass() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for round in 0..25 {
+        let mut builds = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for stage in 0..1 + next(3) as i64 {
+            for j in 0..1 + next(4) {
+                let name = format!("s{stage}j{j}");
+                let mut build =
+                    NewBuild::new(&name, &format!("stage{stage}"), stage, BuildStatus::Created);
+                build.when =
+                    ["on_success", "on_success", "on_failure", "always"][next(4) as usize].into();
+                build.allow_failure = next(3) == 0;
+                if stage > 0 && next(3) == 0 && !names.is_empty() {
+                    let need = names[next(names.len() as u64) as usize].clone();
+                    build.needs = Some(serde_json::to_string(&[need]).unwrap());
+                }
+                names.push(name);
+                builds.push(build);
+            }
+        }
+        let new = NewPipeline {
+            status: "created".into(),
+            ..NewPipeline::new(
+                pid,
+                kiln_test_support::commit(&format!("{round:040}")),
+                "master",
+                builds,
+            )
+        };
+        let (pipeline_id, _) = store.pipelines().create(&new).await.unwrap();
+        store.pipelines().process(pipeline_id).await.unwrap();
+        loop {
+            let claimed = store
+                .builds()
+                .claim(
+                    runner,
+                    kiln_store::now_ms() + 60_000,
+                    &kiln_store::new_secret(),
+                )
+                .await
+                .unwrap();
+            let Some(claimed) = claimed else { break };
+            let finish = Finish {
+                success: next(3) != 0,
+                ..Finish::system_failure()
+            };
+            store
+                .builds()
+                .finish(claimed.build_id, Holder::Runner(runner), &finish, b"")
+                .await
+                .unwrap();
+            let before = store.pipelines().get(pipeline_id).await.unwrap().status;
+            let statuses = |store: Store| async move {
+                let list = store
+                    .builds()
+                    .list(
+                        pid,
+                        &Scope::default(),
+                        PageRequest {
+                            page: 1,
+                            per_page: 100,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                list.builds
+                    .into_iter()
+                    .map(|b| (b.id, b.status))
+                    .collect::<Vec<_>>()
+            };
+            let builds_before = statuses(store.clone()).await;
+            let enqueued = store.pipelines().process(pipeline_id).await.unwrap();
+            assert!(
+                enqueued.is_empty(),
+                "round {round}: a full pass enqueued {enqueued:?}"
+            );
+            assert_eq!(
+                store.pipelines().get(pipeline_id).await.unwrap().status,
+                before,
+                "round {round}"
+            );
+            assert_eq!(
+                statuses(store.clone()).await,
+                builds_before,
+                "round {round}"
+            );
+        }
+    }
+}
