@@ -54,8 +54,8 @@ pub struct PipelineRecord {
 const PIPELINE_COLUMNS: &str =
     "p.id, p.project_id, c.sha, p.ref, p.tag, p.status, p.source, p.variables, \
     p.yaml_errors, p.user_id, p.created_at, p.started_at, p.finished_at, \
-    (SELECT AVG(cb.coverage) FROM builds cb WHERE cb.pipeline_id = p.id AND NOT cb.retried) \
-    AS coverage, ";
+    (SELECT AVG(cb.coverage) FROM builds cb WHERE cb.pipeline_id = p.id \
+    AND cb.coverage IS NOT NULL AND NOT cb.retried) AS coverage, ";
 
 const PIPELINE_JOINS: &str =
     " FROM pipelines p JOIN commits c ON c.id = p.commit_id LEFT JOIN users u ON u.id = p.user_id";
@@ -235,6 +235,21 @@ pub(crate) async fn process_after_finish(
         .is_some();
     if dag_waiting || !stage_busy {
         return process_pipeline(tx, counts, pipeline_id, now).await;
+    }
+    // With a build still running, composite.rb says `running` whatever the others are.
+    let running = tx
+        .fetch_optional(
+            "SELECT 1 AS one FROM builds WHERE pipeline_id = $1 AND status = 'running' \
+             AND NOT retried LIMIT 1",
+            args![pipeline_id],
+        )
+        .await?
+        .is_some();
+    if running {
+        set_pipeline_status(tx, pipeline_id, kiln_core::PipelineStatus::Running, now).await?;
+        tx.notify(crate::changes::Change::Builds(project_id))
+            .await?;
+        return Ok(Vec::new());
     }
     let rows = tx
         .fetch_all(

@@ -187,7 +187,7 @@ fn kiln_run_runs_the_pipeline_locally_and_fails_when_it_fails() {
         "stages: [build, test]\nmake:\n  stage: build\n  script: [mkdir -p out, echo made > out/thing, echo FROM_DOTENV=made-$CI_JOB_NAME > make.env]\n  artifacts:\n    paths: [out/]\n    reports: {dotenv: make.env}\ncheck:\n  stage: test\n  script: [cat out/thing, echo uncommitted-$(cat extra.txt), echo dotenv-$FROM_DOTENV]\n",
     );
     std::fs::write(dir.path().join("extra.txt"), "yes").expect("write");
-    let out = kiln_in(dir.path(), &["run"]);
+    let out = kiln_in(dir.path(), &["run", "-j", "1"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

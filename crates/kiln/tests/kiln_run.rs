@@ -79,7 +79,7 @@ fn list_shows_stage_when_and_needs() {
 #[test]
 fn the_whole_pipeline_keeps_whens_and_fails_with_its_status() {
     let dir = repo(PIPELINE);
-    let (code, out) = kiln_run(dir.path(), &[]);
+    let (code, out) = kiln_run(dir.path(), &["-j", "1"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("\nno-git-here"), "{out}");
     assert_eq!(status_of(&out, "broken"), "failed", "{out}");
@@ -104,7 +104,10 @@ fn named_jobs_keep_their_when_and_needs_brings_what_they_need() {
         "WHO: file\nSOURCE: the-file\n",
     )
     .expect("variables file");
-    let (code, out) = kiln_run(dir.path(), &["deploy", "--needs", "--variable", "WHO=flag"]);
+    let (code, out) = kiln_run(
+        dir.path(),
+        &["deploy", "--needs", "-j", "1", "--variable", "WHO=flag"],
+    );
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("\ndeployed with flag from the-file"), "{out}");
     assert_eq!(status_of(&out, "build"), "success", "{out}");

@@ -47,9 +47,10 @@ pub struct RunArgs {
     /// A pipeline variable, KEY=VALUE (may be repeated); it wins over every other.
     #[arg(long = "variable", value_name = "KEY=VALUE")]
     pub variables: Vec<String>,
-    /// Jobs run at once, as stages and needs allow.
-    #[arg(short = 'j', long = "jobs", default_value_t = 1)]
-    pub concurrency: usize,
+    /// Jobs run at once, as stages and needs allow (default: one per processor, as
+    /// gitlab-ci-local runs a stage's jobs side by side).
+    #[arg(short = 'j', long = "jobs")]
+    pub concurrency: Option<usize>,
     /// Unpack each job's artifacts into the working tree once it succeeds.
     #[arg(long)]
     pub artifacts_to_host: bool,
@@ -155,7 +156,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         cwd: &cwd,
         local: &local,
         settings: &settings,
-        concurrency: args.concurrency.max(1),
+        concurrency: args
+            .concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, chosen.jobs.len().max(1)),
         artifacts_to_host: args.artifacts_to_host,
     };
     let (states, took) = run.pipeline(&chosen).await?;
