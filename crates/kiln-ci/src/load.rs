@@ -464,7 +464,8 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
             vec![path]
         };
         for path in paths {
-            let shown = if paths_differ(&location, &path) {
+            // A glob's messages name the file it found.
+            let shown = if is_glob(&location) {
                 path.clone()
             } else {
                 location.clone()
@@ -475,11 +476,6 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
         }
     }
     Ok(deep_merge(content, config))
-}
-
-/// Whether a glob `location` stands for another path (messages then name the file).
-fn paths_differ(location: &str, path: &str) -> bool {
-    is_glob(location) && location != path
 }
 
 /// One local file of an `include:`, itself expanded; None when it was included already.

@@ -85,10 +85,11 @@ pub fn parse_file(text: &str) -> Result<Vec<JobVariable>, String> {
 /// The most bytes one expanded value may have.
 pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
-/// A piece of a value: text kept as written, or a reference to a variable.
+/// A piece of a value: text kept as written, or a reference to a variable (its name, and the
+/// text it was written as: `$A`, `${A}` or `%A%`).
 enum Piece<'a> {
     Text(&'a str),
-    Reference(&'a str),
+    Reference { name: &'a str, written: &'a str },
 }
 
 /// Splits `value` by GitLab's `Item::VARIABLES_REGEXP`:
@@ -134,8 +135,12 @@ fn pieces(value: &str) -> Vec<Piece<'_>> {
                     if text_start < i {
                         out.push(Piece::Text(value.get(text_start..i).unwrap_or_default()));
                     }
-                    let name = value.get(name_start..name_start + name_len);
-                    out.push(Piece::Reference(name.unwrap_or_default()));
+                    out.push(Piece::Reference {
+                        name: value
+                            .get(name_start..name_start + name_len)
+                            .unwrap_or_default(),
+                        written: value.get(i..i + taken).unwrap_or_default(),
+                    });
                     text_start = i + taken;
                 }
                 i += taken;
@@ -157,7 +162,7 @@ fn references(variable: &JobVariable) -> Vec<&str> {
     pieces(&variable.value)
         .into_iter()
         .filter_map(|p| match p {
-            Piece::Reference(name) => Some(name),
+            Piece::Reference { name, .. } => Some(name),
             Piece::Text(_) => None,
         })
         .collect()
@@ -264,11 +269,11 @@ fn expand_value(
     latest: &HashMap<String, usize>,
 ) -> Option<String> {
     let mut out = String::with_capacity(value.len());
-    let source = pieces_with_text(value);
-    for (piece, written) in source {
+    for piece in pieces(value) {
         let replacement = match piece {
             Piece::Text(text) => text,
-            Piece::Reference(name) => match latest.get(name).and_then(|i| done.get(*i)) {
+            Piece::Reference { name, written } => match latest.get(name).and_then(|i| done.get(*i))
+            {
                 Some(v) if !v.file && !v.raw => v.value.as_str(),
                 _ => written,
             },
@@ -279,43 +284,6 @@ fn expand_value(
         out.push_str(replacement);
     }
     Some(out)
-}
-
-/// `pieces`, each reference with the text it was written as (`$A`, `${A}` or `%A%`).
-fn pieces_with_text(value: &str) -> Vec<(Piece<'_>, &str)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    for piece in pieces(value) {
-        match piece {
-            Piece::Text(text) => {
-                offset = text.as_ptr() as usize - value.as_ptr() as usize + text.len();
-                out.push((Piece::Text(text), text));
-            }
-            Piece::Reference(name) => {
-                let name_at = name.as_ptr() as usize - value.as_ptr() as usize;
-                let (start, end) = match value.as_bytes().get(name_at.wrapping_sub(1)) {
-                    Some(b'{') => (name_at - 2, name_at + name.len() + 1),
-                    Some(b'%') => (name_at - 1, name_at + name.len() + 1),
-                    _ => (name_at - 1, name_at + name.len()),
-                };
-                // Text between the previous piece and this reference is a `$$` or `%%`.
-                if start > offset {
-                    let between = value.get(offset..start).unwrap_or_default();
-                    out.push((Piece::Text(between), between));
-                }
-                offset = end;
-                out.push((
-                    Piece::Reference(name),
-                    value.get(start..end).unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    if offset < value.len() {
-        let rest = value.get(offset..).unwrap_or_default();
-        out.push((Piece::Text(rest), rest));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -204,8 +204,8 @@ pub(crate) async fn process_pipeline(
     Ok(enqueued)
 }
 
-/// Processing after one build of stage `stage_idx` finished, without reading the pipeline's
-/// every build when nothing else can move: while a build of that stage or an earlier one
+/// Processing after the build `build_id` finished, without reading the pipeline's
+/// every build when nothing else can move: while a build of its stage or an earlier one
 /// still waits or runs, later stages keep waiting, and the builds of the stages reached were
 /// all decided when they were reached; only a DAG job could move, so with none left to
 /// decide, the pipeline's status is all that may change, and composite.rb needs only the
@@ -214,7 +214,7 @@ pub(crate) async fn process_after_finish(
     tx: &mut Tx<'_>,
     counts: &mut CountDeltas,
     (project_id, pipeline_id): (i64, i64),
-    stage_idx: i64,
+    build_id: i64,
     now: i64,
 ) -> StoreResult<Vec<i64>> {
     let dag_waiting = tx
@@ -228,8 +228,8 @@ pub(crate) async fn process_after_finish(
     let stage_busy = tx
         .fetch_optional(
             "SELECT 1 AS one FROM builds WHERE pipeline_id = $1 AND status IN ('pending', 'running') \
-             AND stage_idx <= $2 AND NOT retried LIMIT 1",
-            args![pipeline_id, stage_idx],
+             AND stage_idx <= (SELECT stage_idx FROM builds WHERE id = $2) AND NOT retried LIMIT 1",
+            args![pipeline_id, build_id],
         )
         .await?
         .is_some();

@@ -454,15 +454,8 @@ impl Builds<'_> {
         let mut enqueued = match retried {
             Some(_) => process_pipeline(&mut tx, &mut counts, pipeline_id, now).await?,
             None => {
-                let stage_idx = tx
-                    .fetch_one(
-                        "SELECT stage_idx FROM builds WHERE id = $1",
-                        args![build_id],
-                    )
-                    .await?
-                    .int("stage_idx")?;
                 let ids = (project_id, pipeline_id);
-                process_after_finish(&mut tx, &mut counts, ids, stage_idx, now).await?
+                process_after_finish(&mut tx, &mut counts, ids, build_id, now).await?
             }
         };
         enqueued.extend(retried);

@@ -409,11 +409,19 @@ pub async fn upload_dotenv(
     gz: &[u8],
 ) -> Result<(), JobError> {
     renew(app, caller, build_id).await?;
+    let variables = dotenv_report(gz).map_err(JobError::Refused)?;
+    app.store.builds().set_dotenv(build_id, &variables).await?;
+    Ok(())
+}
+
+/// The variables of a `dotenv` report `gz` (gzip, members one after another), or GitLab's
+/// message for why it is refused. `kiln run` reads its jobs' reports with it too.
+pub fn dotenv_report(gz: &[u8]) -> Result<Vec<(String, String)>, String> {
     let too_big = || {
-        JobError::Refused(format!(
+        format!(
             "Dotenv Artifact Too Big. Maximum Allowable Size: {}",
             kiln_ci::dotenv::MAX_REPORT_BYTES
-        ))
+        )
     };
     if gz.len() >= kiln_ci::dotenv::MAX_REPORT_BYTES {
         return Err(too_big());
@@ -423,14 +431,12 @@ pub async fn upload_dotenv(
         &mut std::io::Read::take(flate2::read::MultiGzDecoder::new(gz), MAX_DOTENV_TEXT + 1),
         &mut text,
     )
-    .map_err(|_| JobError::Refused("Invalid Format".into()))?;
+    .map_err(|_| "Invalid Format".to_owned())?;
     if text.len() as u64 > MAX_DOTENV_TEXT {
         return Err(too_big());
     }
-    let text = String::from_utf8(text).map_err(|_| JobError::Refused("Invalid Format".into()))?;
-    let variables = kiln_ci::dotenv::parse(&text).map_err(JobError::Refused)?;
-    app.store.builds().set_dotenv(build_id, &variables).await?;
-    Ok(())
+    let text = String::from_utf8(text).map_err(|_| "Invalid Format".to_owned())?;
+    kiln_ci::dotenv::parse(&text)
 }
 
 async fn job_expiry(app: &AppInner, project_id: i64, build_id: i64) -> Result<Expiry, JobError> {

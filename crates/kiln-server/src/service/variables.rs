@@ -217,7 +217,7 @@ fn winners(vars: Vec<JobVariable>) -> Vec<JobVariable> {
 /// starting with a letter, at most 24 characters; a name that had to change gets a suffix
 /// from its SHA-256 so that different names keep different slugs.
 pub fn environment_slug(name: &str) -> String {
-    let mut slug: String = dashed(name).collect();
+    let mut slug = dashed(name);
     if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
         slug = format!("env-{slug}");
     }
@@ -311,7 +311,7 @@ pub fn repository_url(external_url: &str, full_path: &str, job_token: &str) -> S
 }
 
 /// `name` in lower case with anything but `a-z0-9` made a `-`, the start of both slugs.
-fn dashed(name: &str) -> impl Iterator<Item = char> {
+fn dashed(name: &str) -> String {
     name.to_lowercase()
         .chars()
         .map(|c| {
@@ -321,14 +321,13 @@ fn dashed(name: &str) -> impl Iterator<Item = char> {
                 '-'
             }
         })
-        .collect::<Vec<char>>()
-        .into_iter()
+        .collect()
 }
 
 /// GitLab's `CI_COMMIT_REF_SLUG`: lower case, anything but `0-9a-z` → `-`, at most 63 bytes,
 /// no `-` at either end.
 pub fn ref_slug(name: &str) -> String {
-    let slug: String = dashed(name).take(63).collect();
+    let slug: String = dashed(name).chars().take(63).collect();
     slug.trim_matches('-').to_owned()
 }
 

@@ -52,8 +52,10 @@ pub fn select<'p>(
             named
         }
     };
+    // A job named twice runs once.
+    let mut seen = BTreeSet::new();
+    chosen.retain(|j| seen.insert(j.name.as_str()));
     chosen.sort_by_key(|j| j.stage_idx);
-    chosen.dedup_by(|a, b| a.name == b.name);
     let mut play: BTreeSet<String> = wanted.manual.iter().cloned().collect();
     // A manual job named on the command line is meant to run.
     play.extend(wanted.jobs.iter().cloned());

@@ -110,13 +110,7 @@ impl Transport for Local {
     }
 
     async fn upload_dotenv(&mut self, gz: &[u8]) -> Result<(), String> {
-        use std::io::Read;
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(gz)
-            .take(64 * 1024)
-            .read_to_string(&mut text)
-            .map_err(|_| "Invalid Format".to_owned())?;
-        let variables = kiln_ci::dotenv::parse(&text)?;
+        let variables = kiln_server::service::jobs::dotenv_report(gz)?;
         let job = self.job;
         self.shared().dotenv.insert(job, variables);
         Ok(())
