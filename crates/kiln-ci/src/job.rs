@@ -2,6 +2,7 @@
 //! `default:` (and legacy top-level) values it inherits, `inherit:`, and `parallel:`.
 //! Nothing here looks at the pipeline's ref; filtering happens in pipeline.rs.
 
+use crate::cache::{self, CacheSpec};
 use crate::error::{CompileError, Result};
 use crate::keywords::{self, NeedSpec};
 use crate::plan::{ArtifactsPlan, RetryPlan, When};
@@ -81,6 +82,7 @@ pub(crate) struct Defaults {
     retry: Option<RetryPlan>,
     tags: Option<Vec<String>>,
     artifacts: Option<Option<ArtifactsPlan>>,
+    cache: Option<Vec<CacheSpec>>,
 }
 
 impl Defaults {
@@ -141,6 +143,9 @@ impl Defaults {
         }
         if let Some((v, loc)) = source("artifacts") {
             d.artifacts = Some(keywords::parse_artifacts(v, &loc)?);
+        }
+        if let Some((v, loc)) = source("cache") {
+            d.cache = Some(cache::parse_caches(v, &loc)?);
         }
         if let Some((v, loc)) = source("interruptible") {
             check_bool(v, &loc)?;
@@ -203,6 +208,7 @@ pub(crate) struct JobSpec {
     pub(crate) image: Option<String>,
     pub(crate) services: Vec<String>,
     pub(crate) environment: Option<String>,
+    pub(crate) cache: Vec<CacheSpec>,
     pub(crate) parallel: Option<Parallel>,
 }
 
@@ -581,14 +587,14 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
             ));
         }
     }
-    if let Some(v) = get(map, "cache") {
-        if !matches!(v, Value::Map(_) | Value::Seq(_)) {
-            return Err(CompileError::entry(
-                &sub("cache"),
-                "config should be a hash or an array",
-            ));
-        }
-    }
+    let cache = match get(map, "cache") {
+        Some(v) => cache::parse_caches(v, &sub("cache"))?,
+        None => defaults
+            .cache
+            .clone()
+            .filter(|_| inherited("cache"))
+            .unwrap_or_default(),
+    };
     let parallel = get(map, "parallel")
         .map(|v| parse_parallel(v, &sub("parallel")))
         .transpose()?;
@@ -617,6 +623,7 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
         image,
         services,
         environment,
+        cache,
         parallel,
     })
 }

@@ -5,6 +5,7 @@
 //! `runner-protocol-and-ci-yaml.md` §9); module docs list where and why we differ.
 
 mod budget;
+mod cache;
 pub mod dotenv;
 mod duration;
 mod error;
@@ -28,8 +29,10 @@ use std::collections::BTreeMap;
 
 pub use duration::parse_duration;
 pub use error::CompileError;
-pub use plan::{ArtifactsPlan, ArtifactsWhen, JobPlan, Need, PipelinePlan, RetryPlan, When};
-pub use repository::{NoRepository, Repository};
+pub use plan::{
+    ArtifactsPlan, ArtifactsWhen, CachePlan, JobPlan, Need, PipelinePlan, RetryPlan, When,
+};
+pub use repository::{git_blob_id, NoRepository, Repository};
 
 /// What the compiler needs to know about the pipeline being created.
 pub struct CompileContext<'a> {

@@ -139,7 +139,12 @@ pub(crate) fn build(
             (selected, globals)
         }
     };
-    Ok(assemble(selected, (&globals, &global_raw), &stages))
+    Ok(assemble(
+        selected,
+        (&globals, &global_raw),
+        &stages,
+        &checkout,
+    ))
 }
 
 /// `stages:` (or the old `types:`), nested arrays flattened, with `.pre` first and `.post` last.
@@ -560,6 +565,7 @@ fn assemble(
     selected: Vec<Selected>,
     (globals, global_raw): (&[(String, String)], &[String]),
     stages: &[String],
+    checkout: &Checkout,
 ) -> PipelinePlan {
     let used: Vec<String> = stages
         .iter()
@@ -621,6 +627,7 @@ fn assemble(
                 image: spec.image,
                 services: spec.services,
                 environment: spec.environment,
+                cache: crate::cache::resolve(spec.cache, checkout),
             }
         })
         .collect();

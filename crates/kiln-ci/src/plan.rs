@@ -47,6 +47,26 @@ pub struct JobPlan {
     pub image: Option<String>,
     pub services: Vec<String>,
     pub environment: Option<String>,
+    /// `cache:` entries, their keys computed for the commit (`key: files:`), not yet given
+    /// the protected or unprotected suffix the server adds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cache: Vec<CachePlan>,
+}
+
+/// One `cache:` entry, as the runner gets it (gitlab-runner's `spec.Cache`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CachePlan {
+    /// Variables still unexpanded: the runner expands them.
+    pub key: String,
+    pub paths: Vec<String>,
+    pub untracked: bool,
+    pub when: ArtifactsWhen,
+    /// "pull-push", "pull", "push", or a `$VARIABLE` naming one.
+    pub policy: String,
+    /// Shared between protected and unprotected refs.
+    pub unprotect: bool,
+    pub fallback_keys: Vec<String>,
 }
 
 /// When a job runs relative to the result of the jobs before it.

@@ -19,6 +19,29 @@ pub trait Repository {
     fn changed_files(&self) -> Option<Vec<String>> {
         None
     }
+    /// The git object id of the file at `path` (for `cache: key: files:`); by default the
+    /// id git gives the text `read_file` answers.
+    fn blob_id(&self, path: &str) -> Option<String> {
+        self.read_file(path)
+            .map(|text| git_blob_id(text.as_bytes()))
+    }
+}
+
+/// What `git hash-object` prints for a file holding `bytes`.
+pub fn git_blob_id(bytes: &[u8]) -> String {
+    let mut hasher = <sha1::Sha1 as sha1::Digest>::new();
+    sha1::Digest::update(&mut hasher, format!("blob {}\0", bytes.len()).as_bytes());
+    sha1::Digest::update(&mut hasher, bytes);
+    hex_of(&sha1::Digest::finalize(hasher))
+}
+
+/// Lower-case hex SHA-1 of `bytes`.
+pub(crate) fn sha1_hex(bytes: &[u8]) -> String {
+    hex_of(&<sha1::Sha1 as sha1::Digest>::digest(bytes))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl<F: Fn(&str) -> Option<String>> Repository for F {
@@ -54,6 +77,10 @@ impl<'a> Checkout<'a> {
 
     pub(crate) fn read_file(&self, path: &str) -> Option<String> {
         self.repo.read_file(path)
+    }
+
+    pub(crate) fn blob_id(&self, path: &str) -> Option<String> {
+        self.repo.blob_id(path)
     }
 
     pub(crate) fn files(&self) -> &[String] {
@@ -153,6 +180,15 @@ mod tests {
         assert!(!glob_matches("src/{a,b}/*.rs", "src/c/x.rs"));
         assert!(glob_matches("file?.txt", "file1.txt"));
         assert!(!glob_matches("*.yml", "dir/a.yml"));
+    }
+
+    #[test]
+    fn blob_ids_are_gits() {
+        // `printf 'hello\n' | git hash-object --stdin`
+        assert_eq!(
+            git_blob_id(b"hello\n"),
+            "ce013625030ba8dba906f756967f9e9ca394464a"
+        );
     }
 
     #[test]

@@ -37,6 +37,17 @@ pub fn dotenv_report(root: &Path, paths: &[String]) -> std::io::Result<(Vec<u8>,
     Ok((out, missing))
 }
 
+/// A path of `artifacts:` or `cache:` with the job's variables expanded (`$CI_PROJECT_DIR/out`,
+/// a matrix variable), as gitlab-runner does; a path inside the work directory `root` is taken
+/// relative to it.
+pub(crate) fn expand_path(path: &str, env: &[(String, String)], root: &Path) -> String {
+    let expanded = crate::variables::expand_in(path, env);
+    match Path::new(&expanded).strip_prefix(root) {
+        Ok(rel) if Path::new(&expanded).is_absolute() => rel.to_string_lossy().into_owned(),
+        _ => expanded,
+    }
+}
+
 pub struct Archive {
     pub path: PathBuf,
     pub size: u64,

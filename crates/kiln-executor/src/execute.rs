@@ -4,6 +4,7 @@
 //! coverage, artifacts, and the closing line GitLab users know.
 
 use crate::artifacts;
+use crate::cache::ProjectCache;
 use crate::containment::Containment;
 use crate::coverage::CoverageScanner;
 use crate::identity::{base_environment, chown_tree};
@@ -11,7 +12,9 @@ use crate::process::{Event, Exit, Running};
 use crate::script::render;
 use crate::trace::TraceWriter;
 use crate::transport::Transport;
-use crate::{ArtifactsSpec, ArtifactsWhen, ExecutorConfig, FailureReason, JobSpec, Outcome};
+use crate::{
+    ArtifactsSpec, ArtifactsWhen, CacheSpec, ExecutorConfig, FailureReason, JobSpec, Outcome,
+};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -68,6 +71,7 @@ pub async fn execute<T: Transport>(
             job.run_after_script().await;
             // The job is over: nothing it started outlives it.
             job.containment.kill_all();
+            job.save_caches().await;
             job.collect_artifacts().await;
             job.report_dotenv().await;
         }
@@ -123,6 +127,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
                     .map_err(|e| e.to_string())?,
             }
         }
+        self.restore_caches().await;
         for dependency in &self.spec.dependencies {
             let name = &dependency.name;
             self.trace
@@ -323,6 +328,73 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         }
     }
 
+    /// The job's caches, and where they are kept (None when the runner keeps none).
+    fn caches(&self) -> Option<(ProjectCache, Vec<CacheSpec>)> {
+        let root = self.config.cache_dir.as_ref()?;
+        (!self.spec.cache.is_empty()).then(|| {
+            (
+                ProjectCache::new(root, &self.spec.cache_scope),
+                self.spec.cache.clone(),
+            )
+        })
+    }
+
+    async fn restore_caches(&mut self) {
+        let Some((store, caches)) = self.caches() else {
+            return;
+        };
+        let (env, into) = (self.job_variables(), self.dir.clone());
+        self.cache_step("Restoring cache", move || {
+            caches
+                .iter()
+                .flat_map(|cache| store.restore(cache, &env, &into))
+                .collect()
+        })
+        .await;
+    }
+
+    /// After `after_script`, before the artifacts (gitlab-runner's `archive_cache` step); a
+    /// canceled job keeps nothing.
+    async fn save_caches(&mut self) {
+        let Some((store, caches)) = self.caches() else {
+            return;
+        };
+        if self.outcome.canceled || self.trace.is_gone() {
+            return;
+        }
+        let succeeded = self.outcome.failure.is_none();
+        let heading = if succeeded {
+            "Saving cache for successful job"
+        } else {
+            "Saving cache for failed job"
+        };
+        let (env, root, id) = (self.env.clone(), self.dir.clone(), self.spec.id);
+        let limit = self.config.max_artifacts_bytes;
+        self.cache_step(heading, move || {
+            caches
+                .iter()
+                .flat_map(|cache| store.save(cache, &env, (&root, id), succeeded, limit))
+                .collect()
+        })
+        .await;
+    }
+
+    /// Shows `heading`, does the blocking `work` off the runtime, then shows its lines.
+    async fn cache_step(
+        &mut self,
+        heading: &str,
+        work: impl FnOnce() -> Vec<String> + Send + 'static,
+    ) {
+        self.trace.note(&format!("\x1b[32;1m{heading}\x1b[0;m"));
+        self.trace.flush().await;
+        let lines = tokio::task::spawn_blocking(work)
+            .await
+            .unwrap_or_else(|e| vec![format!("{heading} failed: {e}")]);
+        for line in lines {
+            self.trace.note(&line);
+        }
+    }
+
     /// Archives and uploads the artifacts, if the job's result asks for them.
     async fn collect_artifacts(&mut self) {
         let job: &'a JobSpec = self.spec;
@@ -415,15 +487,7 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         out: &Path,
     ) -> Result<Option<PathBuf>, String> {
         let (root, target) = (self.dir.clone(), out.to_path_buf());
-        // gitlab-runner expands the paths with the job's variables (`$CI_PROJECT_DIR/out`,
-        // a matrix variable); a path inside the work directory is taken relative to it.
-        let expand = |path: &String| -> String {
-            let expanded = crate::variables::expand_in(path, &self.env);
-            match Path::new(&expanded).strip_prefix(&root) {
-                Ok(rel) if Path::new(&expanded).is_absolute() => rel.to_string_lossy().into_owned(),
-                _ => expanded,
-            }
-        };
+        let expand = |path: &String| artifacts::expand_path(path, &self.env, &root);
         let what = ArtifactsSpec {
             paths: spec.paths.iter().map(expand).collect(),
             exclude: spec.exclude.iter().map(expand).collect(),

@@ -4,6 +4,7 @@
 //! `Transport`; the executor never sees a path on the server's disk.
 
 mod artifacts;
+mod cache;
 mod checkout;
 mod containment;
 mod coverage;
@@ -64,6 +65,25 @@ pub struct JobSpec {
     /// `artifacts:reports:dotenv` files, handed over (gzip) after the job, whatever its result.
     #[serde(default)]
     pub dotenv: Vec<String>,
+    /// `cache:` entries: restored before the job's artifacts arrive, saved after `after_script`.
+    #[serde(default)]
+    pub cache: Vec<CacheSpec>,
+    /// Whose caches these are (the project's full path): archives are kept per project.
+    #[serde(default)]
+    pub cache_scope: String,
+}
+
+/// One `cache:` entry as the runner gets it; key, fallback keys and paths are expanded with
+/// the job's variables when used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheSpec {
+    pub key: String,
+    pub paths: Vec<String>,
+    pub untracked: bool,
+    pub when: ArtifactsWhen,
+    /// "pull-push", "pull", "push", or a variable naming one.
+    pub policy: String,
+    pub fallback_keys: Vec<String>,
 }
 
 /// Where a job's source comes from: a clone URL (which may carry credentials) and a commit.
@@ -120,6 +140,8 @@ pub struct ExecutorConfig {
     /// Names this runner's cgroups and markers, so two runners on one machine never touch
     /// each other's jobs.
     pub runner_tag: String,
+    /// Where caches are kept (`<dir>/<project>/<key>/cache.zip`); None keeps none.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl ExecutorConfig {
@@ -132,6 +154,7 @@ impl ExecutorConfig {
             job_user: None,
             isolation: Isolation::Auto,
             runner_tag: "kiln".into(),
+            cache_dir: None,
         }
     }
 }

@@ -82,6 +82,8 @@ fn spec(script: &[&str]) -> JobSpec {
         file_variables: vec![],
         raw_variables: vec![],
         dotenv: vec![],
+        cache: vec![],
+        cache_scope: "group/project".into(),
     }
 }
 

@@ -441,10 +441,52 @@ impl kiln_ci::Repository for CommitFiles {
     fn changed_files(&self) -> Option<Vec<String>> {
         changed_files(&self.repo, self.before.as_deref()?, &self.sha)
     }
+
+    /// The blob's id as git stores it (binary files too), for `cache: key: files:`.
+    fn blob_id(&self, path: &str) -> Option<String> {
+        let path = path.trim_start_matches("./").trim_start_matches('/');
+        // `<mode> blob <id>\t<path>`; a folder is a tree, not a file.
+        let listed = git(&self.repo, &["ls-tree", &self.sha, "--", path]).ok()?;
+        let mut fields = listed.split_whitespace();
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(_), Some("blob"), Some(id)) => Some(id.to_owned()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn blob_ids_of_a_commit_are_gits_own() {
+        use kiln_ci::Repository;
+        let dir = tempfile::tempdir().expect("dir");
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .current_dir(dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{args:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        run(&["init", "-q"]);
+        std::fs::write(dir.path().join("Cargo.lock"), b"lock\n\xff binary").expect("write");
+        run(&["add", "."]);
+        run(&["commit", "-q", "-m", "x"]);
+        let files = super::CommitFiles {
+            repo: dir.path().join(".git"),
+            sha: run(&["rev-parse", "HEAD"]),
+            before: None,
+        };
+        assert_eq!(
+            files.blob_id("Cargo.lock"),
+            Some(kiln_ci::git_blob_id(b"lock\n\xff binary"))
+        );
+        assert_eq!(files.blob_id("missing"), None);
+    }
+
     #[test]
     fn commit_objects() {
         let raw = "tree abc\nparent def\nauthor Ada Lovelace <ada@example.com> 1450972274 +0100\ncommitter X <x@y> 1 +0000\n\nAdd CI\n\nBody.\n";

@@ -163,6 +163,7 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
         job_user: config.job_user.clone(),
         isolation: config.isolation,
         runner_tag: tag,
+        cache_dir: Some(config.data_dir.join("cache")),
         ..kiln_executor::ExecutorConfig::new(builds_dir)
     };
     let artifacts = match &config.artifacts {

@@ -44,6 +44,8 @@ fn kiln_run(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
         .arg("run")
         .args(args)
         .env("XDG_CONFIG_HOME", dir.join("no-config"))
+        // Caches stay with the test's repository (inside .git, which no job copy takes).
+        .env("XDG_CACHE_HOME", dir.join(".git").join("cache-home"))
         .output()
         .expect("run kiln");
     let text =
@@ -146,4 +148,40 @@ right:
     assert!(out.contains("left │ ") && out.contains("right │ "), "{out}");
     let back = std::fs::read_to_string(dir.path().join("made/left.txt")).unwrap_or_default();
     assert_eq!(back.trim(), "from-left");
+}
+
+const CACHED: &str = "deps:
+  script:
+    - if [ -f vendor/stamp ]; then echo \"restored $(cat vendor/stamp)\"; else echo cache-was-empty; fi
+    - mkdir -p vendor && echo \"run-$RUN\" > vendor/stamp
+  cache:
+    key: deps-$CI_COMMIT_REF_SLUG
+    paths: [vendor/]
+";
+
+#[test]
+fn a_runs_cache_is_restored_in_the_next_run() {
+    let dir = repo(CACHED);
+    let (code, first) = kiln_run(dir.path(), &["--variable", "RUN=one"]);
+    assert_eq!(code, Some(0), "{first}");
+    assert!(first.contains("cache-was-empty"), "{first}");
+    assert!(first.contains("Created cache"), "{first}");
+    let (code, second) = kiln_run(dir.path(), &["--variable", "RUN=two"]);
+    assert_eq!(code, Some(0), "{second}");
+    assert!(second.contains("restored run-one"), "{second}");
+    // The key was expanded with the job's variables (the branch's slug).
+    let branch = Command::new("git")
+        .current_dir(dir.path())
+        .args(["rev-parse", "--abbrev-ref", "HEAD"])
+        .output()
+        .expect("git");
+    let branch = String::from_utf8_lossy(&branch.stdout).trim().to_owned();
+    assert!(
+        second.contains(&format!("Successfully extracted cache deps-{branch}")),
+        "{second}"
+    );
+    assert!(
+        !dir.path().join("vendor").exists(),
+        "the cache is the jobs', not the working tree's"
+    );
 }

@@ -287,3 +287,90 @@ async fn ctrl_c_ends_the_runners_jobs_and_reports_them() {
     // Reported at once as the runner's failure, not left to the lease.
     assert_eq!(by_name(&builds, "slow")["status"], "failed");
 }
+
+const CACHED: &str = "\
+deps:
+  script:
+    - if [ -f vendor/stamp ]; then echo \"restored $(cat vendor/stamp)\"; else echo cache-was-empty; fi
+    - mkdir -p vendor && echo \"pipeline-$CI_PIPELINE_ID\" > vendor/stamp
+  cache:
+    key: deps-$CI_COMMIT_REF_SLUG
+    paths: [vendor/]
+";
+
+impl Setup {
+    /// Runs a pipeline of main to its end; the trace of its `deps` job.
+    async fn cached_pipeline(&self, runner: &RunnerProcess) -> (i64, String) {
+        let pipeline = self.pipeline().await;
+        let jobs = format!(
+            "/api/v4/projects/{}/pipelines/{pipeline}/jobs",
+            self.project
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let deps = loop {
+            let jobs = self.api(reqwest::Method::GET, &jobs).await;
+            if let Some(deps) = jobs
+                .as_array()
+                .and_then(|j| j.first())
+                .filter(|j| finished(j))
+            {
+                break deps.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{jobs}\nrunner log:\n{}",
+                runner.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(deps["status"], "success", "{deps}");
+        (pipeline, self.trace(deps["id"].as_i64().expect("id")).await)
+    }
+}
+
+#[tokio::test]
+async fn a_cache_is_restored_in_the_next_pipeline_and_protected_refs_keep_their_own() {
+    let setup = setup(CACHED, &[]).await;
+    let runner = setup.runner();
+    let (first, trace) = setup.cached_pipeline(&runner).await;
+    assert!(trace.contains("cache-was-empty"), "{trace}");
+    assert!(trace.contains("Created cache"), "{trace}");
+    let (_, trace) = setup.cached_pipeline(&runner).await;
+    assert!(
+        trace.contains(&format!("restored pipeline-{first}")),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("Successfully extracted cache deps-main-non_protected"),
+        "{trace}"
+    );
+    // Protected, main gets a cache of its own: the unprotected one is not read.
+    setup
+        .api(
+            reqwest::Method::POST,
+            &format!(
+                "/api/v4/projects/{}/protected_branches?name=main",
+                setup.project
+            ),
+        )
+        .await;
+    let (third, trace) = setup.cached_pipeline(&runner).await;
+    assert!(trace.contains("cache-was-empty"), "{trace}");
+    assert!(
+        trace.contains("Checking cache for deps-main-protected"),
+        "{trace}"
+    );
+    let (_, trace) = setup.cached_pipeline(&runner).await;
+    assert!(
+        trace.contains(&format!("restored pipeline-{third}")),
+        "{trace}"
+    );
+    // Kept per project and key beside the runner's configuration.
+    let kept = setup.config.with_file_name("kiln-cache").join("team/app");
+    let mut keys: Vec<String> = std::fs::read_dir(&kept)
+        .expect("cache dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["deps-main-non_protected", "deps-main-protected"]);
+}

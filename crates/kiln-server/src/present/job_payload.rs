@@ -100,7 +100,7 @@ pub fn payload(job: &AssignedJob, external_url: &str, now_ms: i64) -> Value {
             p.services.iter().map(|name| json!({ "name": name })).collect()
         }),
         "artifacts": artifacts(job),
-        "cache": [],
+        "cache": caches(spec),
         "credentials": [],
         "dependencies": dependencies(job),
         "features": { "trace_sections": true, "failure_reasons": FAILURE_REASONS },
@@ -148,6 +148,27 @@ fn git_info(job: &AssignedJob, spec: &kiln_executor::JobSpec, external_url: &str
         "depth": depth,
         "protected": build.protected,
     })
+}
+
+fn caches(spec: &kiln_executor::JobSpec) -> Value {
+    let when = |w: kiln_executor::ArtifactsWhen| match w {
+        kiln_executor::ArtifactsWhen::OnSuccess => "on_success",
+        kiln_executor::ArtifactsWhen::OnFailure => "on_failure",
+        kiln_executor::ArtifactsWhen::Always => "always",
+    };
+    spec.cache
+        .iter()
+        .map(|c| {
+            json!({
+                "key": c.key,
+                "untracked": c.untracked,
+                "policy": c.policy,
+                "paths": c.paths,
+                "when": when(c.when),
+                "fallback_keys": c.fallback_keys,
+            })
+        })
+        .collect()
 }
 
 fn artifacts(job: &AssignedJob) -> Value {

@@ -167,6 +167,7 @@ async fn describe(
         match definition::decode(&build.options).map_err(Described::Unrunnable)? {
             JobDefinition::Compiled(plan) => {
                 let mut spec = spec_from_plan(&plan, build.id, default_timeout);
+                separate_caches(&mut spec, &plan, build.protected);
                 let available = store.builds().pipeline_artifacts(pipeline.id).await?;
                 spec.dependencies = dependencies_of(&plan, &available);
                 archives = available
@@ -189,6 +190,7 @@ async fn describe(
     }
     spec.name = build.name.clone();
     spec.stage = build.stage.clone();
+    spec.cache_scope = project.full_path();
     spec.git = project.repo_url.as_ref().map(|_| GitSource {
         url: variables::repository_url(&app.config.external_url, &project.full_path(), &token),
         sha: build.commit.sha.clone(),
@@ -285,6 +287,40 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
         masked: Vec::new(),
         file_variables: Vec::new(),
         raw_variables: plan.raw_variables.clone(),
+        cache: plan.cache.iter().map(cache_spec).collect(),
+        cache_scope: String::new(),
+    }
+}
+
+fn cache_spec(cache: &kiln_ci::CachePlan) -> kiln_executor::CacheSpec {
+    kiln_executor::CacheSpec {
+        key: cache.key.clone(),
+        paths: cache.paths.clone(),
+        untracked: cache.untracked,
+        when: match cache.when {
+            kiln_ci::ArtifactsWhen::OnSuccess => ArtifactsWhen::OnSuccess,
+            kiln_ci::ArtifactsWhen::OnFailure => ArtifactsWhen::OnFailure,
+            kiln_ci::ArtifactsWhen::Always => ArtifactsWhen::Always,
+        },
+        policy: cache.policy.clone(),
+        fallback_keys: cache.fallback_keys.clone(),
+    }
+}
+
+/// GitLab's separated caches (`Ci::Build#cache`): a pipeline of a protected ref uses
+/// `<key>-protected`, any other `<key>-non_protected`, so an unprotected branch can neither
+/// read nor poison what protected ones build with. `unprotect: true` shares one cache.
+pub fn separate_caches(spec: &mut JobSpec, plan: &JobPlan, protected: bool) {
+    for (cache, written) in spec.cache.iter_mut().zip(&plan.cache) {
+        let suffix = if protected && !written.unprotect {
+            "protected"
+        } else {
+            "non_protected"
+        };
+        cache.key = format!("{}-{suffix}", cache.key);
+        for key in &mut cache.fallback_keys {
+            *key = format!("{key}-{suffix}");
+        }
     }
 }
 

@@ -32,16 +32,26 @@ pub struct WorkingTree<'a> {
 /// Most files a working tree lists for globs.
 const MAX_LISTED_FILES: usize = 100_000;
 
+impl WorkingTree<'_> {
+    /// `path` of the repository on disk; None for one that climbs out of it.
+    fn inside(&self, path: &str) -> Option<PathBuf> {
+        let path = Path::new(path.trim_start_matches('/'));
+        let climbs = path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+        (!climbs).then(|| self.root.join(path))
+    }
+}
+
 impl kiln_ci::Repository for WorkingTree<'_> {
     fn read_file(&self, path: &str) -> Option<String> {
-        let path = Path::new(path.trim_start_matches('/'));
-        if path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-        {
-            return None;
-        }
-        std::fs::read_to_string(self.root.join(path)).ok()
+        std::fs::read_to_string(self.inside(path)?).ok()
+    }
+
+    /// The id git would give the file as it is now in the working tree.
+    fn blob_id(&self, path: &str) -> Option<String> {
+        let bytes = std::fs::read(self.inside(path)?).ok()?;
+        Some(kiln_ci::git_blob_id(&bytes))
     }
 
     fn files(&self) -> Vec<String> {
@@ -106,6 +116,26 @@ pub struct LocalPipeline {
     pub commit: CommitRecord,
     pub ref_name: String,
     pub tag: bool,
+    /// Whose caches the jobs use: this working tree's (`run/<folder>-<hash of its path>`).
+    pub cache_scope: String,
+}
+
+/// Where `kiln run` keeps caches: `$XDG_CACHE_HOME/kiln` or `~/.cache/kiln`.
+pub fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|dir| dir.join("kiln"))
+}
+
+fn cache_scope(cwd: &Path) -> String {
+    let path = cwd.canonicalize().unwrap_or_else(|_| cwd.to_owned());
+    let folder = path
+        .file_name()
+        .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
+    let hash = kiln_store::hash_secret(&path.to_string_lossy());
+    format!("run/{folder}-{}", hash.get(..12).unwrap_or(&hash))
 }
 
 impl LocalPipeline {
@@ -186,6 +216,7 @@ impl LocalPipeline {
             commit,
             ref_name: ref_name.to_owned(),
             tag,
+            cache_scope: cache_scope(cwd),
         }
     }
 
@@ -258,6 +289,7 @@ impl LocalPipeline {
         );
         variables::give(&mut spec, all);
         spec.workdir = Some(dir.to_owned());
+        spec.cache_scope = self.cache_scope.clone();
         spec
     }
 }

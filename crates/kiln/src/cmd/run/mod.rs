@@ -189,7 +189,10 @@ impl Run<'_> {
         let mut took: Vec<Option<Duration>> = vec![None; states.len()];
         let mut started_at: Vec<Option<Instant>> = vec![None; states.len()];
         let work = tempfile::tempdir()?;
-        let config = ExecutorConfig::new(work.path().join("builds"));
+        let config = ExecutorConfig {
+            cache_dir: local::cache_dir(),
+            ..ExecutorConfig::new(work.path().join("builds"))
+        };
         let shared = Arc::new(Mutex::new(Shared::default()));
         // Ctrl-C cancels the running jobs (their whole process groups, after_script still
         // runs) and ends the run; the jobs left are not started.

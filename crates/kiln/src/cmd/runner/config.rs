@@ -20,6 +20,9 @@ pub struct RunnerConfig {
     /// Where jobs' work directories go (default: `kiln-builds` beside the file).
     #[serde(default)]
     pub builds_dir: Option<PathBuf>,
+    /// Where caches are kept (default: `kiln-cache` beside the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 fn one() -> usize {

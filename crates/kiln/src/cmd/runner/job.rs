@@ -3,7 +3,7 @@
 
 use super::coordinator::{CallError, Coordinator};
 use kiln_executor::{
-    ArtifactsSpec, ArtifactsWhen, Dependency, GitSource, JobSpec, SinkError, Transport,
+    ArtifactsSpec, ArtifactsWhen, CacheSpec, Dependency, GitSource, JobSpec, SinkError, Transport,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -34,6 +34,25 @@ pub struct Payload {
     artifacts: Option<Vec<Artifact>>,
     #[serde(default)]
     dependencies: Option<Vec<PayloadDependency>>,
+    #[serde(default)]
+    cache: Option<Vec<Cache>>,
+}
+
+/// gitlab-runner's `spec.Cache`.
+#[derive(Debug, Deserialize)]
+struct Cache {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    untracked: bool,
+    #[serde(default)]
+    policy: String,
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+    #[serde(default)]
+    when: Option<String>,
+    #[serde(default)]
+    fallback_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +61,8 @@ struct JobInfo {
     name: String,
     #[serde(default)]
     stage: String,
+    #[serde(default)]
+    project_full_path: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +92,15 @@ struct Variable {
     file: bool,
     #[serde(default)]
     raw: bool,
+}
+
+/// An artifact's or a cache's `when` (empty is `on_success`, as gitlab-runner reads it).
+fn upload_when(when: Option<&str>) -> ArtifactsWhen {
+    match when {
+        Some("on_failure") => ArtifactsWhen::OnFailure,
+        Some("always") => ArtifactsWhen::Always,
+        _ => ArtifactsWhen::OnSuccess,
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +187,8 @@ impl Payload {
             variables,
             timeout,
             artifacts: self.archive(),
+            cache: self.caches(),
+            cache_scope: self.job_info.project_full_path.clone(),
             // The server reads the coverage from the trace.
             coverage_regex: None,
             dependencies: self
@@ -193,6 +225,21 @@ impl Payload {
             .collect()
     }
 
+    fn caches(&self) -> Vec<CacheSpec> {
+        self.cache
+            .iter()
+            .flatten()
+            .map(|c| CacheSpec {
+                key: c.key.clone(),
+                paths: c.paths.clone().unwrap_or_default(),
+                untracked: c.untracked,
+                when: upload_when(c.when.as_deref()),
+                policy: c.policy.clone(),
+                fallback_keys: c.fallback_keys.clone().unwrap_or_default(),
+            })
+            .collect()
+    }
+
     fn archive(&self) -> Option<ArtifactsSpec> {
         let artifact = self
             .artifacts
@@ -208,11 +255,7 @@ impl Payload {
             untracked: artifact.untracked,
             paths: artifact.paths.clone().unwrap_or_default(),
             exclude: artifact.exclude.clone().unwrap_or_default(),
-            when: match artifact.when.as_deref() {
-                Some("on_failure") => ArtifactsWhen::OnFailure,
-                Some("always") => ArtifactsWhen::Always,
-                _ => ArtifactsWhen::OnSuccess,
-            },
+            when: upload_when(artifact.when.as_deref()),
         })
     }
 

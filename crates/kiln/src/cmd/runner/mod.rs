@@ -106,6 +106,7 @@ async fn register(args: &RegisterArgs) -> anyhow::Result<()> {
         name,
         concurrency: 1,
         builds_dir: None,
+        cache_dir: None,
     };
     config.save(&args.config)?;
     eprintln!(
@@ -129,6 +130,11 @@ async fn run_jobs(args: &RunArgs) -> anyhow::Result<()> {
         });
     std::fs::create_dir_all(&builds_dir)?;
     let builds_dir = std::path::absolute(&builds_dir)?;
+    let cache_dir = config.cache_dir.clone().unwrap_or_else(|| {
+        let beside = args.config.parent().unwrap_or(std::path::Path::new("."));
+        beside.join("kiln-cache")
+    });
+    let cache_dir = std::path::absolute(&cache_dir)?;
     // Names this runner's cgroups: unique per registration (ids repeat across servers, and two
     // runners on one machine must never empty each other's jobs).
     let tag = format!(
@@ -142,6 +148,7 @@ async fn run_jobs(args: &RunArgs) -> anyhow::Result<()> {
             kiln_executor::Isolation::Auto
         },
         runner_tag: tag.clone(),
+        cache_dir: Some(cache_dir),
         ..kiln_executor::ExecutorConfig::new(builds_dir)
     };
     // A runner killed before left its jobs' processes; the server fails those jobs when
