@@ -5,9 +5,10 @@
 use crate::cache::{self, CacheSpec};
 use crate::error::{CompileError, Result};
 use crate::keywords::{self, NeedSpec};
-use crate::plan::{ArtifactsPlan, RetryPlan, When};
+use crate::plan::{ArtifactsPlan, RetryPlan, TriggerPlan, When};
 use crate::refs::{self, Policy};
 use crate::rules::{self, Rule, RulesKind};
+use crate::trigger;
 use crate::value::{Map, Value};
 
 /// Keys a job may have (GitLab's `Entry::Job::ALLOWED_KEYS` plus `Processable`'s).
@@ -210,6 +211,31 @@ pub(crate) struct JobSpec {
     pub(crate) environment: Option<String>,
     pub(crate) cache: Vec<CacheSpec>,
     pub(crate) parallel: Option<Parallel>,
+    /// Some for a bridge job (`trigger:`).
+    pub(crate) trigger: Option<TriggerPlan>,
+}
+
+impl JobSpec {
+    /// A bridge runs nothing: no default of a job that runs a script applies to it.
+    fn without_what_bridges_lack(self) -> JobSpec {
+        if self.trigger.is_none() {
+            return self;
+        }
+        JobSpec {
+            before_script: Vec::new(),
+            after_script: Vec::new(),
+            artifacts: None,
+            cache: Vec::new(),
+            image: None,
+            services: Vec::new(),
+            tags: Vec::new(),
+            retry: RetryPlan::default(),
+            timeout_secs: None,
+            coverage: None,
+            dependencies: None,
+            ..self
+        }
+    }
 }
 
 fn check_bool(v: &Value, location: &str) -> Result<bool> {
@@ -396,7 +422,15 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
     let loc = format!("jobs:{name}");
     let sub = |key: &str| format!("{loc}:{key}");
 
-    let unknown = map.unknown_keys(JOB_KEYS);
+    let trigger = get(map, "trigger")
+        .map(|v| trigger::parse_trigger(v, &sub("trigger")))
+        .transpose()?;
+    let allowed = if trigger.is_some() {
+        trigger::BRIDGE_KEYS
+    } else {
+        JOB_KEYS
+    };
+    let unknown = map.unknown_keys(allowed);
     if !unknown.is_empty() {
         return Err(CompileError::entry(
             &loc,
@@ -424,7 +458,7 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
         Some(v) => keywords::parse_script(v, &sub("script"))?,
         None => Vec::new(),
     };
-    if script.is_empty() {
+    if script.is_empty() && trigger.is_none() {
         return Err(CompileError::entry(&loc, "script can't be blank"));
     }
     let stage = match get(map, "stage").or_else(|| get(map, "type")) {
@@ -493,6 +527,12 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
         Some(v) => parse_when(v, &loc)?,
         None => When::OnSuccess,
     };
+    if trigger.is_some() && when == When::Delayed {
+        return Err(CompileError::entry(
+            &loc,
+            "when should be one of: on_success, on_failure, always, manual",
+        ));
+    }
     if !has_rules {
         match (when, get(map, "start_in")) {
             (When::Delayed, Some(v)) => {
@@ -625,5 +665,7 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
         environment,
         cache,
         parallel,
-    })
+        trigger,
+    }
+    .without_what_bridges_lack())
 }

@@ -22,6 +22,7 @@ mod reference;
 mod refs;
 mod repository;
 mod rules;
+mod trigger;
 mod value;
 pub mod variables;
 
@@ -30,9 +31,11 @@ use std::collections::BTreeMap;
 pub use duration::parse_duration;
 pub use error::CompileError;
 pub use plan::{
-    ArtifactsPlan, ArtifactsWhen, CachePlan, JobPlan, Need, PipelinePlan, RetryPlan, When,
+    ArtifactsPlan, ArtifactsWhen, CachePlan, JobPlan, Need, PipelinePlan, RetryPlan, TriggerPlan,
+    When,
 };
 pub use repository::{git_blob_id, NoRepository, Repository};
+pub use trigger::child_config;
 
 /// What the compiler needs to know about the pipeline being created.
 pub struct CompileContext<'a> {

@@ -247,11 +247,13 @@ fn visible_jobs(root: &Map) -> Result<Vec<(&String, &Map)>> {
             continue;
         }
         match value {
-            Value::Map(map) if map.contains_key("script") => visible.push((name, map)),
-            Value::Map(map) if map.contains_key("trigger") || map.contains_key("run") => {
+            Value::Map(map) if map.contains_key("script") || map.contains_key("trigger") => {
+                visible.push((name, map))
+            }
+            Value::Map(map) if map.contains_key("run") => {
                 return Err(CompileError::entry(
                     &location,
-                    "config uses trigger: or run:, which kiln does not support; use script:",
+                    "config uses run:, which kiln does not support; use script:",
                 ))
             }
             _ => {
@@ -628,6 +630,7 @@ fn assemble(
                 services: spec.services,
                 environment: spec.environment,
                 cache: crate::cache::resolve(spec.cache, checkout),
+                trigger: spec.trigger,
             }
         })
         .collect();

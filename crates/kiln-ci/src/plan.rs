@@ -51,6 +51,45 @@ pub struct JobPlan {
     /// the protected or unprotected suffix the server adds.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub cache: Vec<CachePlan>,
+    /// Some for a bridge job (`trigger:`): it runs no script, it starts a downstream pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerPlan>,
+}
+
+/// A bridge's `trigger:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TriggerPlan {
+    /// A child pipeline: its `include:` as JSON (see `child_config`).
+    pub include: Option<String>,
+    /// Another project's pipeline (`trigger: project`), and its branch.
+    pub project: Option<String>,
+    pub branch: Option<String>,
+    /// `strategy: depend`: the bridge takes the downstream pipeline's result.
+    pub depend: bool,
+    /// `forward:` — the bridge's variables (default) and the pipeline's (not by default)
+    /// become the downstream pipeline's variables.
+    pub forward_yaml_variables: bool,
+    pub forward_pipeline_variables: bool,
+}
+
+impl TriggerPlan {
+    pub fn new() -> TriggerPlan {
+        TriggerPlan {
+            include: None,
+            project: None,
+            branch: None,
+            depend: false,
+            forward_yaml_variables: true,
+            forward_pipeline_variables: false,
+        }
+    }
+}
+
+impl Default for TriggerPlan {
+    fn default() -> TriggerPlan {
+        TriggerPlan::new()
+    }
 }
 
 /// One `cache:` entry, as the runner gets it (gitlab-runner's `spec.Cache`).

@@ -80,10 +80,17 @@ fn jobs_must_have_script() {
     assert_eq!(err("rspec: echo hello\n"), expected);
     assert_eq!(err("rspec: [echo]\n"), expected);
     assert_eq!(
-        err("deploy:\n  trigger: other/project\n"),
+        err("deploy:\n  trigger: {include: child.yml}\n  script: [make]\n"),
         pair(
             "jobs:deploy",
-            "jobs:deploy config uses trigger: or run:, which kiln does not support; use script:"
+            "jobs:deploy config contains unknown keys: script"
+        )
+    );
+    assert_eq!(
+        err("deploy:\n  trigger: {include: child.yml}\n  when: delayed\n"),
+        pair(
+            "jobs:deploy",
+            "jobs:deploy when should be one of: on_success, on_failure, always, manual"
         )
     );
 }

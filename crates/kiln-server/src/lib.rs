@@ -134,6 +134,7 @@ pub async fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
     let runner = embedded_runner::start(state.clone(), state.config.builds_concurrency).await?;
     let _ = state.embedded_runner.set(runner);
     background::start(state.clone());
+    service::bridges::follow(state.clone());
     Ok(state)
 }
 

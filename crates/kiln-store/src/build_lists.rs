@@ -21,6 +21,8 @@ pub struct BuildFilter {
     /// Builds replaced by a retry (a project's list shows them; a pipeline's does only when
     /// asked).
     pub include_retried: bool,
+    /// The bridges (`trigger:` jobs) instead of the jobs, as GitLab lists them apart.
+    pub bridges: bool,
 }
 
 impl Default for BuildFilter {
@@ -31,6 +33,7 @@ impl Default for BuildFilter {
             ref_name: None,
             pipeline_id: None,
             include_retried: true,
+            bridges: false,
         }
     }
 }
@@ -42,6 +45,7 @@ impl BuildFilter {
             && self.ref_name.is_none()
             && self.pipeline_id.is_none()
             && self.include_retried
+            && !self.bridges
     }
 }
 
@@ -115,6 +119,14 @@ impl Builds<'_> {
         if !filter.include_retried {
             conditions.push("NOT retried".to_owned());
         }
+        conditions.push(
+            if filter.bridges {
+                "kind = 'bridge'"
+            } else {
+                "kind <> 'bridge'"
+            }
+            .to_owned(),
+        );
         let (per_page, newest_first, offset) = match window {
             Window::Offset { page, newest_first } => (page.per_page, newest_first, page.offset()),
             Window::Keyset {

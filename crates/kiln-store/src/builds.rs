@@ -112,6 +112,8 @@ pub struct NewBuild {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub tags: Vec<String>,
+    /// "build" (a runner runs it) or "bridge" (it starts a downstream pipeline).
+    pub kind: String,
 }
 
 impl NewBuild {
@@ -135,6 +137,7 @@ impl NewBuild {
             started_at: None,
             finished_at: None,
             tags: Vec::new(),
+            kind: "build".to_owned(),
         }
     }
 }
@@ -162,8 +165,8 @@ const NEXT_SEQ: &str =
 
 const INSERT_BUILD: &str = "INSERT INTO builds (project_id, pipeline_id, commit_id, seq, name, \
     stage, stage_idx, status, ref, tag, \"when\", allow_failure, coverage, user_id, runner_id, options, \
-    commands, created_at, queued_at, started_at, finished_at, needs, tag_list, protected) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+    commands, created_at, queued_at, started_at, finished_at, needs, tag_list, protected, kind) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
     RETURNING id";
 
 /// Where a new build goes: its project, pipeline, commit and ref.
@@ -217,6 +220,7 @@ pub(crate) async fn insert_build(
                     .unwrap_or_else(|_| "[]".into())
                     .as_str(),
                 place.protected,
+                &b.kind,
             ],
         )
         .await?;

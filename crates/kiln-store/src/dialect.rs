@@ -28,7 +28,12 @@ pub(crate) fn claim(db: &Db, matching: &str) -> String {
 /// each statement reads the latest commits). SQLite has a single writer connection: its
 /// transactions never overlap, and a plain read is enough.
 pub(crate) fn lock_pipeline(db: &Db) -> &'static str {
-    if db.is_postgres() {
+    lock_pipeline_in(db.is_postgres())
+}
+
+/// `lock_pipeline` for a transaction that knows its backend only.
+pub(crate) fn lock_pipeline_in(postgres: bool) -> &'static str {
+    if postgres {
         "SELECT id FROM pipelines WHERE id = $1 FOR NO KEY UPDATE"
     } else {
         "SELECT id FROM pipelines WHERE id = $1"

@@ -13,6 +13,7 @@ mod row;
 pub mod versions;
 
 pub mod artifacts;
+pub mod bridges;
 pub mod build_lists;
 mod build_rows;
 pub mod builds;
@@ -31,6 +32,7 @@ pub mod users;
 pub mod variables;
 
 pub use artifacts::{ArchiveLocation, PipelineArchive, PipelineDotenv};
+pub use bridges::PendingBridge;
 pub use build_lists::{BuildFilter, BuildSlice, Window};
 pub use builds::{
     BuildRecord, BuildsPage, CommitRecord, NewBuild, PipelineSummary, RunnerSummary,
@@ -40,7 +42,7 @@ pub use changes::{Change, ChangeFeed};
 pub use commit_statuses::{ReportFailure, StatusReport};
 pub use db::Db;
 pub use pipeline_lists::{PipelineFilter, PipelineOrder, PipelineScope};
-pub use pipelines::{NewPipeline, PipelineRecord};
+pub use pipelines::{NewPipeline, PipelineRecord, Upstream};
 pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, ProjectRef};
 pub use protected_branches::{BranchAccess, ProtectedBranchRecord};
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};

@@ -55,6 +55,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_dotenv.sql"),
         postgres: include_str!("../migrations/postgres/0009_dotenv.sql"),
     },
+    Migration {
+        version: 10,
+        sqlite: include_str!("../migrations/sqlite/0010_bridges.sql"),
+        postgres: include_str!("../migrations/postgres/0010_bridges.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

@@ -25,7 +25,17 @@ pub struct NewPipeline {
     /// For a pipeline made for a push: a key naming the push (project, ref, sha). A second
     /// pipeline with the same key is refused (`Conflict`), whichever server makes it.
     pub push_key: Option<String>,
+    /// A downstream pipeline's bridge in its parent, when a bridge started it.
+    pub upstream: Option<Upstream>,
     pub builds: Vec<NewBuild>,
+}
+
+/// The bridge that started a downstream pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream {
+    pub bridge_id: i64,
+    /// `strategy: depend`: the bridge takes the pipeline's result.
+    pub depends: bool,
 }
 
 /// A pipeline as runners and services need it.
@@ -109,6 +119,7 @@ impl NewPipeline {
             variables: "[]".into(),
             trigger_request_id: None,
             push_key: None,
+            upstream: None,
             builds,
         }
     }
@@ -196,7 +207,7 @@ pub(crate) async fn process_pipeline(
         }
     }
     let status = processing::pipeline_status(&jobs);
-    set_pipeline_status(tx, pipeline_id, status, now).await?;
+    set_pipeline_status(tx, counts, pipeline_id, status, now).await?;
     if project_id != 0 {
         tx.notify(crate::changes::Change::Builds(project_id))
             .await?;
@@ -246,7 +257,14 @@ pub(crate) async fn process_after_finish(
         .await?
         .is_some();
     if running {
-        set_pipeline_status(tx, pipeline_id, kiln_core::PipelineStatus::Running, now).await?;
+        set_pipeline_status(
+            tx,
+            counts,
+            pipeline_id,
+            kiln_core::PipelineStatus::Running,
+            now,
+        )
+        .await?;
         tx.notify(crate::changes::Change::Builds(project_id))
             .await?;
         return Ok(Vec::new());
@@ -265,15 +283,17 @@ pub(crate) async fn process_after_finish(
         ));
     }
     let status = processing::composite(kinds, false).unwrap_or(kiln_core::PipelineStatus::Skipped);
-    set_pipeline_status(tx, pipeline_id, status, now).await?;
+    set_pipeline_status(tx, counts, pipeline_id, status, now).await?;
     tx.notify(crate::changes::Change::Builds(project_id))
         .await?;
     Ok(Vec::new())
 }
 
-/// Records the pipeline's status, with its start (once it left `created`) and its end.
+/// Records the pipeline's status, with its start (once it left `created`) and its end; a
+/// bridge that depends on the pipeline takes its result (see `bridges`).
 async fn set_pipeline_status(
     tx: &mut Tx<'_>,
+    counts: &mut CountDeltas,
     pipeline_id: i64,
     status: kiln_core::PipelineStatus,
     now: i64,
@@ -292,6 +312,16 @@ async fn set_pipeline_status(
         ],
     )
     .await?;
+    if status.is_complete() {
+        Box::pin(crate::bridges::follow_downstream(
+            tx,
+            counts,
+            pipeline_id,
+            status,
+            now,
+        ))
+        .await?;
+    }
     Ok(())
 }
 
@@ -352,8 +382,9 @@ pub(crate) async fn insert_pipeline<'n>(
     let pipeline_id = tx
             .int(
                 "INSERT INTO pipelines (project_id, commit_id, ref, tag, status, user_id, yaml_errors, created_at, \
-                 source, variables, trigger_request_id, push_key, protected) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                 source, variables, trigger_request_id, push_key, protected, upstream_build_id, \
+                 upstream_depends) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id",
                 args![
                     new.project_id,
                     commit_id,
@@ -368,6 +399,8 @@ pub(crate) async fn insert_pipeline<'n>(
                     new.trigger_request_id,
                     &new.push_key,
                     protected,
+                    new.upstream.map(|u| u.bridge_id),
+                    new.upstream.is_some_and(|u| u.depends),
                 ],
             )
             .await

@@ -214,6 +214,7 @@ pub(crate) async fn retry_build_as(
         user_id: user_id.or(old.user.as_ref().map(|u| u.id)),
         queued_at: (status == BuildStatus::Pending).then_some(now),
         tags: old.tags.clone(),
+        kind: old.kind.clone(),
         ..NewBuild::new(&old.name, &old.stage, old.stage_idx, status)
     };
     let place = BuildPlace {

@@ -69,6 +69,7 @@ pub async fn report(
         variables: "[]".into(),
         trigger_request_id: None,
         push_key: None,
+        upstream: None,
         builds: Vec::new(),
     };
     let id = match app

@@ -1,5 +1,6 @@
 //! Services: what Kiln does, independent of how a request asked for it.
 
+pub mod bridges;
 pub mod builds;
 pub mod ci_variables;
 pub mod commit_statuses;

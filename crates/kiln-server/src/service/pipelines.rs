@@ -42,7 +42,59 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(git_error)?;
+    // GitLab compares `rules: changes` with the push's previous commit: a branch's push only;
+    // a new branch, a tag, a schedule or a person running it makes every `changes` hold.
+    let before = match (request.source, tag) {
+        ("push", false) => app
+            .store
+            .pipelines()
+            .latest(project.id, request.ref_name)
+            .await?
+            .map(|p| p.sha)
+            .filter(|previous| *previous != commit.sha),
+        _ => None,
+    };
+    let source = Source {
+        mirror,
+        commit,
+        tag,
+        text,
+        before,
+    };
+    let pipeline = compose(&request, source).await?;
+    let (pipeline_id, _) = app.store.pipelines().create(&pipeline).await?;
+    if pipeline.yaml_errors.is_none() {
+        // Builds that become pending reach the runners through the change feed.
+        app.store.pipelines().process(pipeline_id).await?;
+    }
+    Ok(pipeline_id)
+}
 
+/// What a pipeline is made from: the commit in the project's mirror and its configuration.
+pub struct Source {
+    pub mirror: std::path::PathBuf,
+    pub commit: git::CommitInfo,
+    pub tag: bool,
+    /// The configuration's text; None when the commit has no `.gitlab-ci.yml`.
+    pub text: Option<String>,
+    /// The commit before the push, for `rules: changes`.
+    pub before: Option<String>,
+}
+
+/// Compiles the configuration for the request into the pipeline to insert: its builds, or
+/// (failed) the compile error. `BadRequest` when nothing would run.
+pub async fn compose(
+    request: &PipelineRequest<'_>,
+    source: Source,
+) -> Result<NewPipeline, ApiError> {
+    let project = request.project;
+    let Source {
+        mirror,
+        commit,
+        tag,
+        text,
+        before,
+    } = source;
     let sha = commit.sha.clone();
     let mut context_vars = compile_variables(
         project,
@@ -53,18 +105,6 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
         request.source,
     );
     context_vars.extend(request.variables.iter().cloned());
-    // GitLab compares `rules: changes` with the push's previous commit: a branch's push only;
-    // a new branch, a tag, a schedule or a person running it makes every `changes` hold.
-    let before = match (request.source, tag) {
-        ("push", false) => app
-            .store
-            .pipelines()
-            .latest(project.id, request.ref_name)
-            .await?
-            .map(|p| p.sha)
-            .filter(|previous| *previous != sha),
-        _ => None,
-    };
     let compiled = match text {
         None => Err(format!("Missing {CONFIG_PATH} file")),
         Some(text) if text.contains('\0') => Err(format!(
@@ -111,7 +151,7 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
         Ok(plan) => ("created", None, new_builds(plan, request.user_id)),
         Err(message) => ("failed", Some(message.clone()), Vec::new()),
     };
-    let pipeline = NewPipeline {
+    Ok(NewPipeline {
         project_id: project.id,
         commit: commit.into_record(),
         ref_name: request.ref_name.to_owned(),
@@ -123,14 +163,9 @@ pub async fn create(app: &AppInner, request: PipelineRequest<'_>) -> Result<i64,
         variables: serde_json::to_string(&request.variables).unwrap_or_else(|_| "[]".into()),
         trigger_request_id: request.trigger_request_id,
         push_key: request.push_key.clone(),
+        upstream: None,
         builds,
-    };
-    let (pipeline_id, _) = app.store.pipelines().create(&pipeline).await?;
-    if plan.is_ok() {
-        // Builds that become pending reach the runners through the change feed.
-        app.store.pipelines().process(pipeline_id).await?;
-    }
-    Ok(pipeline_id)
+    })
 }
 
 fn new_builds(plan: &PipelinePlan, user_id: Option<i64>) -> Vec<NewBuild> {
@@ -153,6 +188,12 @@ fn new_builds(plan: &PipelinePlan, user_id: Option<i64>) -> Vec<NewBuild> {
                 .join("\n"),
             user_id,
             tags: kiln_store::runners::normalize_tags(&job.tags),
+            kind: if job.trigger.is_some() {
+                "bridge"
+            } else {
+                "build"
+            }
+            .to_owned(),
             ..NewBuild::new(
                 &job.name,
                 &job.stage,
@@ -225,17 +266,22 @@ pub async fn get(
     }
 }
 
-/// Cancels what still runs in the pipeline; returns it as it is now.
+/// Cancels what still runs in the pipeline and in the child pipelines its bridges started
+/// (as GitLab cancels downstream pipelines); returns it as it is now.
 pub async fn cancel(
     app: &AppInner,
     project_id: i64,
     pipeline_id: i64,
 ) -> Result<kiln_store::PipelineRecord, ApiError> {
     get(app, project_id, pipeline_id).await?;
-    app.store
-        .pipelines()
-        .cancel(project_id, pipeline_id)
-        .await?;
+    // Children nest two deep at most (GitLab's limit); each is its own transaction, taken
+    // after the parent's, so no two locks are ever held in the other order.
+    let mut todo = vec![pipeline_id];
+    while let Some(next) = todo.pop() {
+        app.store.pipelines().cancel(project_id, next).await?;
+        let children = app.store.builds().downstream_of(next).await?;
+        todo.extend(children.into_iter().map(|(_, child)| child));
+    }
     get(app, project_id, pipeline_id).await
 }
 

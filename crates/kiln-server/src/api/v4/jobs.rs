@@ -219,6 +219,22 @@ pub async fn list(
     list_response(&state, &project, (&uri, &query), filter, window).await
 }
 
+/// The project and pipeline a pipeline's list is of. In GitLab's Pipelines API
+/// (`authenticate_non_get!`), public projects answer anonymously.
+async fn pipeline_of(
+    state: &AppState,
+    viewer: Option<&kiln_store::UserRecord>,
+    id: &str,
+    pipeline: &str,
+) -> Result<(ProjectRecord, i64), ApiError> {
+    let project = authorize_viewer(state, viewer, id, Permission::ReadBuild)
+        .await?
+        .project;
+    let pipeline_id = crate::service::pipelines::pipeline_id(pipeline)?;
+    crate::service::pipelines::get(state, project.id, pipeline_id).await?;
+    Ok((project, pipeline_id))
+}
+
 /// `GET /projects/:id/pipelines/:pipeline_id/jobs` — oldest first, as GitLab pages them;
 /// retried jobs only with `include_retried`.
 pub async fn list_for_pipeline(
@@ -228,12 +244,7 @@ pub async fn list_for_pipeline(
     query: QueryPairs,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, ApiError> {
-    // In GitLab's Pipelines API (`authenticate_non_get!`): public projects answer anonymously.
-    let project = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadBuild)
-        .await?
-        .project;
-    let pipeline_id = crate::service::pipelines::pipeline_id(&pipeline)?;
-    crate::service::pipelines::get(&state, project.id, pipeline_id).await?;
+    let (project, pipeline_id) = pipeline_of(&state, viewer.as_ref(), &id, &pipeline).await?;
     let mut problems = Vec::new();
     let include_retried = crate::params::boolean(&query, "include_retried", &mut problems);
     if !problems.is_empty() {
@@ -247,6 +258,70 @@ pub async fn list_for_pipeline(
     };
     let window = window(&query, false)?;
     list_response(&state, &project, (&uri, &query), filter, window).await
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id/bridges`: the pipeline's `trigger:` jobs, each
+/// with the pipeline it started (`Entities::Ci::Bridge`: the job's basics and
+/// `downstream_pipeline`).
+pub async fn list_bridges(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path((id, pipeline)): Path<(String, String)>,
+    query: QueryPairs,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, ApiError> {
+    let (project, pipeline_id) = pipeline_of(&state, viewer.as_ref(), &id, &pipeline).await?;
+    let filter = BuildFilter {
+        scope: scope(&query)?,
+        pipeline_id: Some(pipeline_id),
+        include_retried: false,
+        bridges: true,
+        ..BuildFilter::default()
+    };
+    let window = window(&query, false)?;
+    let slice = state
+        .store
+        .builds()
+        .find(project.id, &filter, window)
+        .await?;
+    let downstream = state.store.builds().downstream_of(pipeline_id).await?;
+    let presenter = presenter(&state, &project);
+    let mut body = Vec::with_capacity(slice.builds.len());
+    for bridge in &slice.builds {
+        let mut shown = serde_json::to_value(presenter.job(bridge))
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        let child = match downstream.iter().rev().find(|(b, _)| *b == bridge.id) {
+            Some((_, child)) => {
+                let child = state.store.pipelines().get(*child).await?;
+                serde_json::to_value(presenter.pipeline_basic(&child))
+                    .map_err(|e| ApiError::Internal(e.into()))?
+            }
+            None => serde_json::Value::Null,
+        };
+        if let Some(fields) = shown.as_object_mut() {
+            for runner_only in [
+                "artifacts_file",
+                "artifacts",
+                "runner",
+                "runner_manager",
+                "artifacts_expire_at",
+                "tag_list",
+                "archived",
+            ] {
+                fields.remove(runner_only);
+            }
+            fields.insert("downstream_pipeline".into(), child);
+        }
+        body.push(shown);
+    }
+    let url_base = format!("{}{}", state.config.external_url, uri.path());
+    let page = match window {
+        Window::Offset { page, .. } => page,
+        Window::Keyset { per_page, .. } => kiln_core::PageRequest { page: 1, per_page },
+    };
+    let total = slice.total.unwrap_or(body.len() as u64);
+    let headers = pagination::headers(&PageInfo::new(page, total), &url_base, &query);
+    Ok((headers, json(StatusCode::OK, to_json(&body)?)).into_response())
 }
 
 fn present_one(

@@ -24,6 +24,10 @@ pub fn router() -> Router<AppState> {
             get(jobs::list_for_pipeline),
         )
         .route(
+            "/projects/{id}/pipelines/{pipeline_id}/bridges",
+            get(jobs::list_bridges),
+        )
+        .route(
             "/projects/{id}/pipelines/{pipeline_id}/variables",
             get(pipelines::variables),
         )
