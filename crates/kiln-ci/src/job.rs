@@ -213,6 +213,8 @@ pub(crate) struct JobSpec {
     pub(crate) parallel: Option<Parallel>,
     /// Some for a bridge job (`trigger:`).
     pub(crate) trigger: Option<TriggerPlan>,
+    /// What of the job Kiln leaves out (see `keywords::parse_job_needs`).
+    pub(crate) warnings: Vec<String>,
 }
 
 impl JobSpec {
@@ -548,9 +550,13 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
     let allow_failure = get(map, "allow_failure")
         .map(|v| parse_allow_failure(v, &sub("allow_failure")))
         .transpose()?;
-    let needs = get(map, "needs")
-        .map(|v| keywords::parse_needs(v, &sub("needs")))
-        .transpose()?;
+    let (needs, warnings) = match get(map, "needs") {
+        Some(v) => {
+            let (needs, warnings) = keywords::parse_job_needs(v, &sub("needs"))?;
+            (Some(needs), warnings)
+        }
+        None => (None, Vec::new()),
+    };
     let dependencies = get(map, "dependencies")
         .map(|v| keywords::parse_strings(v, &loc, "dependencies"))
         .transpose()?;
@@ -666,6 +672,7 @@ pub(crate) fn parse_job(name: &str, map: &Map, defaults: &Defaults) -> Result<Jo
         cache,
         parallel,
         trigger,
+        warnings,
     }
     .without_what_bridges_lack())
 }

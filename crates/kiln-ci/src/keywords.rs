@@ -143,6 +143,43 @@ pub(crate) fn parse_strings(value: &Value, location: &str, what: &str) -> Result
         .collect()
 }
 
+/// A job's `needs:`, with the needs on other projects' or the parent pipeline's jobs
+/// (`project:`, `pipeline:`) left out, each with a warning: Kiln does not run them, and the
+/// job runs without waiting for them instead of the whole file being refused.
+pub(crate) fn parse_job_needs(
+    value: &Value,
+    location: &str,
+) -> Result<(Vec<NeedSpec>, Vec<String>)> {
+    let elsewhere = |item: &Value| {
+        item.as_map()
+            .filter(|m| m.contains_key("project") || m.contains_key("pipeline"))
+            .map(|m| {
+                let job = m.get("job").and_then(Value::scalar_to_string).unwrap_or_default();
+                let source = match m.get("project").and_then(Value::scalar_to_string) {
+                    Some(project) => format!("project `{project}`"),
+                    None => "the parent pipeline".to_owned(),
+                };
+                format!("needs: job `{job}` of {source} was left out: Kiln does not run cross-project or parent-pipeline needs")
+            })
+    };
+    let (kept, warnings) = match value {
+        Value::Seq(items) => {
+            let warnings: Vec<String> = items.iter().filter_map(elsewhere).collect();
+            let kept = items
+                .iter()
+                .filter(|i| elsewhere(i).is_none())
+                .cloned()
+                .collect();
+            (Value::Seq(kept), warnings)
+        }
+        other => match elsewhere(other) {
+            Some(warning) => (Value::Seq(Vec::new()), vec![warning]),
+            None => (other.clone(), Vec::new()),
+        },
+    };
+    Ok((parse_needs(&kept, location)?, warnings))
+}
+
 /// `needs:` — names or `{job:, artifacts: true, optional: false}` hashes.
 pub(crate) fn parse_needs(value: &Value, location: &str) -> Result<Vec<NeedSpec>> {
     // GitLab's `Entry::Needs`: a hash is one need, a bare string is refused.

@@ -418,14 +418,19 @@ struct IncludeState {
     count: usize,
     /// All files loaded so far, against `MAX_LOADED_BYTES`.
     loaded: Budget,
+    /// Includes left out because Kiln cannot fetch them.
+    warnings: Vec<String>,
 }
 
-/// Parses the main file and expands its includes; the result has no `include` key.
-pub(crate) fn load_config(text: &str, env: &IncludeEnv<'_>) -> Result<Map> {
+/// Parses the main file and expands its includes; the result has no `include` key. Includes
+/// Kiln cannot fetch (remote files, templates, other projects, catalog components, artifacts)
+/// are left out, each with a warning: the file still compiles when it does not need them.
+pub(crate) fn load_config(text: &str, env: &IncludeEnv<'_>) -> Result<(Map, Vec<String>)> {
     let mut state = IncludeState {
         seen: HashSet::new(),
         count: 0,
         loaded: Budget::new(MAX_LOADED_BYTES),
+        warnings: Vec::new(),
     };
     let (root, size) = parse_sized(text)?;
     state.loaded.charge(size)?;
@@ -433,7 +438,8 @@ pub(crate) fn load_config(text: &str, env: &IncludeEnv<'_>) -> Result<Map> {
         Value::Map(map) => map,
         _ => return Err(CompileError::new("root", "Invalid configuration format")),
     };
-    expand_includes(root, env, &mut state)
+    let config = expand_includes(root, env, &mut state)?;
+    Ok((config, state.warnings))
 }
 
 fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeState) -> Result<Map> {
@@ -441,7 +447,7 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
         return Ok(config);
     };
     let mut content = Map::new();
-    for entry in include_entries(&include)? {
+    for entry in include_entries(&include, &mut state.warnings)? {
         if !include_selected(&entry, env)? {
             continue;
         }
@@ -533,24 +539,38 @@ struct IncludeEntry {
     rules: Option<Value>,
 }
 
-fn include_entries(include: &Value) -> Result<Vec<IncludeEntry>> {
-    match include {
-        Value::Seq(items) => items.iter().map(include_entry).collect(),
-        other => Ok(vec![include_entry(other)?]),
+fn include_entries(include: &Value, warnings: &mut Vec<String>) -> Result<Vec<IncludeEntry>> {
+    let items: Vec<&Value> = match include {
+        Value::Seq(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        match include_entry(item)? {
+            Ok(entry) => entries.push(entry),
+            Err(warning) => warnings.push(warning),
+        }
     }
+    Ok(entries)
 }
 
-fn include_entry(value: &Value) -> Result<IncludeEntry> {
+/// The include to load, or the warning saying why it is left out.
+fn include_entry(value: &Value) -> Result<std::result::Result<IncludeEntry, String>> {
     let err = |m: String| Err(CompileError::new("include", m));
+    let left_out = |what: &str, name: &str| {
+        Ok(Err(format!(
+            "include: {what} `{name}` was left out: Kiln does not fetch {what}s"
+        )))
+    };
     match value {
         Value::Str(location) => {
             if is_remote(location) {
-                return err("Remote includes are not supported".to_string());
+                return left_out("remote file", location);
             }
-            Ok(IncludeEntry {
+            Ok(Ok(IncludeEntry {
                 location: location.clone(),
                 rules: None,
-            })
+            }))
         }
         Value::Map(map) => {
             let kinds = [
@@ -562,22 +582,27 @@ fn include_entry(value: &Value) -> Result<IncludeEntry> {
                 "artifact",
             ];
             let present: Vec<&str> = kinds.into_iter().filter(|k| map.contains_key(k)).collect();
+            let named = |key: &str| {
+                map.get(key)
+                    .and_then(Value::scalar_to_string)
+                    .unwrap_or_default()
+            };
             match present.as_slice() {
                 ["local"] => match map.get("local") {
                     Some(Value::Str(location)) if is_remote(location) => {
-                        err("Remote includes are not supported".to_string())
+                        left_out("remote file", location)
                     }
-                    Some(Value::Str(location)) => Ok(IncludeEntry {
+                    Some(Value::Str(location)) => Ok(Ok(IncludeEntry {
                         location: location.clone(),
                         rules: map.get("rules").cloned(),
-                    }),
+                    })),
                     _ => err("include config local should be a string".to_string()),
                 },
-                ["remote"] => err("Remote includes are not supported".to_string()),
-                ["template"] => err("Template includes are not supported".to_string()),
-                ["project"] => err("Project includes are not supported".to_string()),
-                ["component"] => err("Component includes are not supported".to_string()),
-                ["artifact"] => err("Artifact includes are not supported".to_string()),
+                ["remote"] => left_out("remote file", &named("remote")),
+                ["template"] => left_out("GitLab template", &named("template")),
+                ["project"] => left_out("other project's file", &named("project")),
+                ["component"] => left_out("CI/CD catalog component", &named("component")),
+                ["artifact"] => left_out("job artifact", &named("artifact")),
                 _ => err(format!(
                     "Include `{}` needs to match exactly one accessor!",
                     value.to_json()

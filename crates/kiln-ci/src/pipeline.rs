@@ -74,7 +74,7 @@ pub(crate) fn build(
         checkout: &checkout,
         variables: ctx.map(|c| c.variables),
     };
-    let mut root = load::load_config(text, &env)?;
+    let (mut root, mut warnings) = load::load_config(text, &env)?;
     // Everything below copies parts of the file into jobs; each copy is charged before it is
     // made, so a small file cannot make a huge plan.
     let mut budget = Budget::new(MAX_COMPILED_BYTES);
@@ -107,6 +107,7 @@ pub(crate) fn build(
             None => 1,
         };
         budget.charge((own + inherited_bytes).saturating_mul(copies.saturating_sub(1)))?;
+        warnings.extend(spec.warnings.iter().map(|w| format!("jobs:{name} {w}")));
         specs.push(spec);
     }
     let specs = crate::parallel::expand(specs);
@@ -139,12 +140,8 @@ pub(crate) fn build(
             (selected, globals)
         }
     };
-    Ok(assemble(
-        selected,
-        (&globals, &global_raw),
-        &stages,
-        &checkout,
-    ))
+    let plan = assemble(selected, (&globals, &global_raw), &stages, &checkout);
+    Ok(PipelinePlan { warnings, ..plan })
 }
 
 /// `stages:` (or the old `types:`), nested arrays flattened, with `.pre` first and `.post` last.
@@ -631,9 +628,14 @@ fn assemble(
                 environment: spec.environment,
                 cache: crate::cache::resolve(spec.cache, checkout),
                 trigger: spec.trigger,
+                warnings: spec.warnings,
             }
         })
         .collect();
     jobs.sort_by_key(|j| j.stage_idx);
-    PipelinePlan { stages: used, jobs }
+    PipelinePlan {
+        stages: used,
+        jobs,
+        warnings: Vec::new(),
+    }
 }

@@ -10,6 +10,10 @@ pub struct PipelinePlan {
     pub stages: Vec<String>,
     /// Jobs in file order within stage order (sorted by stage index, stable).
     pub jobs: Vec<JobPlan>,
+    /// What of the file Kiln cannot honour and left out (includes it does not fetch, needs
+    /// on other pipelines), GitLab-lint style: each names where it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One job of the pipeline with every inherited and default value already applied.
@@ -54,6 +58,9 @@ pub struct JobPlan {
     /// Some for a bridge job (`trigger:`): it runs no script, it starts a downstream pipeline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerPlan>,
+    /// What of this job Kiln left out; its trace shows them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A bridge's `trigger:`.

@@ -419,20 +419,35 @@ fn global_keyword_errors() {
     );
 }
 
+/// What Kiln cannot honour is left out with a warning, not a refusal of the whole file.
+#[test]
+fn unfetchable_includes_and_needs_elsewhere_are_warnings() {
+    let text = "include:\n  - 'https://example.com/ci.yml'\n  - template: Auto-DevOps.gitlab-ci.yml\n  - component: gitlab.com/org/comp/build@1.0\n  - project: other/repo\n    file: ci.yml\nbuild:\n  script: x\ntest:\n  script: x\n  needs: [build, {project: other/repo, job: pack, ref: main}, {pipeline: $PARENT_PIPELINE_ID, job: gen}]\n";
+    let plan = kiln_ci::lint(text, &kiln_ci::NoRepository).expect("compiles");
+    assert_eq!(
+        plan.warnings,
+        [
+            "include: remote file `https://example.com/ci.yml` was left out: Kiln does not fetch remote files",
+            "include: GitLab template `Auto-DevOps.gitlab-ci.yml` was left out: Kiln does not fetch GitLab templates",
+            "include: CI/CD catalog component `gitlab.com/org/comp/build@1.0` was left out: Kiln does not fetch CI/CD catalog components",
+            "include: other project's file `other/repo` was left out: Kiln does not fetch other project's files",
+            "jobs:test needs: job `pack` of project `other/repo` was left out: Kiln does not run cross-project or parent-pipeline needs",
+            "jobs:test needs: job `gen` of the parent pipeline was left out: Kiln does not run cross-project or parent-pipeline needs",
+        ]
+    );
+    let test = plan.jobs.iter().find(|j| j.name == "test").expect("test");
+    let needs: Vec<&str> = test
+        .needs
+        .iter()
+        .flatten()
+        .map(|n| n.job.as_str())
+        .collect();
+    assert_eq!(needs, ["build"]);
+    assert_eq!(test.warnings.len(), 2);
+}
+
 #[test]
 fn include_errors() {
-    assert_eq!(
-        err("include: 'https://example.com/ci.yml'\ntest:\n  script: x\n"),
-        pair("include", "Remote includes are not supported")
-    );
-    assert_eq!(
-        err("include:\n  - remote: 'https://example.com/ci.yml'\ntest:\n  script: x\n"),
-        pair("include", "Remote includes are not supported")
-    );
-    assert_eq!(
-        err("include:\n  - template: Auto-DevOps.gitlab-ci.yml\ntest:\n  script: x\n"),
-        pair("include", "Template includes are not supported")
-    );
     assert_eq!(
         err("include: missing.yml\ntest:\n  script: x\n"),
         pair("include", "Local file `missing.yml` does not exist!")

@@ -103,6 +103,10 @@ impl<'a, T: Transport> Job<'a, '_, T> {
         self.trace.note(&format!(
             "Running {user}; the job's processes are kept in {contained}"
         ));
+        for warning in &self.spec.warnings {
+            self.trace
+                .note(&format!("\x1b[33;1mWARNING: {warning}\x1b[0;m"));
+        }
     }
 
     /// A fresh work directory with the source and the earlier jobs' artifacts, owned by the

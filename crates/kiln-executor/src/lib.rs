@@ -71,6 +71,9 @@ pub struct JobSpec {
     /// Whose caches these are (the project's full path): archives are kept per project.
     #[serde(default)]
     pub cache_scope: String,
+    /// What of the job's definition Kiln left out, shown at the top of its trace.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One `cache:` entry as the runner gets it; key, fallback keys and paths are expanded with

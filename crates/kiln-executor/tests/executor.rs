@@ -84,6 +84,7 @@ fn spec(script: &[&str]) -> JobSpec {
         dotenv: vec![],
         cache: vec![],
         cache_scope: "group/project".into(),
+        warnings: vec![],
     }
 }
 

@@ -185,3 +185,15 @@ fn a_runs_cache_is_restored_in_the_next_run() {
         "the cache is the jobs', not the working tree's"
     );
 }
+
+#[test]
+fn what_kiln_cannot_honour_is_a_warning_in_the_jobs_trace() {
+    let dir = repo("build:\n  script: [echo built]\ntest:\n  needs: [build, {project: other/repo, job: pack, ref: main}]\n  script: [echo tested]\n");
+    let (code, out) = kiln_run(dir.path(), &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("WARNING: needs: job `pack` of project `other/repo` was left out"),
+        "{out}"
+    );
+    assert_eq!(status_of(&out, "test"), "success", "{out}");
+}

@@ -38,10 +38,10 @@ fn v4_result(content: &str, read: &dyn kiln_ci::Repository) -> serde_json::Value
 
 fn v4_body(content: &str, outcome: Result<kiln_ci::PipelinePlan, String>) -> serde_json::Value {
     match outcome {
-        Ok(_) => json!({
+        Ok(plan) => json!({
             "valid": true,
             "errors": [],
-            "warnings": [],
+            "warnings": plan.warnings,
             "merged_yaml": content,
             "includes": [],
         }),

@@ -289,6 +289,7 @@ pub fn spec_from_plan(plan: &JobPlan, id: i64, default_timeout_secs: u64) -> Job
         raw_variables: plan.raw_variables.clone(),
         cache: plan.cache.iter().map(cache_spec).collect(),
         cache_scope: String::new(),
+        warnings: plan.warnings.clone(),
     }
 }
 

@@ -156,6 +156,21 @@ async fn v4_lint_answers_in_current_gitlabs_shape() {
     .await;
     assert_eq!(good.assert(200)["valid"], true);
     assert_eq!(good.body["status"], "valid");
+    assert_eq!(good.body["warnings"], json!([]));
+    // What Kiln cannot honour is a warning of a valid file, as GitLab's lint gives them.
+    let warned = send(
+        &app,
+        Method::POST,
+        "/api/v4/ci/lint",
+        Some(&owner.token),
+        json!({ "content": "include: 'https://example.com/x.yml'\njob:\n  script: [x]\n" }),
+    )
+    .await;
+    assert_eq!(warned.assert(200)["valid"], true);
+    assert_eq!(
+        warned.body["warnings"],
+        json!(["include: remote file `https://example.com/x.yml` was left out: Kiln does not fetch remote files"])
+    );
     let bad = send(
         &app,
         Method::POST,

@@ -79,6 +79,9 @@ pub fn lint(args: &LintArgs) -> anyhow::Result<()> {
                 plan.jobs.len(),
                 plan.stages.len()
             );
+            for warning in &plan.warnings {
+                println!("  warning: {warning}");
+            }
             Ok(())
         }
         Err(err) => {

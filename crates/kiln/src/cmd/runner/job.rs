@@ -189,6 +189,8 @@ impl Payload {
             artifacts: self.archive(),
             cache: self.caches(),
             cache_scope: self.job_info.project_full_path.clone(),
+            // gitlab-runner's payload carries no warnings.
+            warnings: Vec::new(),
             // The server reads the coverage from the trace.
             coverage_regex: None,
             dependencies: self
