@@ -10,6 +10,7 @@ pub mod dotenv;
 mod duration;
 mod error;
 mod expression;
+mod inputs;
 mod job;
 mod keywords;
 mod load;

@@ -33,11 +33,18 @@ pub(crate) use budget::TOO_BIG;
 /// Parses YAML text into a `Value` (the first document, or the second when the first is a
 /// `spec:` header). Errors carry Psych's "(<unknown>): … at line L column C" shape.
 pub(crate) fn parse_yaml(text: &str) -> Result<Value> {
-    parse_sized(text).map(|(value, _)| value)
+    parse_sized(text).map(|parsed| parsed.content)
 }
 
-/// `parse_yaml`, with the bytes the document was charged (see budget.rs).
-fn parse_sized(text: &str) -> Result<(Value, usize)> {
+/// A file's documents: its `spec:` header (if any), its content, and the bytes charged.
+struct Parsed {
+    header: Option<Value>,
+    content: Value,
+    size: usize,
+}
+
+/// `parse_yaml`, with the header and the bytes the document was charged (see budget.rs).
+fn parse_sized(text: &str) -> Result<Parsed> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(budget::too_big());
     }
@@ -138,7 +145,7 @@ impl Builder {
     }
 }
 
-fn parse_documents(text: &str) -> Result<(Value, usize)> {
+fn parse_documents(text: &str) -> Result<Parsed> {
     let mut parser = Parser::new_from_str(text);
     let mut b = Builder::new();
     loop {
@@ -233,11 +240,15 @@ fn parse_documents(text: &str) -> Result<(Value, usize)> {
     let used = b.budget.used();
     let mut docs = b.docs.into_iter();
     let first = docs.next().unwrap_or(Value::Null);
-    let doc = match docs.next() {
-        Some(second) if is_spec_header(&first) => second,
-        _ => first,
+    let (header, content) = match docs.next() {
+        Some(second) if is_spec_header(&first) => (Some(first), second),
+        _ => (None, first),
     };
-    Ok((doc, used))
+    Ok(Parsed {
+        header,
+        content,
+        size: used,
+    })
 }
 
 fn is_spec_header(doc: &Value) -> bool {
@@ -432,8 +443,11 @@ pub(crate) fn load_config(text: &str, env: &IncludeEnv<'_>) -> Result<(Map, Vec<
         loaded: Budget::new(MAX_LOADED_BYTES),
         warnings: Vec::new(),
     };
-    let (root, size) = parse_sized(text)?;
-    state.loaded.charge(size)?;
+    let parsed = parse_sized(text)?;
+    state.loaded.charge(parsed.size)?;
+    let root =
+        crate::inputs::interpolate(parsed.header.as_ref(), None, parsed.content, env.variables)
+            .map_err(|message| CompileError::new("header", message))?;
     let root = match root {
         Value::Map(map) => map,
         _ => return Err(CompileError::new("root", "Invalid configuration format")),
@@ -476,7 +490,8 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
             } else {
                 location.clone()
             };
-            if let Some(included) = include_file(&shown, path, env, state)? {
+            if let Some(included) = include_file(&shown, (path, entry.inputs.as_ref()), env, state)?
+            {
                 content = deep_merge(content, included);
             }
         }
@@ -484,11 +499,12 @@ fn expand_includes(mut config: Map, env: &IncludeEnv<'_>, state: &mut IncludeSta
     Ok(deep_merge(content, config))
 }
 
-/// One local file of an `include:`, itself expanded; None when it was included already.
-/// `location` is how messages name it.
+/// One local file of an `include:` with its `inputs:`, interpolated and itself expanded;
+/// None when it was included already (with the same inputs). `location` is how messages
+/// name it.
 fn include_file(
     location: &str,
-    path: String,
+    (path, inputs): (String, Option<&Map>),
     env: &IncludeEnv<'_>,
     state: &mut IncludeState,
 ) -> Result<Option<Map>> {
@@ -502,7 +518,11 @@ fn include_file(
             format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"),
         ));
     }
-    if !state.seen.insert(path.clone()) {
+    let given = inputs.map(|i| Value::Map(i.clone()).to_json().to_string());
+    if !state
+        .seen
+        .insert(format!("{path}\0{}", given.unwrap_or_default()))
+    {
         return Ok(None);
     }
     let text = env.checkout.read_file(&path).ok_or_else(|| {
@@ -523,13 +543,21 @@ fn include_file(
             format!("Included file `{location}` does not have valid YAML syntax!"),
         )
     };
-    let included = match parse_sized(&text) {
-        Ok((Value::Map(map), size)) => {
-            state.loaded.charge(size)?;
-            map
-        }
+    let parsed = match parse_sized(&text) {
+        Ok(parsed) => parsed,
         Err(e) if e.message == TOO_BIG => return Err(e),
-        _ => return Err(invalid()),
+        Err(_) => return Err(invalid()),
+    };
+    state.loaded.charge(parsed.size)?;
+    let content = crate::inputs::interpolate(
+        parsed.header.as_ref(),
+        inputs,
+        parsed.content,
+        env.variables,
+    )
+    .map_err(|message| CompileError::new("include", format!("`{location}`: {message}")))?;
+    let Value::Map(included) = content else {
+        return Err(invalid());
     };
     expand_includes(included, env, state).map(Some)
 }
@@ -537,6 +565,8 @@ fn include_file(
 struct IncludeEntry {
     location: String,
     rules: Option<Value>,
+    /// `inputs:` for the file's `spec: inputs:`.
+    inputs: Option<Map>,
 }
 
 fn include_entries(include: &Value, warnings: &mut Vec<String>) -> Result<Vec<IncludeEntry>> {
@@ -570,6 +600,7 @@ fn include_entry(value: &Value) -> Result<std::result::Result<IncludeEntry, Stri
             Ok(Ok(IncludeEntry {
                 location: location.clone(),
                 rules: None,
+                inputs: None,
             }))
         }
         Value::Map(map) => {
@@ -595,6 +626,13 @@ fn include_entry(value: &Value) -> Result<std::result::Result<IncludeEntry, Stri
                     Some(Value::Str(location)) => Ok(Ok(IncludeEntry {
                         location: location.clone(),
                         rules: map.get("rules").cloned(),
+                        inputs: match map.get("inputs") {
+                            None | Some(Value::Null) => None,
+                            Some(Value::Map(inputs)) => Some(inputs.clone()),
+                            Some(_) => {
+                                return err("include config inputs should be a hash".to_string())
+                            }
+                        },
                     })),
                     _ => err("include config local should be a string".to_string()),
                 },

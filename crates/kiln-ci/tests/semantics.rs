@@ -584,3 +584,36 @@ fn include_local_globs_include_every_matching_file_in_path_order() {
     .unwrap();
     assert_eq!(names(&plan), ["docker"]);
 }
+
+/// `include: inputs:` fill a file's `spec: inputs:`; the same file may be included twice
+/// with different inputs; a bad input fails the file with GitLab's message, naming it.
+#[test]
+fn include_inputs_interpolate_the_included_file() {
+    let template = "spec:\n  inputs:\n    name:\n    stage: {default: test, options: [build, test]}\n    parallel: {type: number, default: 1}\n---\n\"$[[ inputs.name ]]-job\":\n  stage: $[[ inputs.stage ]]\n  parallel: $[[ inputs.parallel ]]\n  script: [\"echo $[[ inputs.name | truncate(0,3) ]]\"]\n";
+    let repo = |path: &str| (path == "templates/job.yml").then(|| template.to_owned());
+    let main = "stages: [build, test]\ninclude:\n  - local: templates/job.yml\n    inputs: {name: compile, stage: build, parallel: 2}\n  - local: templates/job.yml\n    inputs: {name: check}\n";
+    let plan = kiln_ci::lint(main, &repo).expect("compiles");
+    let names: Vec<&str> = plan.jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["compile-job 1/2", "compile-job 2/2", "check-job 1/1"]
+    );
+    assert_eq!(plan.jobs[0].stage, "build");
+    assert_eq!(plan.jobs[2].stage, "test");
+    assert_eq!(plan.jobs[2].script, ["echo che"]);
+    let bad = "include:\n  - local: templates/job.yml\n    inputs: {name: x, stage: deploy}\n";
+    let err = kiln_ci::lint(bad, &repo).expect_err("refused");
+    assert_eq!(
+        err.message,
+        "`templates/job.yml`: `stage` input: `deploy` cannot be used because it is not in the list of allowed options"
+    );
+    let missing = "include:\n  - local: templates/job.yml\n";
+    assert_eq!(
+        kiln_ci::lint(missing, &repo).expect_err("required").message,
+        "`templates/job.yml`: `name` input: required value has not been provided"
+    );
+    // The pipeline's own file may declare inputs too: their defaults apply.
+    let own = "spec:\n  inputs:\n    greeting: {default: hello}\n---\njob:\n  script: [\"echo $[[ inputs.greeting ]]\"]\n";
+    let plan = kiln_ci::lint(own, &kiln_ci::NoRepository).expect("own inputs");
+    assert_eq!(plan.jobs[0].script, ["echo hello"]);
+}
