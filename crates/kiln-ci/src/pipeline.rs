@@ -402,7 +402,8 @@ fn select_all(specs: Vec<JobSpec>) -> Vec<Selected> {
 /// The variables `if:` expressions see: the file's globals, then the job's, then the context's
 /// (predefined and trigger variables), later ones winning. Letting the context win keeps
 /// trigger/web variables able to override file defaults, as in GitLab; the price is that a
-/// file cannot shadow a predefined CI_* variable for rule evaluation.
+/// file cannot shadow a predefined CI_* variable for rule evaluation. Values that refer to
+/// others are expanded first, as GitLab's rules see `sort_and_expand_all`'s result.
 fn eval_variables(
     layers: &[&[(String, String)]],
     ctx: &BTreeMap<String, String>,
@@ -416,7 +417,17 @@ fn eval_variables(
     for (k, v) in ctx {
         vars.insert(k.clone(), v.clone());
     }
-    vars
+    if !vars.values().any(|v| v.contains(['$', '%'])) {
+        return vars;
+    }
+    let listed = vars
+        .into_iter()
+        .map(|(k, v)| crate::variables::JobVariable::new(k, v))
+        .collect();
+    crate::variables::expand_all(listed)
+        .into_iter()
+        .map(|v| (v.key, v.value))
+        .collect()
 }
 
 fn overlay(base: &mut Vec<(String, String)>, over: &[(String, String)]) {

@@ -617,3 +617,11 @@ fn include_inputs_interpolate_the_included_file() {
     let plan = kiln_ci::lint(own, &kiln_ci::NoRepository).expect("own inputs");
     assert_eq!(plan.jobs[0].script, ["echo hello"]);
 }
+
+/// `rules: if:` sees variables that refer to others expanded, as GitLab's rules do.
+#[test]
+fn rules_see_variables_expanded() {
+    let text = "variables:\n  BASE: release\n  TARGET: \"$BASE-$CI_COMMIT_REF_NAME\"\nship:\n  script: x\n  rules:\n    - if: $TARGET == \"release-main\"\nnever:\n  script: x\n  rules:\n    - if: $TARGET == \"$BASE-main\"\n";
+    let plan = common::run(text, "main").expect("compiles");
+    assert_eq!(names(&plan), ["ship"]);
+}
