@@ -214,7 +214,8 @@ impl Builds<'_> {
             .db
             .read_optional(
                 "SELECT id FROM builds WHERE pipeline_id = (SELECT id FROM pipelines \
-                 WHERE project_id = $1 AND ref = $2 AND status = 'success' ORDER BY id DESC LIMIT 1) \
+                 WHERE project_id = $1 AND ref = $2 AND status = 'success' \
+                 AND upstream_build_id IS NULL ORDER BY id DESC LIMIT 1) \
                  AND name = $3 AND NOT retried AND artifacts_file IS NOT NULL ORDER BY id DESC LIMIT 1",
                 args![project_id, ref_name, name],
             )

@@ -8,7 +8,7 @@
 
 use crate::builds::{insert_build, parse_status, set_status, Builds, CountDeltas};
 use crate::db::{args, Tx};
-use crate::pipelines::{insert_pipeline, process_pipeline, NewPipeline};
+use crate::pipelines::{insert_pipeline, lock_project, process_pipeline, NewPipeline};
 use crate::row::KilnRow;
 use crate::{dialect, now_ms, StoreResult};
 use kiln_core::{BuildStatus, PipelineStatus};
@@ -54,6 +54,7 @@ impl Builds<'_> {
     ) -> StoreResult<Option<i64>> {
         let now = now_ms();
         let mut tx = self.db.begin(self.feed).await?;
+        lock_project(&mut tx, self.db, bridge.project_id).await?;
         tx.execute(dialect::lock_pipeline(self.db), args![bridge.pipeline_id])
             .await?;
         let mut counts = CountDeltas::default();
@@ -73,29 +74,37 @@ impl Builds<'_> {
         for build in &child.builds {
             insert_build(&mut tx, &mut counts, place, build).await?;
         }
-        if !child.upstream.is_some_and(|u| u.depends) {
+        // A child with errors is kept, failed, but the bridge did not make a pipeline that
+        // runs (GitLab's `created_successfully?`): it fails, whatever its strategy.
+        let broken = child.yaml_errors.is_some();
+        let depends = child.upstream.is_some_and(|u| u.depends);
+        if broken || !depends {
+            let to = if broken {
+                BuildStatus::Failed
+            } else {
+                BuildStatus::Success
+            };
+            let bridge_move = (BuildStatus::Running, to);
             set_status(
                 &mut tx,
                 &mut counts,
                 bridge.project_id,
                 bridge.build_id,
-                (BuildStatus::Running, BuildStatus::Success),
+                bridge_move,
                 now,
             )
             .await?;
         }
-        if child.yaml_errors.is_none() {
-            // Processing the child may end it at once, and a bridge that depends on it with it.
-            process_pipeline(&mut tx, &mut counts, place.pipeline_id, now).await?;
-        } else if child.upstream.is_some_and(|u| u.depends) {
-            follow_downstream(
+        if broken {
+            note_failure(
                 &mut tx,
-                &mut counts,
-                place.pipeline_id,
-                PipelineStatus::Failed,
-                now,
+                bridge.build_id,
+                "the downstream pipeline has errors",
             )
             .await?;
+        } else {
+            // Processing the child may end it at once, and a bridge that depends on it with it.
+            process_pipeline(&mut tx, &mut counts, place.pipeline_id, now).await?;
         }
         process_pipeline(&mut tx, &mut counts, bridge.pipeline_id, now).await?;
         counts.apply(&mut tx).await?;
@@ -121,12 +130,7 @@ impl Builds<'_> {
         )
         .await?;
         if failed {
-            tx.execute(
-                "UPDATE builds SET failure_reason = 'downstream_pipeline_creation_failed', \
-                 description = $1 WHERE id = $2",
-                args![reason, bridge.build_id],
-            )
-            .await?;
+            note_failure(&mut tx, bridge.build_id, reason).await?;
             process_pipeline(&mut tx, &mut counts, bridge.pipeline_id, now).await?;
         }
         counts.apply(&mut tx).await?;
@@ -148,6 +152,17 @@ impl Builds<'_> {
             .map(|row| Ok((row.int("upstream_build_id")?, row.int("id")?)))
             .collect()
     }
+}
+
+/// GitLab's `downstream_pipeline_creation_failed`, with why as the bridge's description.
+async fn note_failure(tx: &mut Tx<'_>, bridge_id: i64, reason: &str) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE builds SET failure_reason = 'downstream_pipeline_creation_failed', \
+         description = $1 WHERE id = $2",
+        args![reason, bridge_id],
+    )
+    .await?;
+    Ok(())
 }
 
 /// The pipeline `pipeline_id` ended with `status`: a running bridge that depends on it takes

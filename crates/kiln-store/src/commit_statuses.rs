@@ -109,13 +109,14 @@ impl Builds<'_> {
     }
 }
 
-/// The newest pipeline of the report's sha and ref (the one named, if any).
+/// The newest pipeline of the report's sha and ref (the one named, if any); a child pipeline
+/// only when named.
 async fn find_pipeline(tx: &mut Tx<'_>, report: &StatusReport) -> Result<Option<i64>, StoreError> {
     let row = tx
         .fetch_optional(
             "SELECT pl.id FROM pipelines pl JOIN commits c ON c.id = pl.commit_id \
              WHERE pl.project_id = $1 AND c.sha = $2 AND pl.ref = $3 AND ($4 = 0 OR pl.id = $4) \
-             ORDER BY pl.id DESC LIMIT 1",
+             AND ($4 <> 0 OR pl.upstream_build_id IS NULL) ORDER BY pl.id DESC LIMIT 1",
             args![
                 report.project_id,
                 &report.sha,

@@ -41,6 +41,7 @@ impl Pipelines<'_> {
     ) -> StoreResult<usize> {
         let now = now_ms();
         let mut tx = self.db.begin(self.feed).await?;
+        crate::pipelines::lock_project(&mut tx, self.db, project_id).await?;
         lock_pipeline(&mut tx, self.db, project_id, pipeline_id).await?;
         let rows = tx
             .fetch_all(
@@ -86,6 +87,15 @@ impl Pipelines<'_> {
         lock_pipeline(&mut tx, self.db, project_id, pipeline_id).await?;
         let mut counts = CountDeltas::default();
         cancel_builds(&mut tx, &mut counts, project_id, pipeline_id, now).await?;
+        // A child deleted ends as canceled for a bridge that waits on it.
+        crate::bridges::follow_downstream(
+            &mut tx,
+            &mut counts,
+            pipeline_id,
+            kiln_core::PipelineStatus::Canceled,
+            now,
+        )
+        .await?;
         let rows = tx
             .fetch_all(
                 "SELECT id, status, artifacts_backend, artifacts_file FROM builds \

@@ -181,13 +181,17 @@ impl Pipelines<'_> {
         Ok((pipelines, total))
     }
 
-    /// The newest pipeline of the commit `sha` in the project.
+    /// The newest pipeline of the commit `sha` in the project; child pipelines do not count
+    /// (GitLab's `ci_sources`).
     pub async fn latest_of_sha(
         &self,
         project_id: i64,
         sha: &str,
     ) -> StoreResult<Option<PipelineRecord>> {
-        let sql = select_pipelines("p.project_id = $1 AND c.sha = $2 ORDER BY p.id DESC LIMIT 1");
+        let sql = select_pipelines(
+            "p.project_id = $1 AND c.sha = $2 AND p.upstream_build_id IS NULL \
+             ORDER BY p.id DESC LIMIT 1",
+        );
         let row = self
             .db
             .read_optional(&sql, &[Arg::from(project_id), Arg::from(sha)])
@@ -195,13 +199,16 @@ impl Pipelines<'_> {
         Ok(row.as_ref().map(pipeline_from_row).transpose()?)
     }
 
-    /// The newest pipeline of `ref_name` in the project.
+    /// The newest pipeline of `ref_name` in the project, child pipelines left out.
     pub async fn latest(
         &self,
         project_id: i64,
         ref_name: &str,
     ) -> StoreResult<Option<PipelineRecord>> {
-        let sql = select_pipelines("p.project_id = $1 AND p.ref = $2 ORDER BY p.id DESC LIMIT 1");
+        let sql = select_pipelines(
+            "p.project_id = $1 AND p.ref = $2 AND p.upstream_build_id IS NULL \
+             ORDER BY p.id DESC LIMIT 1",
+        );
         let row = self
             .db
             .read_optional(&sql, &[Arg::from(project_id), Arg::from(ref_name)])

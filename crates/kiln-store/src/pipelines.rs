@@ -325,6 +325,16 @@ async fn set_pipeline_status(
     Ok(())
 }
 
+/// Locks the project's row before any pipeline, in a transaction that may insert builds
+/// (each takes the project's next `seq`, which locks the row anyway): taken first, it
+/// orders such transactions with commit-status reports, which lock the project, then a
+/// pipeline, then (when that pipeline ends a depending bridge) its parent.
+pub(crate) async fn lock_project(tx: &mut Tx<'_>, db: &Db, project_id: i64) -> StoreResult<()> {
+    tx.execute(dialect::lock_project(db), args![project_id])
+        .await?;
+    Ok(())
+}
+
 /// Locks pipeline `pipeline_id` of project `project_id` in `tx`; `NotFound` when the project
 /// has no such pipeline.
 pub(crate) async fn lock_pipeline(

@@ -394,6 +394,18 @@ impl Builds<'_> {
     ) -> StoreResult<Finished> {
         let now = now_ms();
         let mut tx = self.db.begin(self.feed).await?;
+        if finish.retry {
+            // A retry inserts a build: the project's lock comes first (see `lock_project`).
+            if let Some(row) = tx
+                .fetch_optional(
+                    "SELECT project_id FROM builds WHERE id = $1",
+                    args![build_id],
+                )
+                .await?
+            {
+                crate::pipelines::lock_project(&mut tx, self.db, row.int("project_id")?).await?;
+            }
+        }
         let (project_id, pipeline_id) = lock_pipeline_of(&mut tx, self.db, build_id, None).await?;
         let held = lock_build(&mut tx, self.db, build_id).await?;
         if !held.allows(holder, now) {
@@ -588,6 +600,7 @@ impl Builds<'_> {
     ) -> StoreResult<(i64, Vec<i64>)> {
         let now = now_ms();
         let mut tx = self.db.begin(self.feed).await?;
+        crate::pipelines::lock_project(&mut tx, self.db, project_id).await?;
         let ids = lock_pipeline_of(&mut tx, self.db, build_id, Some(project_id)).await?;
         let mut counts = CountDeltas::default();
         let id = retry_build(&mut tx, &mut counts, ids, build_id, user_id, now).await?;

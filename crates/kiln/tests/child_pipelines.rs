@@ -32,6 +32,11 @@ detached:
   stage: deploy
   trigger:
     include: broken.yml
+invalid:
+  stage: deploy
+  allow_failure: true
+  trigger:
+    include: invalid.yml
 report:
   stage: report
   script: [echo reported]
@@ -111,7 +116,11 @@ async fn a_bridge_starts_a_child_pipeline_and_takes_its_status() {
     support::git_repo(
         &repo,
         PARENT,
-        &[("child.yml", CHILD), ("broken.yml", BROKEN)],
+        &[
+            ("child.yml", CHILD),
+            ("broken.yml", BROKEN),
+            ("invalid.yml", "oops: [\n"),
+        ],
     );
     let (token, project) = support::admin_and_project(&data, &db.url, &repo);
     let server = support::serve(&data, &db.url, &[]);
@@ -202,6 +211,19 @@ async fn a_bridge_starts_a_child_pipeline_and_takes_its_status() {
         trace.contains("child says from-the-parent from parent_pipeline"),
         "{trace}"
     );
+    // A child whose file does not compile is kept, failed; its bridge failed to make it.
+    let invalid = by_name(&bridges, "invalid");
+    assert_eq!(invalid["status"], "failed", "{invalid}");
+    assert_eq!(
+        invalid["failure_reason"],
+        "downstream_pipeline_creation_failed"
+    );
+    let invalid_child = invalid["downstream_pipeline"]["id"].as_i64().expect("kept");
+    let invalid_child = api.get(&format!("/pipelines/{invalid_child}")).await;
+    assert_eq!(invalid_child["status"], "failed", "{invalid_child}");
+    // The ref's latest pipeline is the parent, not one of its children.
+    let latest = api.get("/pipelines/latest?ref=main").await;
+    assert_eq!(latest["id"], parent, "{latest}");
     let failed_child = by_name(&bridges, "failing")["downstream_pipeline"]["id"]
         .as_i64()
         .expect("failing child");

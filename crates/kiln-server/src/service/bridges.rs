@@ -21,39 +21,78 @@ const BATCH: i64 = 50;
 pub fn follow(app: AppState) {
     let mut changes = app.store.feed().subscribe();
     tokio::spawn(async move {
+        // A sweep on a fixed beat, however busy the feed, for a wake-up that was missed.
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
-            let woken = tokio::time::timeout(SWEEP_EVERY, changes.recv()).await;
-            match woken {
-                Ok(Ok(Change::Pending)) | Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
-                Ok(Ok(_)) => continue,
-                Ok(Err(RecvError::Closed)) => return,
+            tokio::select! {
+                _ = sweep.tick() => {}
+                change = changes.recv() => match change {
+                    Ok(Change::Pending) | Err(RecvError::Lagged(_)) => {}
+                    Ok(_) => continue,
+                    Err(RecvError::Closed) => return,
+                },
             }
-            if let Err(err) = start_pending(&app).await {
-                tracing::warn!(error = %err, "starting downstream pipelines failed");
+            match start_pending(&app).await {
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "starting downstream pipelines failed"),
             }
         }
     });
 }
 
+/// Why a bridge's child was not made.
+enum Unmade {
+    /// It cannot be: the bridge fails with this reason.
+    Refused(String),
+    /// Not now (the store, the mirror or git failed): the bridge stays pending and is tried
+    /// again, until it has waited `GIVE_UP_AFTER_MS`.
+    Transient(String),
+}
+
+/// How long a bridge may wait on errors that might pass before it fails.
+const GIVE_UP_AFTER_MS: i64 = 5 * 60 * 1000;
+
 /// Starts the downstream pipeline of every pending bridge; returns how many were started.
+/// One bridge's trouble never holds up the others.
 pub async fn start_pending(app: &AppState) -> Result<usize, ApiError> {
     let mut started = 0;
     for bridge in app.store.builds().pending_bridges(BATCH).await? {
-        match child_of(app, bridge).await {
-            Ok(child) => {
-                if app
+        let outcome = match child_of(app, bridge).await {
+            Ok(child) => app
+                .store
+                .builds()
+                .start_downstream(bridge, &child)
+                .await
+                .map(|made| started += usize::from(made.is_some())),
+            Err(Unmade::Refused(reason)) => app
+                .store
+                .builds()
+                .fail_bridge(bridge, &reason)
+                .await
+                .map(|_| ()),
+            Err(Unmade::Transient(reason)) => {
+                let waited = app
                     .store
                     .builds()
-                    .start_downstream(bridge, &child)
-                    .await?
-                    .is_some()
-                {
-                    started += 1;
+                    .get(bridge.project_id, bridge.build_id)
+                    .await
+                    .ok()
+                    .and_then(|b| b.queued_at)
+                    .is_some_and(|at| kiln_store::now_ms() - at > GIVE_UP_AFTER_MS);
+                tracing::warn!(bridge = bridge.build_id, %reason, "the downstream pipeline was not made yet");
+                if waited {
+                    app.store
+                        .builds()
+                        .fail_bridge(bridge, &reason)
+                        .await
+                        .map(|_| ())
+                } else {
+                    Ok(())
                 }
             }
-            Err(reason) => {
-                app.store.builds().fail_bridge(bridge, &reason).await?;
-            }
+        };
+        if let Err(err) = outcome {
+            tracing::warn!(bridge = bridge.build_id, error = %err, "could not move a bridge on");
         }
     }
     Ok(started)
@@ -63,24 +102,27 @@ pub async fn start_pending(app: &AppState) -> Result<usize, ApiError> {
 async fn child_of(
     app: &AppState,
     bridge: PendingBridge,
-) -> Result<kiln_store::NewPipeline, String> {
-    let unmade = |e: &dyn std::fmt::Display| format!("downstream pipeline can not be created: {e}");
+) -> Result<kiln_store::NewPipeline, Unmade> {
+    let described =
+        |e: &dyn std::fmt::Display| format!("downstream pipeline can not be created: {e}");
+    let unmade = |e: &dyn std::fmt::Display| Unmade::Refused(described(e));
+    let transient = |e: &dyn std::fmt::Display| Unmade::Transient(described(e));
     let store = &app.store;
     let build = store
         .builds()
         .get(bridge.project_id, bridge.build_id)
         .await
-        .map_err(|e| unmade(&e))?;
+        .map_err(|e| transient(&e))?;
     let parent = store
         .pipelines()
         .get(bridge.pipeline_id)
         .await
-        .map_err(|e| unmade(&e))?;
+        .map_err(|e| transient(&e))?;
     let project = store
         .projects()
         .get(&kiln_store::ProjectRef::Id(bridge.project_id))
         .await
-        .map_err(|e| unmade(&e))?;
+        .map_err(|e| transient(&e))?;
     let plan = match definition::decode(&build.options).map_err(|e| unmade(&e))? {
         JobDefinition::Compiled(plan) => plan,
         JobDefinition::Commands => return Err(unmade(&"the bridge has no trigger")),
@@ -102,13 +144,13 @@ async fn child_of(
         .mirrors
         .sync(project.id, url)
         .await
-        .map_err(|e| unmade(&e))?;
+        .map_err(|e| transient(&e))?;
     let (at, sha) = (mirror.clone(), parent.sha.clone());
     let (commit, _, _) =
         tokio::task::spawn_blocking(move || crate::git::read_for_pipeline(&at, &sha, CONFIG_PATH))
             .await
-            .map_err(|e| unmade(&e))?
-            .map_err(|e| unmade(&e))?;
+            .map_err(|e| transient(&e))?
+            .map_err(|e| transient(&e))?;
     let request = PipelineRequest {
         project: &project,
         ref_name: &parent.ref_name,
@@ -127,7 +169,11 @@ async fn child_of(
     };
     let mut child = pipelines::compose(&request, source)
         .await
-        .map_err(|e| unmade(&e.message()))?;
+        .map_err(|e| match e {
+            // Nothing to run ("No stages / jobs", filtered out by workflow rules).
+            ApiError::BadRequest(_) => unmade(&e.message()),
+            _ => transient(&e.message()),
+        })?;
     child.upstream = Some(Upstream {
         bridge_id: bridge.build_id,
         depends: trigger.depend,
