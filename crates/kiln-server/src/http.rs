@@ -61,8 +61,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             _ = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) => {
                 // Out of descriptors, or a connection reset before it was taken: wait a
                 // little rather than spin.
@@ -77,7 +77,12 @@ pub async fn serve(
         }
         open.fetch_add(1, Ordering::AcqRel);
         let guard = OpenConnection(open.clone());
-        let service = TowerToHyperService::new(service.clone());
+        // The peer's address, for what is counted per address (failed sign-ins).
+        let service = TowerToHyperService::new(
+            tower::ServiceBuilder::new()
+                .layer(axum::Extension(crate::web::PeerAddr(peer)))
+                .service(service.clone()),
+        );
         let mut stopping = stopping.clone();
         let idle = limits.idle_timeout;
         tokio::spawn(async move {

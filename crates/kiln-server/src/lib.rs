@@ -19,6 +19,7 @@ pub mod present;
 pub mod query;
 pub mod secrets;
 pub mod service;
+pub mod web;
 
 use artifact_store::ArtifactStore;
 use axum::Router;
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v3", api::v3::router())
         .nest("/api/v4", api::v4::router())
         .merge(api::git_http::routes())
+        .merge(web::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::map_response(api::json_errors))

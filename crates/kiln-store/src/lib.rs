@@ -26,6 +26,7 @@ pub mod projects;
 pub mod protected_branches;
 pub mod queue;
 pub mod runners;
+pub mod sessions;
 pub mod traces;
 pub mod triggers;
 pub mod users;
@@ -47,6 +48,7 @@ pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, Pr
 pub use protected_branches::{BranchAccess, ProtectedBranchRecord};
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
+pub use sessions::{Failures, SessionRecord};
 pub use traces::Appended;
 pub use triggers::TriggerRecord;
 pub use users::UserRecord;
@@ -146,6 +148,13 @@ impl Store {
     }
     pub fn runners(&self) -> runners::Runners<'_> {
         runners::Runners {
+            db: &self.db,
+            feed: &self.feed,
+        }
+    }
+
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions {
             db: &self.db,
             feed: &self.feed,
         }

@@ -60,6 +60,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0010_bridges.sql"),
         postgres: include_str!("../migrations/postgres/0010_bridges.sql"),
     },
+    Migration {
+        version: 11,
+        sqlite: include_str!("../migrations/sqlite/0011_web_sign_in.sql"),
+        postgres: include_str!("../migrations/postgres/0011_web_sign_in.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

@@ -395,3 +395,78 @@ fn admin_variable_commands_set_list_and_remove_encrypted_variables() {
         ""
     );
 }
+
+/// `kiln admin …` with `input` on standard input: (success, stdout, stderr).
+fn kiln_with_stdin(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    input: &str,
+) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("KILN_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kiln");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn passwords_for_the_web_ui_are_read_from_stdin_and_checked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let create = |name: &str, input: &str| {
+        kiln_with_stdin(
+            dir.path(),
+            &[
+                "admin",
+                "user",
+                "create",
+                "--username",
+                name,
+                "--name",
+                name,
+                "--email",
+                &format!("{name}@x"),
+                "--password-stdin",
+            ],
+            input,
+        )
+    };
+    let (ok, _, err) = create("short", "tiny\n");
+    assert!(
+        !ok && err.contains("Password is too short (minimum is 8 characters)"),
+        "{err}"
+    );
+    // The refused password made no user: the name is free.
+    let (ok, id, err) = create("short", "long enough\n");
+    assert!(ok, "{err}");
+    assert!(id.parse::<i64>().is_ok(), "{id}");
+    let (ok, out, err) = kiln_with_stdin(
+        dir.path(),
+        &["admin", "user", "password", "--username", "short"],
+        "another long one\n",
+    );
+    assert!(ok && out == "password set", "{out} {err}");
+    let (ok, _, err) = kiln_with_stdin(
+        dir.path(),
+        &["admin", "user", "password", "--username", "nobody"],
+        "another long one\n",
+    );
+    assert!(!ok && err.contains("no user"), "{err}");
+}

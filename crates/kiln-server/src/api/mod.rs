@@ -40,12 +40,13 @@ pub async fn method_not_allowed() -> impl IntoResponse {
 /// body over the limit) answer in plain text, which GitLab clients cannot parse.
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    let has_body = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
+    // JSON errors are answered as they are, and pages answer theirs as pages.
+    if !(status.is_client_error() || status.is_server_error()) || has_body {
         return response;
     }
     let message = format!(

@@ -11,4 +11,5 @@ pub mod pipelines;
 pub mod projects;
 pub mod repository;
 pub mod runners;
+pub mod sign_in;
 pub mod variables;

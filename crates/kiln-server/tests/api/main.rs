@@ -21,3 +21,4 @@ mod runner_protocol;
 mod runners_api;
 mod triggers;
 mod variables;
+mod web;

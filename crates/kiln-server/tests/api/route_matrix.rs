@@ -136,6 +136,11 @@ fn routes() -> Vec<Route> {
         ),
         route(
             M::GET,
+            "/api/v4/projects/{p}/pipelines/{pipeline}/bridges",
+            Reporter,
+        ),
+        route(
+            M::GET,
             "/api/v4/projects/{p}/pipelines/{pipeline}/variables",
             Developer,
         ),

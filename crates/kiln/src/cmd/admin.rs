@@ -110,6 +110,15 @@ pub enum UserCommand {
         email: String,
         #[arg(long)]
         admin: bool,
+        /// Read a password for signing in to the web UI from standard input (its first line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set the user's password for the web UI, read from standard input (its first line);
+    /// their sessions end.
+    Password {
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -187,11 +196,32 @@ pub async fn run(cli: &Cli, command: &AdminCommand) -> anyhow::Result<()> {
             name,
             email,
             admin,
-        }) => store
-            .users()
-            .create(username, name, email, *admin)
-            .await?
-            .to_string(),
+            password_stdin,
+        }) => {
+            // Read (and checked) before the user exists: a bad password makes no user.
+            let hash = match password_stdin {
+                true => Some(password_hash_from_stdin().await?),
+                false => None,
+            };
+            let id = store.users().create(username, name, email, *admin).await?;
+            if let Some(hash) = hash {
+                store.sessions().set_password_hash(id, Some(&hash)).await?;
+            }
+            id.to_string()
+        }
+        AdminCommand::User(UserCommand::Password { username }) => {
+            let user = store
+                .users()
+                .by_username(username)
+                .await
+                .with_context(|| format!("no user {username:?}"))?;
+            let hash = password_hash_from_stdin().await?;
+            store
+                .sessions()
+                .set_password_hash(user.id, Some(&hash))
+                .await?;
+            "password set".to_owned()
+        }
         AdminCommand::Token(TokenCommand::Create { username, name }) => {
             let user = store
                 .users()
@@ -445,4 +475,16 @@ async fn variable(cli: &Cli, store: &Store, command: &VariableCommand) -> anyhow
             Ok("removed".to_owned())
         }
     }
+}
+
+/// The first line of standard input as an Argon2id hash (at least 8 characters, as GitLab).
+async fn password_hash_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    kiln_server::service::sign_in::hash_password(password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }

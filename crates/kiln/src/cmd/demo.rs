@@ -86,11 +86,21 @@ pub async fn create(app: &AppState, external_url: &str) -> anyhow::Result<()> {
         Err(err) => return Err(err.into()),
     };
     let token = store.users().create_token(user_id, "demo").await?;
+    // A new password each start, printed once: nothing guessable signs in to a demo.
+    let password = kiln_store::new_secret();
+    let hash = kiln_server::service::sign_in::hash_password(&password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    store
+        .sessions()
+        .set_password_hash(user_id, Some(&hash))
+        .await?;
     let id = project.id;
     println!(
         "Kiln demo: project demo/app (id {id}) from the git repository {}",
         project.repo_url.as_deref().unwrap_or("-")
     );
+    println!("  open {external_url}/ and sign in as demo with the password {password}");
     println!("  user demo, token {token}");
     println!("  curl -H \"PRIVATE-TOKEN: {token}\" \"{external_url}/api/v3/projects/{id}/builds\"");
     // The demo pipeline's first build (the data dir may hold other projects' builds).

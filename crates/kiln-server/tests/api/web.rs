@@ -1,0 +1,260 @@
+//! The web UI's sign-in over HTTP, as a browser without JavaScript uses it: the form and its
+//! CSRF token, a password or a personal access token, the session cookie's flags, failures
+//! slowed per account, sign-out ending the session on the server, and the page headers.
+
+use super::helpers::*;
+use kiln_core::Visibility;
+use std::collections::BTreeMap;
+
+/// Keeps cookies, follows no redirect.
+struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The `authenticity_token` of the page's (first) form.
+    fn token(&self) -> String {
+        const FIELD: &str = "name=\"authenticity_token\" value=\"";
+        let at = self.body.find(FIELD).expect("a form with a token");
+        let rest = &self.body[at + FIELD.len()..];
+        rest[..rest.find('"').expect("end")].to_owned()
+    }
+
+    fn set_cookie(&self, name: &str) -> String {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            base: app.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let jar: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let response = request
+            .header("cookie", jar.join("; "))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        for value in headers.get_all("set-cookie").iter() {
+            let text = value.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() || text.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        let body = response.text().await.expect("body");
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    async fn sign_in(&mut self, login: &str, password: &str) -> Page {
+        let token = self.get("/users/sign_in").await.token();
+        self.post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &token),
+                ("user[login]", login),
+                ("user[password]", password),
+            ],
+        )
+        .await
+    }
+}
+
+async fn user_with_password(app: &TestApp, name: &str, password: &str) -> Actor {
+    let actor = app.user(name, false).await;
+    let hash = kiln_server::service::sign_in::hash_password(password)
+        .await
+        .expect("hash");
+    app.store
+        .sessions()
+        .set_password_hash(actor.id, Some(&hash))
+        .await
+        .expect("password");
+    actor
+}
+
+#[tokio::test]
+async fn signing_in_with_a_password_then_out_ends_the_session_on_the_server() {
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "ada", "correct horse").await;
+    app.project("team/open", Visibility::Public).await;
+    app.project("team/hidden", Visibility::Private).await;
+    let mut browser = Browser::new(&app);
+
+    let form = browser.get("/users/sign_in").await;
+    assert_eq!(form.status, 200);
+    let csp = form.headers["content-security-policy"]
+        .to_str()
+        .unwrap_or("");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let csrf_cookie = form.set_cookie("_kiln_csrf");
+    assert!(
+        csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Lax"),
+        "{csrf_cookie}"
+    );
+
+    // Signed out, the dashboard shows public projects only, and links the sign-in page.
+    let anonymous = browser.get("/").await;
+    assert_eq!(anonymous.status, 200);
+    assert!(anonymous.body.contains("team/open") && !anonymous.body.contains("team/hidden"));
+    assert!(anonymous.body.contains("href=\"/users/sign_in\""));
+
+    // A post without the form's token is refused, whatever it holds.
+    let forged = browser
+        .post(
+            "/users/sign_in",
+            &[("user[login]", "ada"), ("user[password]", "correct horse")],
+        )
+        .await;
+    assert_eq!(forged.status, 422);
+    assert!(forged.set_cookie("_kiln_session").is_empty());
+
+    let stale = browser
+        .post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &"x".repeat(40)),
+                ("user[login]", "ada"),
+                ("user[password]", "correct horse"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 422, "a token that is not this browser's");
+    // What the visitor typed comes back escaped.
+    let hostile = browser
+        .sign_in("<script>alert(1)</script>", "whatever")
+        .await;
+    assert!(
+        !hostile.body.contains("<script>alert") && hostile.body.contains("&lt;script&gt;"),
+        "{}",
+        hostile.body
+    );
+    let wrong = browser.sign_in("ada", "wrong horse").await;
+    assert_eq!(wrong.status, 401);
+    assert!(
+        wrong.body.contains("Invalid login or password."),
+        "{}",
+        wrong.body
+    );
+
+    let signed_in = browser.sign_in("ada", "correct horse").await;
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(signed_in.headers["location"], "/");
+    let session = signed_in.set_cookie("_kiln_session");
+    for flag in ["HttpOnly", "SameSite=Lax", "Max-Age=604800", "Path=/"] {
+        assert!(session.contains(flag), "{flag} in {session}");
+    }
+    assert!(!session.contains("Secure"), "not behind https: {session}");
+    let stolen = browser.cookies["_kiln_session"].clone();
+
+    let dashboard = browser.get("/").await;
+    assert!(
+        dashboard.body.contains("class=\"who\">ada<"),
+        "{}",
+        dashboard.body
+    );
+    assert!(dashboard.body.contains("Sign out"));
+
+    // Sign-out needs the session's token too.
+    let forged = browser.post("/users/sign_out", &[]).await;
+    assert_eq!(forged.status, 422);
+    assert!(browser.get("/").await.body.contains("Sign out"));
+    let token = browser.get("/").await.token();
+    let out = browser
+        .post("/users/sign_out", &[("authenticity_token", &token)])
+        .await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.headers["location"], "/users/sign_in");
+    // The old cookie, replayed, is nobody's any more.
+    let mut thief = Browser::new(&app);
+    thief.cookies.insert("_kiln_session".into(), stolen);
+    let replayed = thief.get("/").await;
+    assert!(!replayed.body.contains("Sign out") && replayed.body.contains("Sign in"));
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_slowed_and_a_token_signs_in_too() {
+    let app = TestApp::spawn().await;
+    let ada = user_with_password(&app, "ada", "correct horse").await;
+    let mut browser = Browser::new(&app);
+    for _ in 0..5 {
+        assert_eq!(browser.sign_in("ada", "guess").await.status, 401);
+    }
+    // Past five failures the next attempt waits, and is not even checked meanwhile.
+    let slowed = browser.sign_in("ada", "correct horse").await;
+    assert_eq!(slowed.status, 429, "{}", slowed.body);
+    assert_eq!(slowed.headers["retry-after"], "1");
+    assert!(slowed.body.contains("Too many failed sign-ins"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // A personal access token is as good as the password.
+    assert_eq!(browser.sign_in("ada", &ada.token).await.status, 303);
+    // The good sign-in cleared the count: a new failure is not slowed.
+    let mut other = Browser::new(&app);
+    assert_eq!(other.sign_in("ada", "guess").await.status, 401);
+    // Another user's token does not sign ada in.
+    let bob = app.user("bob", false).await;
+    assert_eq!(other.sign_in("ada", &bob.token).await.status, 401);
+}
+
+#[tokio::test]
+async fn the_stylesheet_is_served_from_the_binary() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    let css = browser.get("/-/assets/kiln.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.headers["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/css"));
+    assert!(css.body.contains("prefers-color-scheme: dark"));
+}
