@@ -138,6 +138,19 @@ impl Builds<'_> {
         Ok(failed)
     }
 
+    /// The pipeline whose bridge started `pipeline_id`, if a bridge did.
+    pub async fn upstream_of(&self, pipeline_id: i64) -> StoreResult<Option<i64>> {
+        let row = self
+            .db
+            .read_optional(
+                "SELECT b.pipeline_id FROM pipelines p JOIN builds b ON b.id = p.upstream_build_id \
+                 WHERE p.id = $1",
+                args![pipeline_id],
+            )
+            .await?;
+        Ok(row.map(|r| r.int("pipeline_id")).transpose()?)
+    }
+
     /// The downstream pipelines bridges of `pipeline_id` started: (bridge id, pipeline id).
     pub async fn downstream_of(&self, pipeline_id: i64) -> StoreResult<Vec<(i64, i64)>> {
         let rows = self

@@ -11,6 +11,20 @@ use kiln_store::{NewBuild, NewPipeline, ProjectRecord};
 use std::collections::BTreeMap;
 
 pub const CONFIG_PATH: &str = ".gitlab-ci.yml";
+/// The statuses a pipeline can have (what `status=` filters may name).
+pub const STATUSES: &[&str] = &[
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "canceled",
+    "skipped",
+    "manual",
+    "scheduled",
+];
 /// The message GitLab gives when `workflow: rules` or filtering leaves nothing to run.
 pub const FILTERED_OUT: &str = "Pipeline filtered out by workflow rules.";
 

@@ -5,6 +5,7 @@
 
 mod assets;
 mod page;
+mod pipelines;
 mod projects;
 mod session;
 mod sign_in;
@@ -27,6 +28,20 @@ pub fn routes() -> Router<AppState> {
         .route("/users/sign_in", get(sign_in::form).post(sign_in::submit))
         .route("/users/sign_out", post(sign_in::sign_out))
         .route("/-/assets/kiln.css", get(assets::stylesheet))
+        .route("/{namespace}/{repo}", get(pipelines::project_home))
+        .route(
+            "/{namespace}/{repo}/-/pipelines",
+            get(pipelines::list).post(pipelines::create),
+        )
+        .route("/{namespace}/{repo}/-/pipelines/{id}", get(pipelines::show))
+        .route(
+            "/{namespace}/{repo}/-/pipelines/{id}/cancel",
+            post(pipelines::cancel),
+        )
+        .route(
+            "/{namespace}/{repo}/-/pipelines/{id}/retry",
+            post(pipelines::retry),
+        )
         .layer(axum::middleware::map_response(security_headers))
 }
 

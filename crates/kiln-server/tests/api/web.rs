@@ -109,14 +109,7 @@ impl Browser {
 
 async fn user_with_password(app: &TestApp, name: &str, password: &str) -> Actor {
     let actor = app.user(name, false).await;
-    let hash = kiln_server::service::sign_in::hash_password(password)
-        .await
-        .expect("hash");
-    app.store
-        .sessions()
-        .set_password_hash(actor.id, Some(&hash))
-        .await
-        .expect("password");
+    set_password(app, &actor, password).await;
     actor
 }
 
@@ -257,4 +250,154 @@ async fn the_stylesheet_is_served_from_the_binary() {
         .unwrap_or("")
         .starts_with("text/css"));
     assert!(css.body.contains("prefers-color-scheme: dark"));
+}
+
+async fn set_password(app: &TestApp, actor: &Actor, password: &str) {
+    let hash = kiln_server::service::sign_in::hash_password(password)
+        .await
+        .expect("hash");
+    app.store
+        .sessions()
+        .set_password_hash(actor.id, Some(&hash))
+        .await
+        .expect("password");
+}
+
+const GRAPH_CI: &str = "stages: [build, test]\nmake:\n  stage: build\n  script: [echo made]\ncheck:\n  stage: test\n  needs: [make]\n  script: [\"exit 1\"]\n";
+
+#[tokio::test]
+async fn pipeline_pages_show_the_graph_and_offer_only_what_a_role_may_do() {
+    let (app, owner, repo, project) = TestApp::with_repo(1, GRAPH_CI).await;
+    set_password(&app, &owner, "owner password").await;
+    let reporter = app.user("reporter", false).await;
+    set_password(&app, &reporter, "reporter password").await;
+    app.member(project, &reporter, kiln_core::AccessLevel::Reporter)
+        .await;
+    repo.commit(&[("x.txt", "x")], "<script>alert(1)</script> \u{1b}[31mred");
+    let (pipeline, builds) = app.run_pipeline(project, "master", &owner).await;
+    assert_eq!(builds["check"]["status"], "failed");
+
+    // A private project's pages are not found signed out.
+    let mut anonymous = Browser::new(&app);
+    assert_eq!(anonymous.get("/team/app/-/pipelines").await.status, 404);
+
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in("owner", "owner password").await.status, 303);
+    let home = browser.get("/team/app").await;
+    assert_eq!(home.status, 303);
+    assert_eq!(home.headers["location"], "/team/app/-/pipelines");
+    let list = browser.get("/team/app/-/pipelines").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body
+            .contains(&format!("href=\"/team/app/-/pipelines/{pipeline}\"")),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("status-failed") && list.body.contains(">failed<"));
+    // The commit title is shown, and inert.
+    assert!(!list.body.contains("<script>alert"), "{}", list.body);
+    assert!(
+        list.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("Run pipeline"));
+    let filtered = browser.get("/team/app/-/pipelines?status=success").await;
+    assert!(!filtered
+        .body
+        .contains(&format!("/team/app/-/pipelines/{pipeline}\"")));
+
+    let graph = browser
+        .get(&format!("/team/app/-/pipelines/{pipeline}"))
+        .await;
+    assert_eq!(graph.status, 200);
+    for text in [
+        "aria-label=\"Stage build\"",
+        "aria-label=\"Stage test\"",
+        ">make<",
+        ">check<",
+        "needs make",
+        ">Retry<",
+    ] {
+        assert!(graph.body.contains(text), "{text} in {}", graph.body);
+    }
+
+    // A reporter sees the graph without the buttons, and a post of theirs is refused.
+    let mut reader = Browser::new(&app);
+    assert_eq!(
+        reader.sign_in("reporter", "reporter password").await.status,
+        303
+    );
+    let seen = reader
+        .get(&format!("/team/app/-/pipelines/{pipeline}"))
+        .await;
+    assert_eq!(seen.status, 200);
+    assert!(!seen.body.contains(">Retry<") && !seen.body.contains("Run pipeline"));
+    let token = seen.token();
+    let refused = reader
+        .post(
+            &format!("/team/app/-/pipelines/{pipeline}/retry"),
+            &[("authenticity_token", &token)],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    // The owner's retry needs the form's token, then runs the failed job again.
+    let forged = browser
+        .post(&format!("/team/app/-/pipelines/{pipeline}/retry"), &[])
+        .await;
+    assert_eq!(forged.status, 422);
+    let token = browser
+        .get(&format!("/team/app/-/pipelines/{pipeline}"))
+        .await
+        .token();
+    let retried = browser
+        .post(
+            &format!("/team/app/-/pipelines/{pipeline}/retry"),
+            &[("authenticity_token", &token)],
+        )
+        .await;
+    assert_eq!(retried.status, 303);
+    let checks = app
+        .store
+        .builds()
+        .find(
+            project,
+            &kiln_store::BuildFilter {
+                pipeline_id: Some(pipeline),
+                name: Some("check".into()),
+                ..kiln_store::BuildFilter::default()
+            },
+            kiln_store::Window::Keyset {
+                after: None,
+                per_page: 10,
+                newest_first: false,
+            },
+        )
+        .await
+        .expect("builds");
+    assert_eq!(checks.builds.len(), 2, "the retry made a new check build");
+
+    // "Run pipeline" makes a web pipeline of the ref, with its variables.
+    let run = browser
+        .post(
+            "/team/app/-/pipelines",
+            &[
+                ("authenticity_token", &token),
+                ("ref", "master"),
+                ("variables", "TARGET=staging\n"),
+            ],
+        )
+        .await;
+    assert_eq!(run.status, 303, "{}", run.body);
+    let location = run.headers["location"].to_str().unwrap_or("").to_owned();
+    let made: i64 = location
+        .rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .expect("id");
+    let made = app.store.pipelines().get(made).await.expect("pipeline");
+    assert_eq!(made.source, "web");
+    assert!(made.variables.contains("TARGET"), "{}", made.variables);
 }

@@ -82,20 +82,8 @@ fn present(
     (status, Json(presenter.pipeline(project, pipeline))).into_response()
 }
 
-/// The pipeline statuses `status=` may name.
-const STATUSES: &[&str] = &[
-    "created",
-    "waiting_for_resource",
-    "preparing",
-    "pending",
-    "running",
-    "success",
-    "failed",
-    "canceled",
-    "skipped",
-    "manual",
-    "scheduled",
-];
+// The pipeline statuses `status=` may name.
+use crate::service::pipelines::STATUSES;
 
 /// Grape's `DateTime` (ISO 8601) as milliseconds.
 fn timestamp(query: &QueryPairs, name: &str, problems: &mut Vec<String>) -> Option<i64> {
