@@ -4,6 +4,8 @@
 //! allows no inline script or style. Handlers are thin: they parse, ask the services, render.
 
 mod assets;
+mod jobs;
+mod log;
 mod page;
 mod pipelines;
 mod projects;
@@ -42,6 +44,9 @@ pub fn routes() -> Router<AppState> {
             "/{namespace}/{repo}/-/pipelines/{id}/retry",
             post(pipelines::retry),
         )
+        .route("/{namespace}/{repo}/-/jobs/{id}", get(jobs::show))
+        .route("/{namespace}/{repo}/-/jobs/{id}/raw", get(jobs::raw))
+        .route("/{namespace}/{repo}/-/jobs/{id}/{action}", post(jobs::act))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -90,7 +90,7 @@ struct PipelinePage<'a> {
 }
 
 /// An error as a page, with the status the API would answer.
-fn failed(visitor: &Visitor, err: ApiError) -> Response {
+pub(super) fn failed(visitor: &Visitor, err: ApiError) -> Response {
     let (page, _) = visitor.page();
     let status = err.status();
     let heading = status.canonical_reason().unwrap_or("Error").to_owned();
@@ -98,7 +98,7 @@ fn failed(visitor: &Visitor, err: ApiError) -> Response {
 }
 
 /// The project (as the viewer may read its builds) and whether they may act on them.
-async fn project_for(
+pub(super) async fn project_for(
     state: &AppState,
     visitor: &Visitor,
     (namespace, repo): (&str, &str),
@@ -286,7 +286,7 @@ fn row(pipeline: &PipelineRecord, builds: &[BuildRecord], now: i64) -> Row {
 }
 
 /// `1h 02m 05s`, `2m 05s`, `5s`.
-fn duration(secs: i64) -> String {
+pub(super) fn duration(secs: i64) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
     match (h, m) {
         (0, 0) => format!("{s}s"),
@@ -396,7 +396,7 @@ fn needs_of(build: &BuildRecord) -> Option<String> {
 }
 
 /// Who may act: a signed-in user allowed to update builds, whose form is this visitor's.
-async fn actor(
+pub(super) async fn actor(
     state: &AppState,
     visitor: &Visitor,
     path: (&str, &str),

@@ -401,3 +401,82 @@ async fn pipeline_pages_show_the_graph_and_offer_only_what_a_role_may_do() {
     assert_eq!(made.source, "web");
     assert!(made.variables.contains("TARGET"), "{}", made.variables);
 }
+
+const LOG_CI: &str = r#"shown:
+  script:
+    - printf '\033[0Ksection_start:1:setup[collapsed=true]\r\033[0KSetting up\n'
+    - echo inside the section
+    - printf '\033[0Ksection_end:66:setup\r\033[0K\n'
+    - printf '\033[31m<script>alert(1)</script>\033[0m\n'
+"#;
+
+#[tokio::test]
+async fn a_jobs_page_shows_its_log_safely_and_its_forms_by_role() {
+    let (app, owner, _repo, project) = TestApp::with_repo(1, LOG_CI).await;
+    set_password(&app, &owner, "owner password").await;
+    let reporter = user_with_password(&app, "reporter", "reporter password").await;
+    app.member(project, &reporter, kiln_core::AccessLevel::Reporter)
+        .await;
+    let (_, builds) = app.run_pipeline(project, "master", &owner).await;
+    assert_eq!(builds["shown"]["status"], "success", "{:?}", builds);
+    let id = builds["shown"]["id"].as_i64().expect("id");
+
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in("owner", "owner password").await.status, 303);
+    let job = browser.get(&format!("/team/app/-/jobs/{id}")).await;
+    assert_eq!(job.status, 200, "{}", job.body);
+    for text in [
+        "<details class=\"section\" data-section=\"setup\"><summary>",
+        ">Setting up</span></div></summary>",
+        "<p class=\"section-duration\">01:05</p></details>",
+        "inside the section",
+        "<span class=\"fg1\">&lt;script&gt;alert(1)&lt;/script&gt;</span>",
+        "href=\"#L1\"",
+        ">Retry<",
+        "href=\"/team/app/-/jobs/{id}/raw\"",
+    ] {
+        let text = text.replace("{id}", &id.to_string());
+        assert!(job.body.contains(&text), "{text} in {}", job.body);
+    }
+    assert!(!job.body.contains("<script>alert"), "the log is inert");
+    let raw = browser.get(&format!("/team/app/-/jobs/{id}/raw")).await;
+    assert!(raw.headers["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    assert!(raw.body.contains("<script>alert(1)</script>"));
+
+    let mut reader = Browser::new(&app);
+    assert_eq!(
+        reader.sign_in("reporter", "reporter password").await.status,
+        303
+    );
+    let seen = reader.get(&format!("/team/app/-/jobs/{id}")).await;
+    assert_eq!(seen.status, 200);
+    assert!(!seen.body.contains(">Retry<"));
+    let token = seen.token();
+    let refused = reader
+        .post(
+            &format!("/team/app/-/jobs/{id}/retry"),
+            &[("authenticity_token", &token)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+
+    let token = job.token();
+    let retried = browser
+        .post(
+            &format!("/team/app/-/jobs/{id}/retry"),
+            &[("authenticity_token", &token)],
+        )
+        .await;
+    assert_eq!(retried.status, 303, "{}", retried.body);
+    let location = retried.headers["location"]
+        .to_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        location.starts_with("/team/app/-/jobs/") && !location.ends_with(&format!("/{id}")),
+        "{location}"
+    );
+}

@@ -1,0 +1,252 @@
+//! A job's page, `/NS/PROJECT/-/jobs/ID`: its log (see `log`) beside its facts (duration,
+//! queue time, runner, coverage, commit, pipeline, the other jobs of its stage), the plain
+//! log at `…/raw`, and the cancel, retry, play and erase forms for those allowed to use them.
+
+use super::page::{self, Page};
+use super::pipelines::{actor, failed, project_for};
+use super::session::Visitor;
+use crate::params::Params;
+use crate::service::builds as service;
+use crate::{ApiError, AppState};
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kiln_core::BuildStatus;
+use kiln_store::{BuildFilter, BuildRecord, ProjectRecord, Window};
+
+/// The end of a log the page shows at most; the raw log has all of it.
+const SHOWN_BYTES: usize = 1 << 20;
+
+struct Sibling {
+    id: i64,
+    name: String,
+    status: String,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobPage<'a> {
+    page: &'a Page,
+    project: String,
+    id: i64,
+    name: String,
+    stage: String,
+    status: String,
+    pipeline_id: i64,
+    ref_name: String,
+    short_sha: String,
+    title: String,
+    duration: String,
+    queued: String,
+    runner: String,
+    coverage: Option<f64>,
+    failure_reason: Option<String>,
+    log: String,
+    skipped: Option<usize>,
+    siblings: Vec<Sibling>,
+    can_update: bool,
+    cancelable: bool,
+    retryable: bool,
+    playable: bool,
+    erasable: bool,
+}
+
+/// The job `id` of the project, as the viewer may read it.
+async fn job_of(
+    state: &AppState,
+    visitor: &Visitor,
+    path: (&str, &str),
+    id: &str,
+) -> Result<(ProjectRecord, BuildRecord, bool), ApiError> {
+    let (project, can_update) = project_for(state, visitor, path).await?;
+    let build_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFoundMessage("404 Not found"))?;
+    let build = service::show(&state.store, project.id, build_id).await?;
+    if build.kind == "bridge" {
+        return Err(ApiError::NotFoundMessage("404 Not found"));
+    }
+    Ok((project, build, can_update))
+}
+
+/// `GET /NS/PROJECT/-/jobs/ID`
+pub async fn show(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo, id)): Path<(String, String, String)>,
+) -> Response {
+    match show_page(&state, &visitor, (&namespace, &repo), &id).await {
+        Ok(response) => response,
+        Err(err) => failed(&visitor, err),
+    }
+}
+
+async fn show_page(
+    state: &AppState,
+    visitor: &Visitor,
+    path: (&str, &str),
+    id: &str,
+) -> Result<Response, ApiError> {
+    let (project, build, can_update) = job_of(state, visitor, path, id).await?;
+    let trace = state.store.builds().trace(build.id).await?;
+    let (skipped, shown) = tail(&trace);
+    let first_line = 1 + trace[..skipped].iter().filter(|b| **b == b'\n').count();
+    let log = super::log::render(&String::from_utf8_lossy(shown), first_line);
+    let filter = BuildFilter {
+        pipeline_id: Some(build.pipeline_id),
+        include_retried: false,
+        ..BuildFilter::default()
+    };
+    let window = Window::Keyset {
+        after: None,
+        per_page: 1_000,
+        newest_first: false,
+    };
+    let siblings = state
+        .store
+        .builds()
+        .find(project.id, &filter, window)
+        .await?
+        .builds
+        .into_iter()
+        .filter(|b| b.stage_idx == build.stage_idx)
+        .map(|b| Sibling {
+            id: b.id,
+            name: b.name,
+            status: b.status.as_str().to_owned(),
+        })
+        .collect();
+    let now = kiln_store::now_ms();
+    let seconds = |from: Option<i64>, to: Option<i64>| match (from, to) {
+        (Some(from), Some(to)) => super::pipelines::duration((to - from).max(0) / 1000),
+        (Some(from), None) => format!(
+            "{} so far",
+            super::pipelines::duration((now - from).max(0) / 1000)
+        ),
+        _ => "—".to_owned(),
+    };
+    let (page, cookies) = visitor.page();
+    let status = build.status;
+    let body = JobPage {
+        page: &page,
+        project: project.full_path(),
+        id: build.id,
+        name: build.name.clone(),
+        stage: build.stage.clone(),
+        status: status.as_str().to_owned(),
+        pipeline_id: build.pipeline_id,
+        ref_name: build.ref_name.clone(),
+        short_sha: build.commit.sha.chars().take(8).collect(),
+        title: build.commit.message.lines().next().unwrap_or("").to_owned(),
+        duration: seconds(build.started_at, build.finished_at),
+        queued: seconds(build.queued_at, build.started_at.or(build.finished_at)),
+        runner: build.runner.as_ref().map_or_else(
+            || "—".to_owned(),
+            |r| format!("#{} {}", r.id, r.description),
+        ),
+        coverage: build.coverage,
+        failure_reason: build
+            .failure_reason
+            .clone()
+            .filter(|_| status == BuildStatus::Failed),
+        log,
+        skipped: (skipped > 0).then_some(skipped),
+        siblings,
+        can_update,
+        cancelable: status.is_cancelable(),
+        retryable: status.is_complete(),
+        playable: status == BuildStatus::Manual,
+        erasable: status.is_complete() && build.erased_at.is_none(),
+    };
+    Ok(page::render(StatusCode::OK, &body, &cookies))
+}
+
+/// The part of the log the page shows: from a line start within the last `SHOWN_BYTES`.
+fn tail(trace: &[u8]) -> (usize, &[u8]) {
+    if trace.len() <= SHOWN_BYTES {
+        return (0, trace);
+    }
+    let from = trace.len() - SHOWN_BYTES;
+    let start = trace[from..]
+        .iter()
+        .position(|b| *b == b'\n')
+        .map_or(from, |at| from + at + 1);
+    (start, &trace[start..])
+}
+
+/// `GET /NS/PROJECT/-/jobs/ID/raw`: the log as plain text.
+pub async fn raw(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo, id)): Path<(String, String, String)>,
+) -> Response {
+    let found = async {
+        let (_, build, _) = job_of(&state, &visitor, (&namespace, &repo), &id).await?;
+        Ok::<Vec<u8>, ApiError>(state.store.builds().trace(build.id).await?)
+    };
+    match found.await {
+        Ok(trace) => (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            trace,
+        )
+            .into_response(),
+        Err(err) => failed(&visitor, err),
+    }
+}
+
+/// What a job's form asks for.
+#[derive(Clone, Copy)]
+enum Action {
+    Cancel,
+    Retry,
+    Play,
+    Erase,
+}
+
+/// `POST /NS/PROJECT/-/jobs/ID/ACTION` (cancel, retry, play, erase): to the job's page after,
+/// or the new job's after a retry.
+pub async fn act(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo, id, action)): Path<(String, String, String, String)>,
+    Params(params): Params,
+) -> Response {
+    let action = match action.as_str() {
+        "cancel" => Action::Cancel,
+        "retry" => Action::Retry,
+        "play" => Action::Play,
+        "erase" => Action::Erase,
+        _ => return failed(&visitor, ApiError::NotFoundMessage("404 Not found")),
+    };
+    let (project, user_id) = match actor(&state, &visitor, (&namespace, &repo), &params).await {
+        Ok(found) => found,
+        Err(refused) => return refused,
+    };
+    match perform(&state, &project, (&id, user_id), action).await {
+        Ok(build) => page::redirect(&format!("/{}/-/jobs/{build}", project.full_path()), &[]),
+        Err(err) => failed(&visitor, err),
+    }
+}
+
+async fn perform(
+    state: &AppState,
+    project: &ProjectRecord,
+    (id, user_id): (&str, i64),
+    action: Action,
+) -> Result<i64, ApiError> {
+    let build_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFoundMessage("404 Not found"))?;
+    let user = state.store.users().get(user_id).await?;
+    let build = match action {
+        Action::Cancel => service::cancel(state, project.id, build_id).await?,
+        Action::Retry => service::retry(state, project.id, build_id, &user).await?,
+        Action::Play => service::play(state, (project.id, build_id), &user, &[]).await?,
+        Action::Erase => service::erase(state, project.id, build_id, &user).await?,
+    };
+    Ok(build.id)
+}
