@@ -250,3 +250,119 @@ async fn perform(
     };
     Ok(build.id)
 }
+
+const PER_PAGE: u32 = 30;
+
+struct JobRow {
+    id: i64,
+    name: String,
+    status: String,
+    stage: String,
+    ref_name: String,
+    short_sha: String,
+    pipeline_id: i64,
+    duration: String,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage<'a> {
+    page: &'a Page,
+    project: String,
+    statuses: Vec<super::pipelines::StatusOption>,
+    name: String,
+    ref_name: String,
+    rows: Vec<JobRow>,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /NS/PROJECT/-/jobs`: newest first, by status, name and ref.
+pub async fn list(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo)): Path<(String, String)>,
+    query: crate::query::QueryPairs,
+) -> Response {
+    match list_page(&state, &visitor, (&namespace, &repo), &query).await {
+        Ok(response) => response,
+        Err(err) => failed(&visitor, err),
+    }
+}
+
+async fn list_page(
+    state: &AppState,
+    visitor: &Visitor,
+    path: (&str, &str),
+    query: &crate::query::QueryPairs,
+) -> Result<Response, ApiError> {
+    let (project, _) = project_for(state, visitor, path).await?;
+    let status = BuildStatus::ALL
+        .iter()
+        .copied()
+        .find(|s| query.get("status") == Some(s.as_str()));
+    let text = |key: &str| query.get(key).filter(|v| !v.is_empty()).map(str::to_owned);
+    let (name, ref_name) = (text("name"), text("ref"));
+    let number = page::number(query);
+    let filter = BuildFilter {
+        scope: status.map_or_else(kiln_core::Scope::all, |s| kiln_core::Scope::of(&[s])),
+        name: name.clone(),
+        ref_name: ref_name.clone(),
+        ..BuildFilter::default()
+    };
+    let window = Window::Offset {
+        page: kiln_core::PageRequest {
+            page: number,
+            per_page: PER_PAGE,
+        },
+        newest_first: true,
+    };
+    let slice = state
+        .store
+        .builds()
+        .find(project.id, &filter, window)
+        .await?;
+    let rows = slice
+        .builds
+        .iter()
+        .filter(|b| b.kind != "bridge")
+        .map(|b| JobRow {
+            id: b.id,
+            name: b.name.clone(),
+            status: b.status.as_str().to_owned(),
+            stage: b.stage.clone(),
+            ref_name: b.ref_name.clone(),
+            short_sha: b.commit.sha.chars().take(8).collect(),
+            pipeline_id: b.pipeline_id,
+            duration: match (b.started_at, b.finished_at) {
+                (Some(from), Some(to)) => super::pipelines::duration((to - from).max(0) / 1000),
+                _ => "—".to_owned(),
+            },
+        })
+        .collect();
+    let kept = [
+        ("status", status.map(|s| s.as_str().to_owned())),
+        ("name", name.clone()),
+        ("ref", ref_name.clone()),
+    ];
+    let base = format!("/{}/-/jobs", project.full_path());
+    let link = |number: u32| page::link(&base, number, &kept);
+    let (page, cookies) = visitor.page();
+    let body = JobsPage {
+        page: &page,
+        project: project.full_path(),
+        statuses: BuildStatus::ALL
+            .iter()
+            .map(|s| super::pipelines::StatusOption {
+                name: s.as_str(),
+                selected: Some(*s) == status,
+            })
+            .collect(),
+        name: name.clone().unwrap_or_default(),
+        ref_name: ref_name.clone().unwrap_or_default(),
+        rows,
+        previous: (number > 1).then(|| link(number - 1)),
+        next: slice.has_more.then(|| link(number + 1)),
+    };
+    Ok(page::render(StatusCode::OK, &body, &cookies))
+}

@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
             "/{namespace}/{repo}/-/pipelines/{id}/retry",
             post(pipelines::retry),
         )
+        .route("/{namespace}/{repo}/-/jobs", get(jobs::list))
         .route("/{namespace}/{repo}/-/jobs/{id}", get(jobs::show))
         .route("/{namespace}/{repo}/-/jobs/{id}/raw", get(jobs::raw))
         .route("/{namespace}/{repo}/-/jobs/{id}/{action}", post(jobs::act))

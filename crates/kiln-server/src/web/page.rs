@@ -65,3 +65,24 @@ pub fn redirect(to: &str, cookies: &[String]) -> Response {
     }
     response
 }
+
+/// The `page` a list's query asks for (1 when none or not a page).
+pub fn number(query: &crate::query::QueryPairs) -> u32 {
+    query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .filter(|p| *p >= 1)
+        .unwrap_or(1)
+}
+
+/// The address of page `number` of the list at `base`, keeping its filters.
+pub fn link(base: &str, number: u32, kept: &[(&str, Option<String>)]) -> String {
+    let mut href = format!("{base}?page={number}");
+    for (key, value) in kept {
+        if let Some(value) = value {
+            let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            href.push_str(&format!("&{key}={encoded}"));
+        }
+    }
+    href
+}

@@ -25,9 +25,10 @@ struct StageCell {
     status: String,
 }
 
-struct StatusOption {
-    name: &'static str,
-    selected: bool,
+/// One choice of a status filter.
+pub(super) struct StatusOption {
+    pub(super) name: &'static str,
+    pub(super) selected: bool,
 }
 
 struct Row {
@@ -152,11 +153,7 @@ async fn list_page(
         .get("ref")
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
-    let number: u32 = query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p >= 1)
-        .unwrap_or(1);
+    let number = page::number(query);
     let filter = PipelineFilter {
         status: status.clone(),
         ref_name: ref_name.clone(),
@@ -177,16 +174,9 @@ async fn list_page(
         let builds = builds_of(state, project.id, pipeline.id, false).await?;
         rows.push(row(pipeline, &builds, now));
     }
-    let link = |page: u32| {
-        let mut href = format!("/{}/-/pipelines?page={page}", project.full_path());
-        for (key, value) in [("status", &status), ("ref", &ref_name)] {
-            if let Some(value) = value {
-                let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-                href.push_str(&format!("&{key}={encoded}"));
-            }
-        }
-        href
-    };
+    let kept = [("status", status.clone()), ("ref", ref_name.clone())];
+    let base = format!("/{}/-/pipelines", project.full_path());
+    let link = |number: u32| page::link(&base, number, &kept);
     let shown = u64::from(number) * u64::from(PER_PAGE);
     let (page, cookies) = visitor.page();
     let body = PipelinesPage {

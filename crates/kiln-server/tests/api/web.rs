@@ -379,6 +379,23 @@ async fn pipeline_pages_show_the_graph_and_offer_only_what_a_role_may_do() {
         .expect("builds");
     assert_eq!(checks.builds.len(), 2, "the retry made a new check build");
 
+    // The project's jobs, filtered by status and by name.
+    let jobs = browser.get("/team/app/-/jobs").await;
+    assert_eq!(jobs.status, 200);
+    assert!(
+        jobs.body.contains(" make</a>") && jobs.body.contains(" check</a>"),
+        "{}",
+        jobs.body
+    );
+    let failed = browser.get("/team/app/-/jobs?status=failed").await;
+    assert!(
+        failed.body.contains(" check</a>") && !failed.body.contains(" make</a>"),
+        "{}",
+        failed.body
+    );
+    let named = browser.get("/team/app/-/jobs?name=make").await;
+    assert!(named.body.contains(" make</a>") && !named.body.contains(" check</a>"));
+
     // "Run pipeline" makes a web pipeline of the ref, with its variables.
     let run = browser
         .post(
