@@ -186,12 +186,12 @@ impl Interpolation<'_> {
             }
             Value::Map(map) => {
                 let mut out = Map::new();
-                for (key, value) in map.iter() {
-                    let key = match self.text(key.clone()) {
+                for (key, value) in map {
+                    let key = match self.text(key) {
                         Value::Str(key) => key,
                         other => other.scalar_to_string().unwrap_or_default(),
                     };
-                    let value = self.value(value.clone());
+                    let value = self.value(value);
                     out.insert(key, value);
                 }
                 Value::Map(out)

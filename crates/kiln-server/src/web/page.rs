@@ -34,11 +34,7 @@ pub fn render(status: StatusCode, template: &impl Template, cookies: &[String]) 
                 .into_response()
         }
     };
-    for cookie in cookies {
-        if let Ok(value) = HeaderValue::from_str(cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    set_cookies(&mut response, cookies);
     response
 }
 
@@ -58,11 +54,7 @@ pub fn error(status: StatusCode, page: &Page, heading: &str, text: &str) -> Resp
 /// `303 See Other` to `to` (after a form), with cookies.
 pub fn redirect(to: &str, cookies: &[String]) -> Response {
     let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, to.to_owned())]).into_response();
-    for cookie in cookies {
-        if let Ok(value) = HeaderValue::from_str(cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
+    set_cookies(&mut response, cookies);
     response
 }
 
@@ -85,4 +77,12 @@ pub fn link(base: &str, number: u32, kept: &[(&str, Option<String>)]) -> String 
         }
     }
     href
+}
+
+fn set_cookies(response: &mut Response, cookies: &[String]) {
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
 }
