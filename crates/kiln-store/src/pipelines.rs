@@ -482,16 +482,20 @@ impl Pipelines<'_> {
         Ok(found.is_some())
     }
 
-    /// Decides what the pipeline's created builds do now and stores it. Returns the builds
-    /// that became pending (runners are woken through the change feed).
     /// Marks a pipeline running (and started) after one of its builds was claimed, unless it
-    /// is already: the composite status of a pipeline with a running build.
+    /// is already: the composite status of a pipeline with a running build. The claim has
+    /// committed by now, so the build may have been canceled meanwhile (with its pipeline):
+    /// the pipeline is locked first, as by every change to its builds, and marked only while
+    /// a build of it still runs.
     pub async fn mark_running(&self, project_id: i64, pipeline_id: i64) -> StoreResult<()> {
         let mut tx = self.db.begin(self.feed).await?;
+        tx.execute(dialect::lock_pipeline(self.db), args![pipeline_id])
+            .await?;
         let changed = tx
             .execute(
                 "UPDATE pipelines SET status = 'running', started_at = COALESCE(started_at, $2), \
-                 finished_at = NULL WHERE id = $1 AND status <> 'running'",
+                 finished_at = NULL WHERE id = $1 AND status <> 'running' \
+                 AND EXISTS (SELECT 1 FROM builds WHERE pipeline_id = $1 AND status = 'running')",
                 args![pipeline_id, now_ms()],
             )
             .await?;
@@ -503,6 +507,8 @@ impl Pipelines<'_> {
         Ok(())
     }
 
+    /// Decides what the pipeline's created builds do now and stores it. Returns the builds
+    /// that became pending (runners are woken through the change feed).
     pub async fn process(&self, pipeline_id: i64) -> StoreResult<Vec<i64>> {
         let mut tx = self.db.begin(self.feed).await?;
         tx.execute(dialect::lock_pipeline(self.db), args![pipeline_id])

@@ -644,6 +644,31 @@ async fn a_requeued_build_is_pending_again_without_a_runner() {
     assert_eq!(again.build_id, build);
 }
 
+/// A claim commits before its pipeline is marked running; a cancel that lands in between
+/// must not be undone by the late mark (the pipeline stayed "running" with nothing running).
+#[tokio::test]
+async fn a_late_running_mark_does_not_undo_a_cancel() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let claimed = store
+        .builds()
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.build_id, ids[0]);
+    let pipelines = store.pipelines();
+    assert_eq!(pipelines.cancel(pid, claimed.pipeline_id).await.unwrap(), 1);
+    pipelines
+        .mark_running(pid, claimed.pipeline_id)
+        .await
+        .unwrap();
+    let pipeline = pipelines.get(claimed.pipeline_id).await.unwrap();
+    assert_eq!(pipeline.status, "canceled");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_holder_at_a_time_holds_a_cluster_lease() {
     let (_db, store) = fresh().await;
