@@ -30,6 +30,8 @@ pub enum Change {
     Pending,
     /// The build was canceled: whoever runs it should stop.
     Canceled(i64),
+    /// The build's log grew: open pages that follow it fetch the new bytes.
+    Trace(i64),
 }
 
 impl Change {
@@ -40,6 +42,7 @@ impl Change {
             Change::Access => "a".into(),
             Change::Pending => "p".into(),
             Change::Canceled(build) => format!("c{build}"),
+            Change::Trace(build) => format!("t{build}"),
         }
     }
 
@@ -52,6 +55,7 @@ impl Change {
             "a" if rest.is_empty() => Some(Change::Access),
             "p" if rest.is_empty() => Some(Change::Pending),
             "c" => id().map(Change::Canceled),
+            "t" => id().map(Change::Trace),
             _ => None,
         }
     }
@@ -103,7 +107,7 @@ impl ChangeFeed {
                 Change::Builds(project) => self.versions.bump_builds(project),
                 Change::AllBuilds => self.versions.bump_all_builds(),
                 Change::Access => self.versions.bump_access(),
-                Change::Pending | Change::Canceled(_) => {}
+                Change::Pending | Change::Canceled(_) | Change::Trace(_) => {}
             }
             // No subscriber is not an error.
             let _ = self.sender.send(*change);
@@ -169,6 +173,7 @@ mod tests {
             Change::Access,
             Change::Pending,
             Change::Canceled(7),
+            Change::Trace(9),
         ] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }

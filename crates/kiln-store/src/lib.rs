@@ -50,6 +50,7 @@ pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
 pub use sessions::{Failures, SessionRecord};
 pub use traces::Appended;
+pub use traces::TraceWindow;
 pub use triggers::TriggerRecord;
 pub use users::UserRecord;
 pub use variables::VariableRecord;

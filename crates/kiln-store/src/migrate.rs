@@ -65,6 +65,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_web_sign_in.sql"),
         postgres: include_str!("../migrations/postgres/0011_web_sign_in.sql"),
     },
+    Migration {
+        version: 12,
+        sqlite: include_str!("../migrations/sqlite/0012_trace_lines.sql"),
+        postgres: include_str!("../migrations/postgres/0012_trace_lines.sql"),
+    },
 ];
 
 /// The advisory lock servers starting together queue on, so each migration is applied once.

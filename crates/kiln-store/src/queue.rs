@@ -135,11 +135,7 @@ pub(crate) async fn append_note(
     if data.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "INSERT INTO trace_parts (build_id, start, data) VALUES ($1, $2, $3)",
-        args![build_id, at, data],
-    )
-    .await?;
+    crate::traces::insert_part(tx, build_id, at, data).await?;
     tx.execute(
         "UPDATE builds SET trace_size = $1 WHERE id = $2",
         args![at + data.len() as i64, build_id],

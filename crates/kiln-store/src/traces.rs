@@ -8,6 +8,33 @@ use crate::row::KilnRow;
 use crate::{dialect, StoreError, StoreResult};
 use kiln_core::BuildStatus;
 
+/// A window of a build's log: its bytes from `start`, and how many lines end before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceWindow {
+    pub start: i64,
+    pub lines_before: i64,
+    pub data: Vec<u8>,
+}
+
+/// Stores one part of a build's log at `start`, with the number of lines it ends.
+pub(crate) async fn insert_part(
+    tx: &mut crate::db::Tx<'_>,
+    build_id: i64,
+    start: i64,
+    data: &[u8],
+) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO trace_parts (build_id, start, data, lines) VALUES ($1, $2, $3, $4)",
+        args![build_id, start, data, count_lines(data)],
+    )
+    .await?;
+    tx.notify(crate::changes::Change::Trace(build_id)).await
+}
+
+fn count_lines(data: &[u8]) -> i64 {
+    data.iter().filter(|b| **b == b'\n').count() as i64
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -41,11 +68,7 @@ impl Builds<'_> {
         let size = row.int("trace_size")?;
         let end = offset + data.len() as i64;
         let appended = if offset == size && !data.is_empty() {
-            tx.execute(
-                "INSERT INTO trace_parts (build_id, start, data) VALUES ($1, $2, $3)",
-                args![build_id, size, data],
-            )
-            .await?;
+            insert_part(&mut tx, build_id, size, data).await?;
             Appended::Stored { size: end }
         } else if offset <= size && end <= size {
             // Sent again after its answer was lost (or empty): it is stored already.
@@ -126,6 +149,77 @@ impl Builds<'_> {
             .map(|r| Ok((r.int("start")?, r.bytes("data")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    /// The bytes `[from, to)` of the trace (clipped to what is stored), with the number of
+    /// lines that end before `from`: what a page needs to show a window of a long log with
+    /// its line numbers, read from the parts that hold it and the line counts of the others.
+    pub async fn trace_window(
+        &self,
+        build_id: i64,
+        from: i64,
+        to: i64,
+    ) -> StoreResult<TraceWindow> {
+        let from = from.max(0);
+        let first = self
+            .db
+            .read_int(
+                "SELECT COALESCE(MAX(start), 0) AS n FROM trace_parts \
+                 WHERE build_id = $1 AND start <= $2",
+                args![build_id, from],
+            )
+            .await?;
+        let mut lines_before = self.lines_before(build_id, first).await?;
+        let rows = self
+            .db
+            .read_all(
+                "SELECT start, data FROM trace_parts WHERE build_id = $1 AND start >= $2 \
+                 AND start < $3 ORDER BY start",
+                args![build_id, first, to.max(first + 1)],
+            )
+            .await?;
+        let mut held = Vec::new();
+        for row in &rows {
+            held.extend_from_slice(&row.bytes("data")?);
+        }
+        let skip = ((from - first).max(0) as usize).min(held.len());
+        lines_before += count_lines(&held[..skip]);
+        let end = ((to - first).max(0) as usize).clamp(skip, held.len());
+        Ok(TraceWindow {
+            start: first + skip as i64,
+            lines_before,
+            data: held[skip..end].to_vec(),
+        })
+    }
+
+    /// How many lines end in the parts that start before `start` (a part's start).
+    async fn lines_before(&self, build_id: i64, start: i64) -> StoreResult<i64> {
+        let row = self
+            .db
+            .read_optional(
+                "SELECT CAST(COALESCE(SUM(lines), 0) AS BIGINT) AS n, \
+                 COUNT(*) - COUNT(lines) AS uncounted \
+                 FROM trace_parts WHERE build_id = $1 AND start < $2",
+                args![build_id, start],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let mut lines = row.int("n")?;
+        if row.int("uncounted")? > 0 {
+            // Parts stored before their lines were counted (migration 12): counted now.
+            let rows = self
+                .db
+                .read_all(
+                    "SELECT data FROM trace_parts WHERE build_id = $1 AND start < $2 \
+                     AND lines IS NULL",
+                    args![build_id, start],
+                )
+                .await?;
+            for row in &rows {
+                lines += count_lines(&row.bytes("data")?);
+            }
+        }
+        Ok(lines)
     }
 
     /// Whether the build has written any trace.

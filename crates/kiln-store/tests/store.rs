@@ -644,6 +644,48 @@ async fn a_requeued_build_is_pending_again_without_a_runner() {
     assert_eq!(again.build_id, build);
 }
 
+/// A window of a log is read from the parts that hold it, numbered by the line counts of
+/// the parts before it; every append is announced on the change feed.
+#[tokio::test]
+async fn a_window_of_a_log_knows_its_first_line() {
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let build = store
+        .builds()
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
+        .await
+        .unwrap()
+        .unwrap()
+        .build_id;
+    let mut changes = store.feed().subscribe();
+    let builds = store.builds();
+    for (at, part) in [(0, &b"a\nb\n"[..]), (4, b"c\nd\ne\n"), (10, b"f")] {
+        builds
+            .append_trace_at(build, runner, at, part, i64::MAX)
+            .await
+            .unwrap();
+    }
+    let mut announced = 0;
+    while let Ok(change) = changes.try_recv() {
+        announced += usize::from(change == Change::Trace(build));
+    }
+    assert_eq!(announced, 3);
+    let window = |from, to| builds.trace_window(build, from, to);
+    let middle = window(5, 9).await.unwrap();
+    assert_eq!((middle.start, middle.lines_before), (5, 2));
+    assert_eq!(middle.data, b"\nd\ne");
+    let rest = window(6, 100).await.unwrap();
+    assert_eq!((rest.start, rest.lines_before), (6, 3));
+    assert_eq!(rest.data, b"d\ne\nf");
+    let whole = window(0, 11).await.unwrap();
+    assert_eq!((whole.start, whole.lines_before), (0, 0));
+    assert_eq!(whole.data, b"a\nb\nc\nd\ne\nf");
+    let past = window(50, 60).await.unwrap();
+    assert_eq!((past.start, past.lines_before, past.data.len()), (11, 5, 0));
+}
+
 /// A claim commits before its pipeline is marked running; a cancel that lands in between
 /// must not be undone by the late mark (the pipeline stayed "running" with nothing running).
 #[tokio::test]

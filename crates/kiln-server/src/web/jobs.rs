@@ -7,6 +7,7 @@ use super::pipelines::{actor, failed, project_for};
 use super::session::Visitor;
 use crate::params::Params;
 use crate::service::builds as service;
+use crate::service::job_logs::{self, Keep, WINDOW_BYTES};
 use crate::{ApiError, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
@@ -15,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use kiln_core::BuildStatus;
 use kiln_store::{BuildFilter, BuildRecord, ProjectRecord, Window};
 
-/// The end of a log the page shows at most; the raw log has all of it.
-const SHOWN_BYTES: usize = 1 << 20;
+/// Search results a page without scripts lists (a script steps through all of them).
+const LISTED_MATCHES: usize = 100;
 
 struct Sibling {
     id: i64,
@@ -42,8 +43,10 @@ struct JobPage<'a> {
     runner: String,
     coverage: Option<f64>,
     failure_reason: Option<String>,
-    log: String,
-    skipped: Option<usize>,
+    log: LogView,
+    query: String,
+    query_url: String,
+    hits: Option<Hits>,
     siblings: Vec<Sibling>,
     can_update: bool,
     cancelable: bool,
@@ -52,8 +55,28 @@ struct JobPage<'a> {
     erasable: bool,
 }
 
+/// The window of the log a page shows, rendered.
+struct LogView {
+    html: String,
+    start: i64,
+    end: i64,
+    first_line: i64,
+    lines: i64,
+    size: i64,
+    complete: bool,
+    /// Whether more of the log follows that this page does not show (a page of its own).
+    later: bool,
+}
+
+/// What a search found, for a page without scripts.
+struct Hits {
+    lines: Vec<(i64, i64)>,
+    total: usize,
+    more: bool,
+}
+
 /// The job `id` of the project, as the viewer may read it.
-async fn job_of(
+pub(super) async fn job_of(
     state: &AppState,
     visitor: &Visitor,
     path: (&str, &str),
@@ -75,8 +98,9 @@ pub async fn show(
     State(state): State<AppState>,
     visitor: Visitor,
     Path((namespace, repo, id)): Path<(String, String, String)>,
+    query: crate::query::QueryPairs,
 ) -> Response {
-    match show_page(&state, &visitor, (&namespace, &repo), &id).await {
+    match show_page(&state, &visitor, (&namespace, &repo), (&id, &query)).await {
         Ok(response) => response,
         Err(err) => failed(&visitor, err),
     }
@@ -86,13 +110,25 @@ async fn show_page(
     state: &AppState,
     visitor: &Visitor,
     path: (&str, &str),
-    id: &str,
+    (id, query): (&str, &crate::query::QueryPairs),
 ) -> Result<Response, ApiError> {
     let (project, build, can_update) = job_of(state, visitor, path, id).await?;
-    let trace = state.store.builds().trace(build.id).await?;
-    let (skipped, shown) = tail(&trace);
-    let first_line = 1 + trace[..skipped].iter().filter(|b| **b == b'\n').count();
-    let log = super::log::render(&String::from_utf8_lossy(shown), first_line);
+    let log = log_view(state, &build, query).await?;
+    let text = query.get("q").unwrap_or("").trim().to_owned();
+    let hits = if text.is_empty() {
+        None
+    } else {
+        let (found, more) = job_logs::search(&state.store, build.id, &text).await?;
+        Some(Hits {
+            total: found.len(),
+            lines: found
+                .iter()
+                .take(LISTED_MATCHES)
+                .map(|m| (m.line, (m.offset - WINDOW_BYTES / 2).max(0)))
+                .collect(),
+            more,
+        })
+    };
     let filter = BuildFilter {
         pipeline_id: Some(build.pipeline_id),
         include_retried: false,
@@ -126,7 +162,8 @@ async fn show_page(
         ),
         _ => "—".to_owned(),
     };
-    let (page, cookies) = visitor.page();
+    let (mut page, cookies) = visitor.page();
+    page.live = Some(format!("/{}/-/events", project.full_path()));
     let status = build.status;
     let body = JobPage {
         page: &page,
@@ -151,7 +188,9 @@ async fn show_page(
             .clone()
             .filter(|_| status == BuildStatus::Failed),
         log,
-        skipped: (skipped > 0).then_some(skipped),
+        query_url: form_urlencoded::byte_serialize(text.as_bytes()).collect(),
+        query: text,
+        hits,
         siblings,
         can_update,
         cancelable: status.is_cancelable(),
@@ -162,17 +201,97 @@ async fn show_page(
     Ok(page::render(StatusCode::OK, &body, &cookies))
 }
 
-/// The part of the log the page shows: from a line start within the last `SHOWN_BYTES`.
-fn tail(trace: &[u8]) -> (usize, &[u8]) {
-    if trace.len() <= SHOWN_BYTES {
-        return (0, trace);
+/// The bytes of the log a page or a script asks for: `from` (a window from there), `to` (the
+/// window that ends there), or neither (the end of the log, where a running job writes).
+fn asked_range(query: &crate::query::QueryPairs, size: i64) -> (i64, i64, Keep) {
+    let offset = |key: &str| query.get(key).and_then(|v| v.parse::<i64>().ok());
+    match (offset("from"), offset("to")) {
+        (Some(from), _) => (from, from.saturating_add(WINDOW_BYTES), Keep::First),
+        (None, Some(to)) => (to.saturating_sub(WINDOW_BYTES), to, Keep::Last),
+        (None, None) => (size - WINDOW_BYTES, size, Keep::Last),
     }
-    let from = trace.len() - SHOWN_BYTES;
-    let start = trace[from..]
-        .iter()
-        .position(|b| *b == b'\n')
-        .map_or(from, |at| from + at + 1);
-    (start, &trace[start..])
+}
+
+async fn log_view(
+    state: &AppState,
+    build: &BuildRecord,
+    query: &crate::query::QueryPairs,
+) -> Result<LogView, ApiError> {
+    let size = build.trace_size;
+    let complete = !matches!(
+        build.status,
+        BuildStatus::Running | BuildStatus::Pending | BuildStatus::Created
+    );
+    let range = asked_range(query, size);
+    let window = job_logs::window(&state.store, build.id, range, (size, complete)).await?;
+    let asked = query.get("from").is_some() || query.get("to").is_some();
+    Ok(LogView {
+        html: super::log::render(
+            &String::from_utf8_lossy(&window.text),
+            window.first_line as usize,
+        ),
+        start: window.start,
+        end: window.end,
+        first_line: window.first_line,
+        lines: window.lines,
+        size,
+        complete,
+        later: window.end < size && (complete || asked),
+    })
+}
+
+/// `GET /NS/PROJECT/-/jobs/ID/log?from=…|to=…`: a window of the log, rendered, as JSON.
+pub async fn log_window(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo, id)): Path<(String, String, String)>,
+    query: crate::query::QueryPairs,
+) -> Response {
+    let found = async {
+        let (_, build, _) = job_of(&state, &visitor, (&namespace, &repo), &id).await?;
+        log_view(&state, &build, &query).await
+    };
+    match found.await {
+        Ok(view) => axum::Json(serde_json::json!({
+            "start": view.start,
+            "end": view.end,
+            "first_line": view.first_line,
+            "lines": view.lines,
+            "size": view.size,
+            "complete": view.complete,
+            "html": view.html,
+        }))
+        .into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `GET /NS/PROJECT/-/jobs/ID/log/search?q=…`: the lines whose text contains `q` (ASCII case
+/// ignored), as JSON: `matches` (line and offset of each, at most 1000) and `more`.
+pub async fn log_search(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo, id)): Path<(String, String, String)>,
+    query: crate::query::QueryPairs,
+) -> Response {
+    let text = query.get("q").unwrap_or("").trim().to_owned();
+    let found = async {
+        let (_, build, _) = job_of(&state, &visitor, (&namespace, &repo), &id).await?;
+        if text.is_empty() || text.len() > 1_000 {
+            return Err(ApiError::BadRequest("q is missing or too long".into()));
+        }
+        Ok(job_logs::search(&state.store, build.id, &text).await?)
+    };
+    match found.await {
+        Ok((matches, more)) => {
+            let matches: Vec<_> = matches
+                .iter()
+                .map(|m| serde_json::json!({ "line": m.line, "offset": m.offset }))
+                .collect();
+            axum::Json(serde_json::json!({ "matches": matches, "more": more })).into_response()
+        }
+        Err(err) => err.into_response(),
+    }
 }
 
 /// `GET /NS/PROJECT/-/jobs/ID/raw`: the log as plain text.
@@ -347,7 +466,8 @@ async fn list_page(
     ];
     let base = format!("/{}/-/jobs", project.full_path());
     let link = |number: u32| page::link(&base, number, &kept);
-    let (page, cookies) = visitor.page();
+    let (mut page, cookies) = visitor.page();
+    page.live = Some(format!("/{}/-/events", project.full_path()));
     let body = JobsPage {
         page: &page,
         project: project.full_path(),

@@ -5,6 +5,7 @@
 
 mod assets;
 mod jobs;
+mod live;
 mod log;
 mod page;
 mod pipelines;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users/sign_in", get(sign_in::form).post(sign_in::submit))
         .route("/users/sign_out", post(sign_in::sign_out))
         .route("/-/assets/kiln.css", get(assets::stylesheet))
+        .route("/-/assets/kiln.js", get(assets::script))
         .route("/{namespace}/{repo}", get(pipelines::project_home))
         .route(
             "/{namespace}/{repo}/-/pipelines",
@@ -47,6 +49,16 @@ pub fn routes() -> Router<AppState> {
         .route("/{namespace}/{repo}/-/jobs", get(jobs::list))
         .route("/{namespace}/{repo}/-/jobs/{id}", get(jobs::show))
         .route("/{namespace}/{repo}/-/jobs/{id}/raw", get(jobs::raw))
+        .route("/{namespace}/{repo}/-/jobs/{id}/log", get(jobs::log_window))
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/log/search",
+            get(jobs::log_search),
+        )
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/events",
+            get(live::job_events),
+        )
+        .route("/{namespace}/{repo}/-/events", get(live::project_events))
         .route("/{namespace}/{repo}/-/jobs/{id}/{action}", post(jobs::act))
         .layer(axum::middleware::map_response(security_headers))
 }

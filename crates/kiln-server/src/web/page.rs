@@ -11,6 +11,8 @@ pub struct Page {
     pub viewer: Option<UserRecord>,
     /// The CSRF token of this visitor's forms.
     pub csrf_token: String,
+    /// The events that tell this page its live parts (`data-live-part`) changed.
+    pub live: Option<String>,
 }
 
 #[derive(Template)]

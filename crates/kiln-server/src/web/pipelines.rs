@@ -178,7 +178,8 @@ async fn list_page(
     let base = format!("/{}/-/pipelines", project.full_path());
     let link = |number: u32| page::link(&base, number, &kept);
     let shown = u64::from(number) * u64::from(PER_PAGE);
-    let (page, cookies) = visitor.page();
+    let (mut page, cookies) = visitor.page();
+    page.live = Some(format!("/{}/-/events", project.full_path()));
     let body = PipelinesPage {
         page: &page,
         project: project.full_path(),
@@ -348,7 +349,8 @@ async fn show_page(
         .await?
         .map(|parent| format!("{base}/-/pipelines/{parent}"));
     let status = pipeline.status.clone();
-    let (page, cookies) = visitor.page();
+    let (mut page, cookies) = visitor.page();
+    page.live = Some(format!("/{}/-/events", project.full_path()));
     let body = PipelinePage {
         page: &page,
         project: project.full_path(),

@@ -59,6 +59,7 @@ impl Visitor {
             let page = Page {
                 viewer: Some(session.user.clone()),
                 csrf_token: session.csrf_token.clone(),
+                live: None,
             };
             return (page, Vec::new());
         }
@@ -73,6 +74,7 @@ impl Visitor {
         let page = Page {
             viewer: None,
             csrf_token: token,
+            live: None,
         };
         (page, cookies)
     }

@@ -22,3 +22,4 @@ mod runners_api;
 mod triggers;
 mod variables;
 mod web;
+mod web_log;

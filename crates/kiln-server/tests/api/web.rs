@@ -7,21 +7,21 @@ use kiln_core::Visibility;
 use std::collections::BTreeMap;
 
 /// Keeps cookies, follows no redirect.
-struct Browser {
-    base: String,
-    client: reqwest::Client,
-    cookies: BTreeMap<String, String>,
+pub(super) struct Browser {
+    pub(super) base: String,
+    pub(super) client: reqwest::Client,
+    pub(super) cookies: BTreeMap<String, String>,
 }
 
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(super) struct Page {
+    pub(super) status: u16,
+    pub(super) headers: reqwest::header::HeaderMap,
+    pub(super) body: String,
 }
 
 impl Page {
     /// The `authenticity_token` of the page's (first) form.
-    fn token(&self) -> String {
+    pub(super) fn token(&self) -> String {
         const FIELD: &str = "name=\"authenticity_token\" value=\"";
         let at = self.body.find(FIELD).expect("a form with a token");
         let rest = &self.body[at + FIELD.len()..];
@@ -40,7 +40,7 @@ impl Page {
 }
 
 impl Browser {
-    fn new(app: &TestApp) -> Browser {
+    pub(super) fn new(app: &TestApp) -> Browser {
         Browser {
             base: app.base.clone(),
             client: reqwest::Client::builder()
@@ -51,7 +51,7 @@ impl Browser {
         }
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
+    pub(super) async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
         let jar: Vec<String> = self
             .cookies
             .iter()
@@ -83,17 +83,17 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(super) async fn get(&mut self, path: &str) -> Page {
         let request = self.client.get(format!("{}{path}", self.base));
         self.send(request).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(super) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let request = self.client.post(format!("{}{path}", self.base)).form(form);
         self.send(request).await
     }
 
-    async fn sign_in(&mut self, login: &str, password: &str) -> Page {
+    pub(super) async fn sign_in(&mut self, login: &str, password: &str) -> Page {
         let token = self.get("/users/sign_in").await.token();
         self.post(
             "/users/sign_in",
@@ -252,7 +252,7 @@ async fn the_stylesheet_is_served_from_the_binary() {
     assert!(css.body.contains("prefers-color-scheme: dark"));
 }
 
-async fn set_password(app: &TestApp, actor: &Actor, password: &str) {
+pub(super) async fn set_password(app: &TestApp, actor: &Actor, password: &str) {
     let hash = kiln_server::service::sign_in::hash_password(password)
         .await
         .expect("hash");
