@@ -35,6 +35,21 @@ async fn project(store: &Store) -> i64 {
         .expect("project")
 }
 
+/// A project whose one build runner `r1` has claimed: the runner, and the claim.
+async fn one_claimed_build(store: &Store) -> (i64, kiln_store::Claimed) {
+    let pid = project(store).await;
+    let ids = pipeline(store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let claimed = store
+        .builds()
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.build_id, ids[0]);
+    (runner, claimed)
+}
+
 #[tokio::test]
 async fn tokens_authenticate_their_user_and_are_stored_hashed() {
     let (_db, store) = fresh().await;
@@ -649,16 +664,8 @@ async fn a_requeued_build_is_pending_again_without_a_runner() {
 #[tokio::test]
 async fn a_window_of_a_log_knows_its_first_line() {
     let (_db, store) = fresh().await;
-    let pid = project(&store).await;
-    pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
-    let runner = store.runners().find_or_create("r1").await.unwrap();
-    let build = store
-        .builds()
-        .claim(runner, i64::MAX, &kiln_store::new_secret())
-        .await
-        .unwrap()
-        .unwrap()
-        .build_id;
+    let (runner, claimed) = one_claimed_build(&store).await;
+    let build = claimed.build_id;
     let mut changes = store.feed().subscribe();
     let builds = store.builds();
     for (at, part) in [(0, &b"a\nb\n"[..]), (4, b"c\nd\ne\n"), (10, b"f")] {
@@ -691,16 +698,8 @@ async fn a_window_of_a_log_knows_its_first_line() {
 #[tokio::test]
 async fn a_late_running_mark_does_not_undo_a_cancel() {
     let (_db, store) = fresh().await;
-    let pid = project(&store).await;
-    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
-    let runner = store.runners().find_or_create("r1").await.unwrap();
-    let claimed = store
-        .builds()
-        .claim(runner, i64::MAX, &kiln_store::new_secret())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(claimed.build_id, ids[0]);
+    let (_, claimed) = one_claimed_build(&store).await;
+    let pid = claimed.project_id;
     let pipelines = store.pipelines();
     assert_eq!(pipelines.cancel(pid, claimed.pipeline_id).await.unwrap(), 1);
     pipelines

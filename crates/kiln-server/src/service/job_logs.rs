@@ -2,6 +2,7 @@
 //! page shows one window of a 100 MB log and fetches its neighbours as the reader moves),
 //! and a search over all of it that reads it part by part, in bounded memory.
 
+use kiln_core::BuildStatus;
 use kiln_store::{Store, StoreResult};
 
 /// The bytes a page shows at once, and fetches at a time as the reader scrolls.
@@ -15,6 +16,15 @@ pub const MAX_MATCHES: usize = 1_000;
 
 /// The most lines a window holds (short lines make much more HTML than their bytes).
 pub const WINDOW_LINES: usize = 2_000;
+
+/// Whether the build's log is all written: it grows only while the build may still run (a
+/// manual or skipped job writes none), so its last line is shown even without a newline.
+pub fn log_is_final(status: BuildStatus) -> bool {
+    !matches!(
+        status,
+        BuildStatus::Running | BuildStatus::Pending | BuildStatus::Created
+    )
+}
 
 /// Whole lines of a log: bytes `[start, end)`, the first of them line number `first_line`.
 #[derive(Debug, Clone, PartialEq, Eq)]

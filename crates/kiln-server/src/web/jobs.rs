@@ -218,10 +218,7 @@ async fn log_view(
     query: &crate::query::QueryPairs,
 ) -> Result<LogView, ApiError> {
     let size = build.trace_size;
-    let complete = !matches!(
-        build.status,
-        BuildStatus::Running | BuildStatus::Pending | BuildStatus::Created
-    );
+    let complete = job_logs::log_is_final(build.status);
     let range = asked_range(query, size);
     let window = job_logs::window(&state.store, build.id, range, (size, complete)).await?;
     let asked = query.get("from").is_some() || query.get("to").is_some();

@@ -119,10 +119,7 @@ impl Follow {
             self.ready
                 .push_back(Event::default().event("status").data(data));
         }
-        let over = !matches!(
-            build.status,
-            BuildStatus::Running | BuildStatus::Pending | BuildStatus::Created
-        );
+        let over = job_logs::log_is_final(build.status);
         if self.offset < build.trace_size {
             let range = (self.offset, self.offset + WINDOW_BYTES, Keep::First);
             let window =
