@@ -678,7 +678,9 @@ async fn a_window_of_a_log_knows_its_first_line() {
     while let Ok(change) = changes.try_recv() {
         announced += usize::from(change == Change::Trace(build));
     }
-    assert_eq!(announced, 3);
+    // On PostgreSQL a server also hears its own changes back through LISTEN, so some may
+    // come twice; the three published at commit are there at once.
+    assert!(announced >= 3, "{announced} announcements of 3 appends");
     let window = |from, to| builds.trace_window(build, from, to);
     let middle = window(5, 9).await.unwrap();
     assert_eq!((middle.start, middle.lines_before), (5, 2));
