@@ -2,6 +2,7 @@
 //! present them (`/api/v3`, `/api/v4`). Handlers read: extract → authorize → call one
 //! service → present.
 
+pub mod ansi;
 pub mod api;
 pub mod artifact_store;
 pub mod auth;

@@ -242,14 +242,7 @@ fn visible(line: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < line.len() {
         if line[i] == 0x1b {
-            i += 1;
-            if line.get(i) == Some(&b'[') {
-                i += 1;
-                while i < line.len() && !(line[i].is_ascii_alphabetic() || line[i] == b'~') {
-                    i += 1;
-                }
-            }
-            i += 1;
+            i += 1 + crate::ansi::sequence(&line[i + 1..]).1;
             continue;
         }
         out.push(line[i].to_ascii_lowercase());

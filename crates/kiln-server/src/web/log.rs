@@ -116,6 +116,9 @@ pub fn render(text: &str, first_line: usize) -> String {
                     }
                 }
                 if line.is_empty() {
+                    // The line is not shown, but it keeps its number: numbers count the
+                    // log's newlines, as windows and the search do.
+                    number += 1;
                     continue;
                 }
             }
@@ -160,22 +163,13 @@ fn write_styled(out: &mut String, line: &str, style: &mut Style) {
     while let Some(at) = rest.find('\x1b') {
         out.push_str(&escape(&rest[..at]));
         let after = &rest[at + 1..];
-        match after.strip_prefix('[') {
-            Some(csi) => {
-                let end = csi
-                    .find(|c: char| c.is_ascii_alphabetic() || c == '~')
-                    .unwrap_or(csi.len());
-                let (params, command) = (&csi[..end], csi[end..].chars().next());
-                if command == Some('m') {
-                    style.apply(params);
-                    open_span(out, style, &mut span_open);
-                }
-                rest = csi
-                    .get(end + command.map_or(0, char::len_utf8)..)
-                    .unwrap_or("");
-            }
-            None => rest = after,
+        let (sequence, len) = crate::ansi::sequence(after.as_bytes());
+        if let crate::ansi::Escape::Style(params) = sequence {
+            style.apply(std::str::from_utf8(params).unwrap_or(""));
+            open_span(out, style, &mut span_open);
         }
+        // Sequences end on ASCII bytes or after whole characters: `len` is a char boundary.
+        rest = after.get(len..).unwrap_or("");
     }
     out.push_str(&escape(rest));
     if span_open {
@@ -286,8 +280,12 @@ mod tests {
             html.contains("<p class=\"section-duration\">01:05</p></details>"),
             "{html}"
         );
+        // The section's end is not shown but keeps its number: "after" is the fifth line.
         assert!(
-            html.contains("id=\"L4\"") && html.contains(">after<"),
+            !html.contains("id=\"L4\"")
+                && html.contains(
+                    "id=\"L5\"><a class=\"n\" href=\"#L5\">5</a><span class=\"t\">after<"
+                ),
             "{html}"
         );
         let open = render("section_start:1:a\r\x1b[0KA\n", 1);
