@@ -75,14 +75,24 @@ struct Hits {
     more: bool,
 }
 
+/// A job as the viewer may read it.
+pub(super) struct SeenJob {
+    pub project: ProjectRecord,
+    pub build: BuildRecord,
+    pub can_update: bool,
+    /// The project's event stream, as of before the build was read.
+    pub live: String,
+}
+
 /// The job `id` of the project, as the viewer may read it.
 pub(super) async fn job_of(
     state: &AppState,
     visitor: &Visitor,
     path: (&str, &str),
     id: &str,
-) -> Result<(ProjectRecord, BuildRecord, bool), ApiError> {
+) -> Result<SeenJob, ApiError> {
     let (project, can_update) = project_for(state, visitor, path).await?;
+    let live = super::live::events_url(state, &project);
     let build_id: i64 = id
         .parse()
         .map_err(|_| ApiError::NotFoundMessage("404 Not found"))?;
@@ -90,7 +100,12 @@ pub(super) async fn job_of(
     if build.kind == "bridge" {
         return Err(ApiError::NotFoundMessage("404 Not found"));
     }
-    Ok((project, build, can_update))
+    Ok(SeenJob {
+        project,
+        build,
+        can_update,
+        live,
+    })
 }
 
 /// `GET /NS/PROJECT/-/jobs/ID`
@@ -112,7 +127,12 @@ async fn show_page(
     path: (&str, &str),
     (id, query): (&str, &crate::query::QueryPairs),
 ) -> Result<Response, ApiError> {
-    let (project, build, can_update) = job_of(state, visitor, path, id).await?;
+    let SeenJob {
+        project,
+        build,
+        can_update,
+        live,
+    } = job_of(state, visitor, path, id).await?;
     let log = log_view(state, &build, query).await?;
     let text = query.get("q").unwrap_or("").trim().to_owned();
     let hits = if text.is_empty() {
@@ -163,7 +183,7 @@ async fn show_page(
         _ => "—".to_owned(),
     };
     let (mut page, cookies) = visitor.page();
-    page.live = Some(format!("/{}/-/events", project.full_path()));
+    page.live = Some(live);
     let status = build.status;
     let body = JobPage {
         page: &page,
@@ -245,7 +265,9 @@ pub async fn log_window(
     query: crate::query::QueryPairs,
 ) -> Response {
     let found = async {
-        let (_, build, _) = job_of(&state, &visitor, (&namespace, &repo), &id).await?;
+        let build = job_of(&state, &visitor, (&namespace, &repo), &id)
+            .await?
+            .build;
         log_view(&state, &build, &query).await
     };
     match found.await {
@@ -273,7 +295,9 @@ pub async fn log_search(
 ) -> Response {
     let text = query.get("q").unwrap_or("").trim().to_owned();
     let found = async {
-        let (_, build, _) = job_of(&state, &visitor, (&namespace, &repo), &id).await?;
+        let build = job_of(&state, &visitor, (&namespace, &repo), &id)
+            .await?
+            .build;
         if text.is_empty() || text.len() > 1_000 {
             return Err(ApiError::BadRequest("q is missing or too long".into()));
         }
@@ -298,7 +322,9 @@ pub async fn raw(
     Path((namespace, repo, id)): Path<(String, String, String)>,
 ) -> Response {
     let found = async {
-        let (_, build, _) = job_of(&state, &visitor, (&namespace, &repo), &id).await?;
+        let build = job_of(&state, &visitor, (&namespace, &repo), &id)
+            .await?
+            .build;
         Ok::<Vec<u8>, ApiError>(state.store.builds().trace(build.id).await?)
     };
     match found.await {
@@ -413,6 +439,7 @@ async fn list_page(
     query: &crate::query::QueryPairs,
 ) -> Result<Response, ApiError> {
     let (project, _) = project_for(state, visitor, path).await?;
+    let live = super::live::events_url(state, &project);
     let status = BuildStatus::ALL
         .iter()
         .copied()
@@ -464,7 +491,7 @@ async fn list_page(
     let base = format!("/{}/-/jobs", project.full_path());
     let link = |number: u32| page::link(&base, number, &kept);
     let (mut page, cookies) = visitor.page();
-    page.live = Some(format!("/{}/-/events", project.full_path()));
+    page.live = Some(live);
     let body = JobsPage {
         page: &page,
         project: project.full_path(),

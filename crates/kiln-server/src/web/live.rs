@@ -40,8 +40,8 @@ pub async fn job_events(
     headers: HeaderMap,
 ) -> Response {
     let found = job_of(&state, &visitor, (&namespace, &repo), &id).await;
-    let (project, build, _) = match found {
-        Ok(found) => found,
+    let (project, build) = match found {
+        Ok(found) => (found.project, found.build),
         Err(err) => return failed(&visitor, err),
     };
     let resumed = headers
@@ -190,35 +190,62 @@ async fn wait(
     }
 }
 
-/// `GET /NS/PROJECT/-/events`
+/// What a page was rendered from: this server and its change counter of the project's
+/// builds, read before the page read them. A stream given it knows whether the page
+/// already missed a change (made before the stream subscribed).
+fn version(state: &AppState, project_id: i64) -> String {
+    let counter = state.store.feed().versions().builds(project_id);
+    format!("{}.{counter}", state.instance_id)
+}
+
+/// The address of `project`'s event stream for a page about to read its builds.
+pub(super) fn events_url(state: &AppState, project: &kiln_store::ProjectRecord) -> String {
+    format!(
+        "/{}/-/events?since={}",
+        project.full_path(),
+        version(state, project.id)
+    )
+}
+
+/// `GET /NS/PROJECT/-/events?since=VERSION`
 pub async fn project_events(
     State(state): State<AppState>,
     visitor: Visitor,
     Path((namespace, repo)): Path<(String, String)>,
+    query: crate::query::QueryPairs,
 ) -> Response {
     let project = match project_for(&state, &visitor, (&namespace, &repo)).await {
         Ok((project, _)) => project,
         Err(err) => return failed(&visitor, err),
     };
-    let watch = (state.store.feed().subscribe(), state, project.id, 0u64);
-    let events = stream::unfold(watch, |(mut changes, state, project, count)| async move {
-        let wanted = |change| {
-            matches!(change, Change::Builds(id) if id == project) || change == Change::AllBuilds
-        };
-        // A recheck with nothing new sends nothing (the keep-alive keeps the line open).
-        while !wait(&state, &mut changes, wanted).await {}
-        // What else changes meanwhile is part of the same event.
-        tokio::time::sleep(COALESCE).await;
-        while changes.try_recv().is_ok() {}
-        let event = Event::default()
-            .event("changed")
-            .id((count + 1).to_string())
-            .data("{}");
-        Some((
-            Ok::<_, std::convert::Infallible>(event),
-            (changes, state, project, count + 1),
-        ))
-    });
+    let changes = state.store.feed().subscribe();
+    // Subscribed first, compared second: a change is either counted here or received.
+    // A version of another server (or none) cannot be compared: the page looks again.
+    let stale = query.get("since") != Some(version(&state, project.id).as_str());
+    let watch = (changes, state, project.id, 0u64, stale);
+    let events = stream::unfold(
+        watch,
+        |(mut changes, state, project, count, stale)| async move {
+            let wanted = |change| {
+                matches!(change, Change::Builds(id) if id == project) || change == Change::AllBuilds
+            };
+            if !stale {
+                // A recheck with nothing new sends nothing (the keep-alive keeps the line open).
+                while !wait(&state, &mut changes, wanted).await {}
+            }
+            // What else changes meanwhile is part of the same event.
+            tokio::time::sleep(COALESCE).await;
+            while changes.try_recv().is_ok() {}
+            let event = Event::default()
+                .event("changed")
+                .id((count + 1).to_string())
+                .data("{}");
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (changes, state, project, count + 1, false),
+            ))
+        },
+    );
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()

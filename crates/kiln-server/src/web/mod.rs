@@ -4,6 +4,7 @@
 //! allows no inline script or style. Handlers are thin: they parse, ask the services, render.
 
 mod assets;
+mod dag;
 mod jobs;
 mod live;
 mod log;

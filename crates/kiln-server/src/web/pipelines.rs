@@ -65,6 +65,8 @@ struct JobCell {
     bridge: bool,
     downstream: Option<String>,
     needs: Option<String>,
+    retryable: bool,
+    playable: bool,
 }
 
 struct StageColumn {
@@ -88,6 +90,7 @@ struct PipelinePage<'a> {
     cancelable: bool,
     retryable: bool,
     stages: Vec<StageColumn>,
+    dag: Option<super::dag::Dag>,
 }
 
 /// An error as a page, with the status the API would answer.
@@ -145,6 +148,7 @@ async fn list_page(
     query: &QueryPairs,
 ) -> Result<Response, ApiError> {
     let (project, can_run) = project_for(state, visitor, path).await?;
+    let live = super::live::events_url(state, &project);
     let status = query
         .get("status")
         .filter(|s| STATUSES.contains(s))
@@ -179,7 +183,7 @@ async fn list_page(
     let link = |number: u32| page::link(&base, number, &kept);
     let shown = u64::from(number) * u64::from(PER_PAGE);
     let (mut page, cookies) = visitor.page();
-    page.live = Some(format!("/{}/-/events", project.full_path()));
+    page.live = Some(live);
     let body = PipelinesPage {
         page: &page,
         project: project.full_path(),
@@ -305,6 +309,7 @@ async fn show_page(
     id: &str,
 ) -> Result<Response, ApiError> {
     let (project, can_update) = project_for(state, visitor, path).await?;
+    let live = super::live::events_url(state, &project);
     let pipeline_id = crate::service::pipelines::pipeline_id(id)?;
     let pipeline = crate::service::pipelines::get(state, project.id, pipeline_id).await?;
     let mut builds = builds_of(state, project.id, pipeline_id, false).await?;
@@ -320,7 +325,8 @@ async fn show_page(
     builds.sort_by_key(|b| (b.stage_idx, b.id));
     let base = format!("/{}", project.full_path());
     let mut stages: Vec<StageColumn> = Vec::new();
-    for build in &builds {
+    let needs: Vec<Vec<String>> = builds.iter().map(needs_of).collect();
+    for (build, needs) in builds.iter().zip(&needs) {
         let bridge = bridge_ids.contains(&build.id);
         let cell = JobCell {
             id: build.id,
@@ -332,7 +338,9 @@ async fn show_page(
                 .rev()
                 .find(|(b, _)| *b == build.id)
                 .map(|(_, child)| format!("{base}/-/pipelines/{child}")),
-            needs: needs_of(build),
+            needs: (!needs.is_empty()).then(|| needs.join(", ")),
+            retryable: !bridge && build.status.is_complete(),
+            playable: !bridge && build.status == BuildStatus::Manual,
         };
         match stages.last_mut() {
             Some(column) if column.name == build.stage => column.jobs.push(cell),
@@ -342,6 +350,19 @@ async fn show_page(
             }),
         }
     }
+    let dag = super::dag::layout(
+        &builds
+            .iter()
+            .zip(&needs)
+            .map(|(build, needs)| super::dag::DagJob {
+                name: &build.name,
+                status: build.status.as_str(),
+                href: (!bridge_ids.contains(&build.id))
+                    .then(|| format!("{base}/-/jobs/{}", build.id)),
+                needs: needs.iter().map(String::as_str).collect(),
+            })
+            .collect::<Vec<_>>(),
+    );
     let upstream = state
         .store
         .builds()
@@ -350,7 +371,7 @@ async fn show_page(
         .map(|parent| format!("{base}/-/pipelines/{parent}"));
     let status = pipeline.status.clone();
     let (mut page, cookies) = visitor.page();
-    page.live = Some(format!("/{}/-/events", project.full_path()));
+    page.live = Some(live);
     let body = PipelinePage {
         page: &page,
         project: project.full_path(),
@@ -366,24 +387,22 @@ async fn show_page(
             .iter()
             .any(|b| matches!(b.status, BuildStatus::Failed | BuildStatus::Canceled)),
         stages,
+        dag,
         status,
     };
     Ok(page::render(StatusCode::OK, &body, &cookies))
 }
 
-/// The jobs a DAG job needs, as its stored definition names them.
-fn needs_of(build: &BuildRecord) -> Option<String> {
+/// The jobs a DAG job needs, as its stored definition names them (none for a stage job).
+fn needs_of(build: &BuildRecord) -> Vec<String> {
     match crate::service::definition::decode(&build.options) {
-        Ok(crate::service::definition::JobDefinition::Compiled(plan)) => {
-            plan.needs.filter(|needs| !needs.is_empty()).map(|needs| {
-                needs
-                    .iter()
-                    .map(|n| n.job.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-        }
-        _ => None,
+        Ok(crate::service::definition::JobDefinition::Compiled(plan)) => plan
+            .needs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|need| need.job)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

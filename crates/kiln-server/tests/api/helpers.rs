@@ -153,6 +153,18 @@ impl TestApp {
         }
     }
 
+    /// Gives `actor` a password to sign in to the web UI with.
+    pub async fn set_password(&self, actor: &Actor, password: &str) {
+        let hash = kiln_server::service::sign_in::hash_password(password)
+            .await
+            .expect("hash");
+        self.store
+            .sessions()
+            .set_password_hash(actor.id, Some(&hash))
+            .await
+            .expect("password");
+    }
+
     pub async fn user(&self, username: &str, admin: bool) -> Actor {
         let id = self
             .store

@@ -109,7 +109,7 @@ impl Browser {
 
 async fn user_with_password(app: &TestApp, name: &str, password: &str) -> Actor {
     let actor = app.user(name, false).await;
-    set_password(app, &actor, password).await;
+    app.set_password(&actor, password).await;
     actor
 }
 
@@ -252,25 +252,14 @@ async fn the_stylesheet_is_served_from_the_binary() {
     assert!(css.body.contains("prefers-color-scheme: dark"));
 }
 
-pub(super) async fn set_password(app: &TestApp, actor: &Actor, password: &str) {
-    let hash = kiln_server::service::sign_in::hash_password(password)
-        .await
-        .expect("hash");
-    app.store
-        .sessions()
-        .set_password_hash(actor.id, Some(&hash))
-        .await
-        .expect("password");
-}
-
 const GRAPH_CI: &str = "stages: [build, test]\nmake:\n  stage: build\n  script: [echo made]\ncheck:\n  stage: test\n  needs: [make]\n  script: [\"exit 1\"]\n";
 
 #[tokio::test]
 async fn pipeline_pages_show_the_graph_and_offer_only_what_a_role_may_do() {
     let (app, owner, repo, project) = TestApp::with_repo(1, GRAPH_CI).await;
-    set_password(&app, &owner, "owner password").await;
+    app.set_password(&owner, "owner password").await;
     let reporter = app.user("reporter", false).await;
-    set_password(&app, &reporter, "reporter password").await;
+    app.set_password(&reporter, "reporter password").await;
     app.member(project, &reporter, kiln_core::AccessLevel::Reporter)
         .await;
     repo.commit(&[("x.txt", "x")], "<script>alert(1)</script> \u{1b}[31mred");
@@ -322,6 +311,19 @@ async fn pipeline_pages_show_the_graph_and_offer_only_what_a_role_may_do() {
     ] {
         assert!(graph.body.contains(text), "{text} in {}", graph.body);
     }
+    // The needs drawn as a graph: make in the first column, check after it, one arrow.
+    let (make, check) = (builds["make"]["id"].clone(), builds["check"]["id"].clone());
+    for text in [
+        "Job dependencies".to_owned(),
+        format!("<a href=\"/team/app/-/jobs/{make}\"><g class=\"node status-success\"><title>make: success</title><rect x=\"8\" y=\"8\""),
+        format!("<a href=\"/team/app/-/jobs/{check}\"><g class=\"node status-failed\"><title>check: failed</title><rect x=\"238\" y=\"8\""),
+        "<path class=\"edge\" d=\"M188 28 C213 28 213 28 238 28\"".to_owned(),
+        // Each finished job can be retried from the graph.
+        format!("action=\"/team/app/-/jobs/{check}/retry\""),
+        format!("action=\"/team/app/-/jobs/{make}/retry\""),
+    ] {
+        assert!(graph.body.contains(&text), "{text} in {}", graph.body);
+    }
 
     // A reporter sees the graph without the buttons, and a post of theirs is refused.
     let mut reader = Browser::new(&app);
@@ -334,6 +336,7 @@ async fn pipeline_pages_show_the_graph_and_offer_only_what_a_role_may_do() {
         .await;
     assert_eq!(seen.status, 200);
     assert!(!seen.body.contains(">Retry<") && !seen.body.contains("Run pipeline"));
+    assert!(!seen.body.contains("/retry\"") && seen.body.contains("Job dependencies"));
     let token = seen.token();
     let refused = reader
         .post(
@@ -430,7 +433,7 @@ const LOG_CI: &str = r#"shown:
 #[tokio::test]
 async fn a_jobs_page_shows_its_log_safely_and_its_forms_by_role() {
     let (app, owner, _repo, project) = TestApp::with_repo(1, LOG_CI).await;
-    set_password(&app, &owner, "owner password").await;
+    app.set_password(&owner, "owner password").await;
     let reporter = user_with_password(&app, "reporter", "reporter password").await;
     app.member(project, &reporter, kiln_core::AccessLevel::Reporter)
         .await;

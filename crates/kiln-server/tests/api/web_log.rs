@@ -4,7 +4,7 @@
 //! from the last byte a reader had.
 
 use super::helpers::*;
-use super::web::{set_password, Browser};
+use super::web::Browser;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ const TICKING_CI: &str =
     "ticking:\n  script:\n    - for i in 1 2 3 4; do echo tick $i; sleep 0.4; done\n";
 
 async fn signed_in(app: &TestApp, owner: &Actor) -> Browser {
-    set_password(app, owner, "owner password").await;
+    app.set_password(owner, "owner password").await;
     let mut browser = Browser::new(app);
     assert_eq!(browser.sign_in("owner", "owner password").await.status, 303);
     browser
@@ -296,4 +296,30 @@ async fn a_running_job_streams_its_lines_and_status_and_a_reader_resumes_where_i
         .await
         .expect("events");
     assert_eq!(refused.status(), 404);
+}
+
+/// The project's event address a page was rendered with (`data-live`, HTML-escaped).
+fn live_address(body: &str) -> String {
+    const ATTR: &str = "data-live=\"";
+    let at = body.find(ATTR).expect("a live page") + ATTR.len();
+    body[at..at + body[at..].find('"').expect("end")].to_owned()
+}
+
+/// A change made after a page read its data but before its stream subscribed is not lost:
+/// the page's address carries the version it was rendered from, and a stream given an
+/// older one says `changed` at once.
+#[tokio::test]
+async fn a_page_hears_of_a_change_made_before_its_stream_opened() {
+    let (app, owner, _repo, project) = TestApp::with_repo(0, TICKING_CI).await;
+    let mut browser = signed_in(&app, &owner).await;
+    let before = live_address(&browser.get("/team/app/-/pipelines").await.body);
+    assert!(before.starts_with("/team/app/-/events?since="), "{before}");
+    // No runner: nothing changes after this one change.
+    app.pipeline(project, "aaaa", &[kiln_core::BuildStatus::Pending])
+        .await;
+    let after = live_address(&browser.get("/team/app/-/pipelines").await.body);
+    assert_ne!(before, after, "the version moved with the change");
+    let mut late = Events::open(&browser, &before, None).await;
+    let changed = late.next().await.expect("the missed change");
+    assert_eq!(changed.event, "changed");
 }
