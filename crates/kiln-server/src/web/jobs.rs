@@ -213,7 +213,7 @@ async fn show_page(
         hits,
         siblings,
         can_update,
-        cancelable: status.is_cancelable(),
+        cancelable: super::pipelines::offers_cancel(status),
         retryable: status.is_complete(),
         playable: status == BuildStatus::Manual,
         erasable: status.is_complete() && build.erased_at.is_none(),

@@ -382,7 +382,7 @@ async fn show_page(
         yaml_errors: pipeline.yaml_errors.clone(),
         upstream,
         can_update,
-        cancelable: builds.iter().any(|b| b.status.is_cancelable()),
+        cancelable: builds.iter().any(|b| offers_cancel(b.status)),
         retryable: builds
             .iter()
             .any(|b| matches!(b.status, BuildStatus::Failed | BuildStatus::Canceled)),
@@ -391,6 +391,12 @@ async fn show_page(
         status,
     };
     Ok(page::render(StatusCode::OK, &body, &cookies))
+}
+
+/// Whether a Cancel button is offered for a build: GitLab offers none for a manual job
+/// waiting to be run (canceling it would only hide the button that runs it).
+pub(super) fn offers_cancel(status: BuildStatus) -> bool {
+    status.is_cancelable() && status != BuildStatus::Manual
 }
 
 /// The jobs a DAG job needs, as its stored definition names them (none for a stage job).

@@ -79,7 +79,11 @@ async fn screenshot(browser: &Browser, name: &str) {
     };
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let path = std::path::Path::new(&dir).join(name);
+    // A relative directory is the workspace's (tests run in the crate's directory).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(dir);
+    let path = dir.join(name);
     std::fs::create_dir_all(&dir).expect("screenshot dir");
     std::fs::write(path, png).expect("write screenshot");
 }
@@ -189,7 +193,6 @@ async fn a_pipeline_and_its_log_arrive_live_after_sign_in() {
         )
         .await;
     assert_not_reloaded(&browser).await;
-    screenshot(&browser, "pipeline.png").await;
 }
 
 /// Prints sections (one collapsed), colours and a few matching lines.
@@ -669,4 +672,85 @@ async fn a_100_mb_log_opens_at_once_and_scrolls_by_windows() {
             json!([]),
         )
         .await;
+}
+
+/// The README's pipeline: stages, needs across them, a failure allowed, a manual deploy.
+const SHOWCASE_CI: &str = r#"stages: [build, test, deploy]
+compile:
+  stage: build
+  script:
+    - printf '\033[0Ksection_start:%s:deps[collapsed=true]\r\033[0KInstalling dependencies\n' "$(date +%s)"
+    - for i in 1 2 3 4 5 6; do echo "fetched crate $i of 6"; done
+    - printf '\033[0Ksection_end:%s:deps\r\033[0K\n' "$(date +%s)"
+    - printf '\033[0Ksection_start:%s:build\r\033[0KBuilding\n' "$(date +%s)"
+    - printf '\033[1;32m   Compiling\033[0m kiln v0.1.0\n'
+    - printf '\033[33mwarning\033[0m unused variable x in src/main.rs\n'
+    - printf '\033[1;32m    Finished\033[0m release [optimized] target(s) in 0.42s\n'
+    - printf '\033[0Ksection_end:%s:build\r\033[0K\n' "$(date +%s)"
+docs:
+  stage: build
+  script: [echo docs built]
+unit tests:
+  stage: test
+  needs: [compile]
+  script: ['echo "Coverage: 87.5%"']
+  coverage: '/Coverage: \d+\.\d+%/'
+style:
+  stage: test
+  needs: [compile]
+  script: [echo 3 warnings, exit 1]
+  allow_failure: true
+package:
+  stage: test
+  needs: [compile, docs]
+  script: [echo packaged]
+deploy:
+  stage: deploy
+  needs: [unit tests, package]
+  script: [echo deployed]
+  when: manual
+"#;
+
+#[tokio::test]
+#[ignore = "drives Chromium: cargo test -p kiln-server --test browser -- --ignored"]
+async fn the_readme_screenshots_show_a_pipeline_graph_and_a_job_log() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (app, owner, _repo, project) = TestApp::with_repo(2, SHOWCASE_CI).await;
+    let (pipeline, builds) = app.run_pipeline(project, "master", &owner).await;
+    let record = app.store.pipelines().get(pipeline).await.expect("pipeline");
+    assert_eq!(record.yaml_errors, None);
+    assert_eq!(
+        builds.get("style").map(|b| &b["status"]),
+        Some(&json!("failed"))
+    );
+    assert_eq!(builds["deploy"]["status"], "manual", "{builds:?}");
+    let browser = Browser::start(1100, 1000).await;
+    sign_in(&browser, &app, &owner, "owner").await;
+    browser
+        .goto(&format!("{}/team/app/-/pipelines/{pipeline}", app.base))
+        .await;
+    // Six jobs, six needs, and a Run button for the manual deploy.
+    let drawn = browser
+        .script(
+            "return [document.querySelectorAll('.dag .node').length, document.querySelectorAll('.dag .edge').length];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(drawn, json!([6, 6]));
+    assert_eq!(
+        browser
+            .find_all("button[aria-label='Run deploy']")
+            .await
+            .len(),
+        1
+    );
+    screenshot(&browser, "pipeline.png").await;
+
+    let compile = builds["compile"]["id"].as_i64().expect("id");
+    browser
+        .goto(&format!("{}/team/app/-/jobs/{compile}", app.base))
+        .await;
+    assert_eq!(section_open(&browser, "deps").await, json!(false));
+    assert_eq!(section_open(&browser, "build").await, json!(true));
+    screenshot(&browser, "job-log.png").await;
 }
