@@ -754,3 +754,74 @@ async fn the_readme_screenshots_show_a_pipeline_graph_and_a_job_log() {
     assert_eq!(section_open(&browser, "build").await, json!(true));
     screenshot(&browser, "job-log.png").await;
 }
+
+/// A job that prints the time (ms since the epoch) on each line, 20 lines a second.
+const STAMPS_CI: &str = "stamps:\n  script:\n    - for i in $(seq 1 200); do echo \"stamp $(date +%s%3N)\"; sleep 0.05; done\n";
+
+/// Not a pass/fail threshold (timed tests lie on a busy machine): it measures and prints
+/// the time from a job printing a line to the line being in an open page's DOM.
+#[tokio::test]
+#[ignore = "drives Chromium: cargo test -p kiln-server --test browser -- --ignored"]
+async fn bench_a_printed_line_reaches_an_open_page() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let (app, owner, _repo, project) = TestApp::with_repo(1, STAMPS_CI).await;
+    let browser = Browser::start(1280, 800).await;
+    sign_in(&browser, &app, &owner, "owner").await;
+    app.create_pipeline(project, "master", &owner)
+        .await
+        .assert(201);
+    let id = app.builds_by_name(project, &owner).await["stamps"]["id"]
+        .as_i64()
+        .expect("id");
+    app.wait_for_build(project, id, &owner, |b| b["status"] == "running")
+        .await;
+    browser
+        .goto(&format!("{}/team/app/-/jobs/{id}", app.base))
+        .await;
+    // Every line added to the log after the page loaded, with when it arrived.
+    browser
+        .script(
+            "window.kilnLatencies = [];
+             new MutationObserver(records => {
+               const now = Date.now();
+               for (const record of records) for (const node of record.addedNodes) {
+                 if (!(node instanceof Element)) continue;
+                 const lines = node.matches('.line') ? [node] : [...node.querySelectorAll('.line')];
+                 for (const line of lines) {
+                   const m = /^stamp (\\d+)$/.exec(line.querySelector('.t').textContent);
+                   if (m) window.kilnLatencies.push(now - Number(m[1]));
+                 }
+               }
+             }).observe(document.getElementById('log'), { childList: true, subtree: true });",
+            json!([]),
+        )
+        .await;
+    app.wait_for_build(project, id, &owner, |b| b["status"] == "success")
+        .await;
+    browser
+        .wait_until(
+            "the log is complete on the page",
+            "return document.getElementById('log').textContent.includes('Job succeeded');",
+            json!([]),
+        )
+        .await;
+    let measured = browser
+        .script("return window.kilnLatencies;", json!([]))
+        .await;
+    let mut latencies: Vec<i64> = measured
+        .as_array()
+        .expect("latencies")
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert!(latencies.len() >= 100, "{} lines measured", latencies.len());
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "a printed line reaches an open page: p50 {} ms, p99 {} ms, max {} ms over {} lines",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        latencies.len()
+    );
+}
