@@ -8,6 +8,19 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use kiln_store::BuildRecord;
 
+/// The trace as a page shows it (`/NS/PROJECT/-/jobs/ID/raw`): UTF-8 text in the browser,
+/// streamed like the API's, never sniffed as anything else.
+pub fn show_trace(state: &AppState, build: &BuildRecord) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Body::from_stream(trace_stream(state.store.clone(), build.id)),
+    )
+        .into_response()
+}
+
 /// The trace as plain text, streamed (also while the build runs).
 pub fn send_trace(state: &AppState, build: &BuildRecord) -> Response {
     let disposition = format!("infile; filename=\"{}.log\"", build.id);
@@ -75,17 +88,8 @@ pub async fn send_archive_entry(
     build: &BuildRecord,
     entry: &str,
 ) -> Result<Response, ApiError> {
-    let location = service::live_archive(build).ok_or(ApiError::NotFound(""))?;
     let internal = |e: std::io::Error| ApiError::Internal(e.into());
-    let archive = tempfile::NamedTempFile::new().map_err(internal)?;
-    let copied = state
-        .artifacts
-        .copy_to(&state.store, build.id, &location, archive.path())
-        .await
-        .map_err(internal)?;
-    if !copied {
-        return Err(ApiError::NotFound(""));
-    }
+    let archive = local_copy(state, build).await?;
     let name = entry.trim_start_matches('/').to_owned();
     let extracted = tokio::task::spawn_blocking(move || extract(archive.path(), &name))
         .await
@@ -123,6 +127,55 @@ pub async fn send_archive_entry(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// The build's live archive copied to a temporary file (zip needs to seek); 404 without one.
+async fn local_copy(
+    state: &AppState,
+    build: &BuildRecord,
+) -> Result<tempfile::NamedTempFile, ApiError> {
+    let location = service::live_archive(build).ok_or(ApiError::NotFound(""))?;
+    let internal = |e: std::io::Error| ApiError::Internal(e.into());
+    let archive = tempfile::NamedTempFile::new().map_err(internal)?;
+    let copied = state
+        .artifacts
+        .copy_to(&state.store, build.id, &location, archive.path())
+        .await
+        .map_err(internal)?;
+    if !copied {
+        return Err(ApiError::NotFound(""));
+    }
+    Ok(archive)
+}
+
+/// At most this many entries of an archive are listed (its central directory could hold
+/// millions of empty files).
+const MAX_LISTED_ENTRIES: usize = 10_000;
+
+/// The names and sizes of the files and directories in the build's archive, in its order.
+pub async fn archive_entries(
+    state: &AppState,
+    build: &BuildRecord,
+) -> Result<Vec<(String, u64)>, ApiError> {
+    let archive = local_copy(state, build).await?;
+    let listed = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(archive.path())?;
+        // An archive that is not a zip (a runner may upload anything) lists nothing.
+        let Ok(mut zip) = zip::ZipArchive::new(file) else {
+            return Ok(Vec::new());
+        };
+        let mut names = Vec::new();
+        for i in 0..zip.len().min(MAX_LISTED_ENTRIES) {
+            if let Ok(entry) = zip.by_index_raw(i) {
+                names.push((entry.name().to_owned(), entry.size()));
+            }
+        }
+        Ok::<_, std::io::Error>(names)
+    });
+    listed
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// The archive's entry `name` copied out to a temporary file; None when there is no such file.

@@ -11,7 +11,7 @@ use crate::service::job_logs::{self, Keep, WINDOW_BYTES};
 use crate::{ApiError, AppState};
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kiln_core::BuildStatus;
 use kiln_store::{BuildFilter, BuildRecord, ProjectRecord, Window};
@@ -53,6 +53,7 @@ struct JobPage<'a> {
     retryable: bool,
     playable: bool,
     erasable: bool,
+    artifacts: Option<super::artifacts::Summary>,
 }
 
 /// The window of the log a page shows, rendered.
@@ -217,6 +218,7 @@ async fn show_page(
         retryable: status.is_complete(),
         playable: status == BuildStatus::Manual,
         erasable: status.is_complete() && build.erased_at.is_none(),
+        artifacts: super::artifacts::summary(&build, kiln_store::now_ms()),
     };
     Ok(page::render(StatusCode::OK, &body, &cookies))
 }
@@ -315,27 +317,15 @@ pub async fn log_search(
     }
 }
 
-/// `GET /NS/PROJECT/-/jobs/ID/raw`: the log as plain text.
+/// `GET /NS/PROJECT/-/jobs/ID/raw`: the log as plain text, streamed (a 100 MB log is never
+/// held whole).
 pub async fn raw(
     State(state): State<AppState>,
     visitor: Visitor,
     Path((namespace, repo, id)): Path<(String, String, String)>,
 ) -> Response {
-    let found = async {
-        let build = job_of(&state, &visitor, (&namespace, &repo), &id)
-            .await?
-            .build;
-        Ok::<Vec<u8>, ApiError>(state.store.builds().trace(build.id).await?)
-    };
-    match found.await {
-        Ok(trace) => (
-            [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            trace,
-        )
-            .into_response(),
+    match job_of(&state, &visitor, (&namespace, &repo), &id).await {
+        Ok(seen) => crate::api::build_files::show_trace(&state, &seen.build),
         Err(err) => failed(&visitor, err),
     }
 }
@@ -347,6 +337,7 @@ enum Action {
     Retry,
     Play,
     Erase,
+    KeepArtifacts,
 }
 
 /// `POST /NS/PROJECT/-/jobs/ID/ACTION` (cancel, retry, play, erase): to the job's page after,
@@ -364,13 +355,35 @@ pub async fn act(
         "erase" => Action::Erase,
         _ => return failed(&visitor, ApiError::NotFoundMessage("404 Not found")),
     };
-    let (project, user_id) = match actor(&state, &visitor, (&namespace, &repo), &params).await {
+    act_on(&state, &visitor, (&namespace, &repo, &id), action, &params).await
+}
+
+/// `POST /NS/PROJECT/-/jobs/ID/artifacts/keep`
+pub async fn keep_artifacts(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Path((namespace, repo, id)): Path<(String, String, String)>,
+    Params(params): Params,
+) -> Response {
+    let path = (namespace.as_str(), repo.as_str(), id.as_str());
+    act_on(&state, &visitor, path, Action::KeepArtifacts, &params).await
+}
+
+/// Checks the form and the visitor's right to act, acts, and shows the job acted on.
+async fn act_on(
+    state: &AppState,
+    visitor: &Visitor,
+    (namespace, repo, id): (&str, &str, &str),
+    action: Action,
+    params: &crate::query::QueryPairs,
+) -> Response {
+    let (project, user_id) = match actor(state, visitor, (namespace, repo), params).await {
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    match perform(&state, &project, (&id, user_id), action).await {
+    match perform(state, &project, (id, user_id), action).await {
         Ok(build) => page::redirect(&format!("/{}/-/jobs/{build}", project.full_path()), &[]),
-        Err(err) => failed(&visitor, err),
+        Err(err) => failed(visitor, err),
     }
 }
 
@@ -389,6 +402,7 @@ async fn perform(
         Action::Retry => service::retry(state, project.id, build_id, &user).await?,
         Action::Play => service::play(state, (project.id, build_id), &user, &[]).await?,
         Action::Erase => service::erase(state, project.id, build_id, &user).await?,
+        Action::KeepArtifacts => service::keep_artifacts(state, project.id, build_id).await?,
     };
     Ok(build.id)
 }

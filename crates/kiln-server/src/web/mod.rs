@@ -3,6 +3,7 @@
 //! work without JavaScript; every form carries a CSRF token; a strict Content-Security-Policy
 //! allows no inline script or style. Handlers are thin: they parse, ask the services, render.
 
+mod artifacts;
 mod assets;
 mod dag;
 mod jobs;
@@ -50,6 +51,26 @@ pub fn routes() -> Router<AppState> {
         .route("/{namespace}/{repo}/-/jobs", get(jobs::list))
         .route("/{namespace}/{repo}/-/jobs/{id}", get(jobs::show))
         .route("/{namespace}/{repo}/-/jobs/{id}/raw", get(jobs::raw))
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/artifacts/download",
+            get(artifacts::download),
+        )
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/artifacts/browse",
+            get(artifacts::browse_top),
+        )
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/artifacts/browse/{*dir}",
+            get(artifacts::browse),
+        )
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/artifacts/raw/{*path}",
+            get(artifacts::raw),
+        )
+        .route(
+            "/{namespace}/{repo}/-/jobs/{id}/artifacts/keep",
+            post(jobs::keep_artifacts),
+        )
         .route("/{namespace}/{repo}/-/jobs/{id}/log", get(jobs::log_window))
         .route(
             "/{namespace}/{repo}/-/jobs/{id}/log/search",

@@ -500,3 +500,116 @@ async fn a_jobs_page_shows_its_log_safely_and_its_forms_by_role() {
         "{location}"
     );
 }
+
+const ARTIFACTS_CI: &str = "make:\n  script:\n    - mkdir -p dist/sub\n    - echo built > dist/app.txt\n    - echo spaced > 'dist/sub/b c.txt'\n  artifacts:\n    paths: [dist/]\n    expire_in: 1 week\n";
+
+#[tokio::test]
+async fn a_jobs_artifacts_are_browsed_downloaded_and_kept_from_its_page() {
+    let (app, owner, _repo, project) = TestApp::with_repo(1, ARTIFACTS_CI).await;
+    let (_, builds) = app.run_pipeline(project, "master", &owner).await;
+    assert_eq!(builds["make"]["status"], "success", "{builds:?}");
+    let id = builds["make"]["id"].as_i64().expect("id");
+    app.set_password(&owner, "owner password").await;
+    let reporter = app.user("reporter", false).await;
+    app.set_password(&reporter, "reporter password").await;
+    app.member(project, &reporter, kiln_core::AccessLevel::Reporter)
+        .await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in("owner", "owner password").await.status, 303);
+    let base = format!("/team/app/-/jobs/{id}/artifacts");
+
+    let page = browser.get(&format!("/team/app/-/jobs/{id}")).await;
+    for text in [
+        format!("href=\"{base}/download\">Download<"),
+        format!("href=\"{base}/browse\">Browse<"),
+        format!("action=\"{base}/keep\""),
+        "expire in 6 days".to_owned(),
+    ] {
+        assert!(page.body.contains(&text), "{text} in {}", page.body);
+    }
+    let top = browser.get(&format!("{base}/browse")).await;
+    assert_eq!(top.status, 200);
+    assert!(
+        top.body
+            .contains(&format!("href=\"{base}/browse/dist/\">dist/<")),
+        "{}",
+        top.body
+    );
+    let dist = browser.get(&format!("{base}/browse/dist")).await;
+    assert_eq!(dist.status, 200);
+    assert!(
+        dist.body
+            .contains(&format!("href=\"{base}/browse/dist/sub/\">sub/<")),
+        "{}",
+        dist.body
+    );
+    assert!(
+        dist.body
+            .contains(&format!("href=\"{base}/raw/dist/app%2Etxt\">app.txt<")),
+        "{}",
+        dist.body
+    );
+    assert!(
+        dist.body.contains(&format!("href=\"{base}/browse\">..<")),
+        "{}",
+        dist.body
+    );
+    let sub = browser.get(&format!("{base}/browse/dist/sub/")).await;
+    assert!(
+        sub.body.contains(&format!(
+            "href=\"{base}/raw/dist/sub/b%20c%2Etxt\">b c.txt<"
+        )),
+        "{}",
+        sub.body
+    );
+    assert_eq!(
+        browser.get(&format!("{base}/browse/nowhere")).await.status,
+        404
+    );
+    let file = browser
+        .get(&format!("{base}/raw/dist/sub/b%20c%2Etxt"))
+        .await;
+    assert_eq!((file.status, file.body.as_str()), (200, "spaced\n"));
+    let archive = browser.get(&format!("{base}/download")).await;
+    assert_eq!(archive.status, 200);
+    assert!(archive.body.starts_with("PK"), "a zip");
+
+    // Keep: refused without the form's token, done with it; then kept, with no button.
+    let refused = browser.post(&format!("{base}/keep"), &[]).await;
+    assert_eq!(refused.status, 422);
+    let token = page.token();
+    let kept = browser
+        .post(&format!("{base}/keep"), &[("authenticity_token", &token)])
+        .await;
+    assert_eq!(kept.status, 303, "{}", kept.body);
+    let record = app.store.builds().get(project, id).await.expect("build");
+    assert_eq!(record.artifacts_expire_at, None);
+    let after = browser.get(&format!("/team/app/-/jobs/{id}")).await;
+    assert!(
+        after.body.contains("· kept") && !after.body.contains("/keep\""),
+        "{}",
+        after.body
+    );
+
+    // A reporter browses and downloads but is offered no Keep, and refused one.
+    let mut reader = Browser::new(&app);
+    assert_eq!(
+        reader.sign_in("reporter", "reporter password").await.status,
+        303
+    );
+    let seen = reader.get(&format!("/team/app/-/jobs/{id}")).await;
+    assert!(seen.body.contains(&format!("{base}/browse")) && !seen.body.contains("/keep\""));
+    assert_eq!(
+        reader.get(&format!("{base}/raw/dist/app%2Etxt")).await.body,
+        "built\n"
+    );
+    let token = seen.token();
+    let forbidden = reader
+        .post(&format!("{base}/keep"), &[("authenticity_token", &token)])
+        .await;
+    assert_eq!(forbidden.status, 403);
+    // Signed out, a private project's artifacts are not found.
+    let mut anonymous = Browser::new(&app);
+    assert_eq!(anonymous.get(&format!("{base}/download")).await.status, 404);
+    assert_eq!(anonymous.get(&format!("{base}/browse")).await.status, 404);
+}
