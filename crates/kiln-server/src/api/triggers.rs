@@ -40,26 +40,17 @@ pub fn routes(version: Version) -> Router<AppState> {
 }
 
 fn present(state: &AppState, t: &TriggerRecord, caller: &UserRecord, version: Version) -> Value {
-    let token = t
-        .token_sealed
-        .as_ref()
-        .and_then(|sealed| state.cipher.decrypt(sealed).ok());
     let updated = t.updated_at.unwrap_or(t.created_at);
     match version {
         Version::V3 => json!({
-            "token": token,
+            "token": crate::service::triggers::token(state, t),
             "created_at": utc(t.created_at),
             "updated_at": utc(updated),
             "deleted_at": null,
             "last_used": t.last_used_at.map(utc),
         }),
         Version::V4 => {
-            let owns = t.owner.as_ref().is_some_and(|o| o.id == caller.id);
-            let shown = match token {
-                Some(token) if owns => Some(token),
-                Some(token) => Some(token.chars().take(4).collect()),
-                None => None,
-            };
+            let shown = crate::service::triggers::shown_token(state, t, caller.id);
             let users = Users {
                 external_url: &state.config.external_url,
                 version,
@@ -139,13 +130,8 @@ async fn create(
     }
     let project = authorize(&state, &user, &id, Permission::Maintain).await?;
     let description = params.get("description").unwrap_or("");
-    let (trigger, _) = state
-        .store
-        .triggers()
-        .create_owned(project.id, user.id, description, |token| {
-            state.cipher.encrypt(token)
-        })
-        .await?;
+    let trigger =
+        crate::service::triggers::create(&state, project.id, user.id, description).await?;
     Ok((
         StatusCode::CREATED,
         Json(present(&state, &trigger, &user, version)),

@@ -13,4 +13,5 @@ pub mod projects;
 pub mod repository;
 pub mod runners;
 pub mod sign_in;
+pub mod triggers;
 pub mod variables;

@@ -13,6 +13,7 @@ mod page;
 mod pipelines;
 mod projects;
 mod session;
+mod settings;
 mod sign_in;
 
 use crate::AppState;
@@ -34,7 +35,18 @@ pub fn routes() -> Router<AppState> {
         .route("/users/sign_out", post(sign_in::sign_out))
         .route("/-/assets/kiln.css", get(assets::stylesheet))
         .route("/-/assets/kiln.js", get(assets::script))
+        .route("/admin/runners", get(settings::admin_runners))
+        .route(
+            "/admin/runners/registration_token",
+            post(settings::issue_instance_token),
+        )
+        .route("/admin/runners/{id}/{action}", post(settings::admin_runner))
         .route("/{namespace}/{repo}", get(pipelines::project_home))
+        .route("/{namespace}/{repo}/-/settings/ci_cd", get(settings::show))
+        .route(
+            "/{namespace}/{repo}/-/settings/ci_cd/{*form}",
+            post(settings::submit),
+        )
         .route(
             "/{namespace}/{repo}/-/pipelines",
             get(pipelines::list).post(pipelines::create),

@@ -53,6 +53,7 @@ struct PipelinesPage<'a> {
     statuses: Vec<StatusOption>,
     ref_name: String,
     can_run: bool,
+    can_maintain: bool,
     rows: Vec<Row>,
     previous: Option<String>,
     next: Option<String>,
@@ -121,6 +122,21 @@ pub(super) async fn project_for(
     };
     let can = viewer.is_some() && caller.can(Permission::UpdateBuild, access.project.visibility);
     Ok((access.project, can))
+}
+
+/// Whether the visitor may open the project's settings (a maintainer, or an admin).
+pub(super) async fn may_maintain(
+    state: &AppState,
+    visitor: &Visitor,
+    project: &ProjectRecord,
+) -> bool {
+    let Some((_, session)) = &visitor.session else {
+        return false;
+    };
+    let path = project.full_path();
+    crate::service::projects::authorize(state, &session.user, &path, Permission::Maintain)
+        .await
+        .is_ok()
 }
 
 /// `GET /NS/PROJECT`: its pipelines, until the project has a page of its own.
@@ -197,6 +213,7 @@ async fn list_page(
             .collect(),
         ref_name: ref_name.clone().unwrap_or_default(),
         can_run,
+        can_maintain: may_maintain(state, visitor, &project).await,
         rows,
         previous: (number > 1).then(|| link(number - 1)),
         next: (shown < total).then(|| link(number + 1)),

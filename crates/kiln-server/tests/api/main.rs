@@ -23,3 +23,4 @@ mod triggers;
 mod variables;
 mod web;
 mod web_log;
+mod web_settings;
