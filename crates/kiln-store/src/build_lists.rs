@@ -99,7 +99,16 @@ impl Builds<'_> {
             }
         }
         let mut args: Vec<Arg<'_>> = vec![Arg::from(project_id)];
-        let mut conditions = vec!["project_id = $1".to_owned()];
+        // Within one pipeline, its index (pipeline_id, id) must lead: with a plain
+        // `project_id =` SQLite walks the project's (project_id, id) index for the order and
+        // filters a million builds to find ten. The unary plus keeps the check but makes the
+        // term unusable for an index, on both backends.
+        let project_condition = if filter.pipeline_id.is_some() {
+            "+project_id = $1"
+        } else {
+            "project_id = $1"
+        };
+        let mut conditions = vec![project_condition.to_owned()];
         if let Some(pipeline) = filter.pipeline_id {
             args.push(Arg::from(pipeline));
             conditions.push(format!("pipeline_id = ${}", args.len()));

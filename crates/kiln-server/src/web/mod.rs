@@ -22,7 +22,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-pub use session::PeerAddr;
+pub use session::{PeerAddr, SESSION_COOKIE};
 
 /// No inline script or style, nothing from elsewhere, no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

@@ -23,4 +23,5 @@ mod triggers;
 mod variables;
 mod web;
 mod web_log;
+mod web_matrix;
 mod web_settings;

@@ -65,6 +65,8 @@ struct Scenario {
     paths: Vec<String>,
     /// The X-Total every answer must carry, if checked.
     total: Option<u64>,
+    /// Sent as the Cookie header (the web pages' signed-in session).
+    cookie: Option<String>,
 }
 
 pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
@@ -114,6 +116,9 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
         .list(project, &Scope::all(), PageRequest::default())
         .await?;
     let top_id = first_page.builds.first().map_or(0, |b| b.id);
+    let top_pipeline = first_page.builds.first().map_or(0, |b| b.pipeline_id);
+    let session = store.sessions().start(user, 86_400_000).await?;
+    let cookie = Some(format!("{}={session}", kiln_server::web::SESSION_COOKIE));
     let failed = store
         .builds()
         .count(project, &Scope::of(&[kiln_core::BuildStatus::Failed]))
@@ -139,26 +144,31 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             name: "page 1",
             paths: vec![with_token(base.clone())],
             total: Some(written),
+            cookie: None,
         },
         Scenario {
             name: "page 10,000",
             paths: vec![with_token(format!("{base}?page=10000"))],
             total: Some(written),
+            cookie: None,
         },
         Scenario {
             name: "scope=failed",
             paths: vec![with_token(format!("{base}?scope=failed"))],
             total: Some(failed),
+            cookie: None,
         },
         Scenario {
             name: "GET build",
             paths: build_ids,
             total: None,
+            cookie: None,
         },
         Scenario {
             name: "v4 jobs page 1",
             paths: vec![with_token(v4.clone())],
             total: Some(written),
+            cookie: None,
         },
         Scenario {
             name: "v4 jobs keyset page 50,000",
@@ -167,6 +177,28 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
                 kiln_server::api::v4::jobs::encode_cursor(deep_cursor)
             ))],
             total: None,
+            cookie: None,
+        },
+        // The web UI's pages, rendered on the server for a signed-in user.
+        Scenario {
+            name: "web pipelines page",
+            paths: vec!["/bench/app/-/pipelines".to_owned()],
+            total: None,
+            cookie: cookie.clone(),
+        },
+        Scenario {
+            name: "web pipeline page",
+            paths: vec![format!("/bench/app/-/pipelines/{top_pipeline}")],
+            total: None,
+            cookie: cookie.clone(),
+        },
+        Scenario {
+            name: "web job page",
+            paths: (0..997)
+                .map(|i| format!("/bench/app/-/jobs/{}", 1 + (i * 1_003) % written))
+                .collect(),
+            total: None,
+            cookie,
         },
     ];
     println!(
@@ -177,7 +209,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     let baseline = load(
         baseline_addr,
         &["/baseline".to_owned()],
-        None,
+        (None, None),
         args.connections,
         duration,
     )
@@ -193,7 +225,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             let result = load(
                 server_addr,
                 &scenario.paths,
-                scenario.total,
+                (scenario.total, scenario.cookie.as_deref()),
                 args.connections,
                 duration,
             )
@@ -308,19 +340,22 @@ impl LoadResult {
     }
 }
 
-/// Drives `addr` with `connections` keep-alive connections cycling through `paths`.
+/// Drives `addr` with `connections` keep-alive connections cycling through `paths`, each
+/// answer checked for its X-Total (if given) and sent with the cookie (if any).
 async fn load(
     addr: SocketAddr,
     paths: &[String],
-    total: Option<u64>,
+    (total, cookie): (Option<u64>, Option<&str>),
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<LoadResult> {
     let paths = Arc::new(paths.to_vec());
+    let cookie = cookie.map(str::to_owned);
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
     for c in 0..connections {
         let paths = paths.clone();
+        let cookie = cookie.clone();
         tasks.push(tokio::spawn(async move {
             let stream = TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -332,9 +367,11 @@ async fn load(
             while Instant::now() < deadline {
                 let path = &paths[i % paths.len()];
                 i += 1;
-                let request = Request::get(path.as_str())
-                    .header("host", "127.0.0.1")
-                    .body(Empty::<Bytes>::new())?;
+                let mut request = Request::get(path.as_str()).header("host", "127.0.0.1");
+                if let Some(cookie) = &cookie {
+                    request = request.header("cookie", cookie.as_str());
+                }
+                let request = request.body(Empty::<Bytes>::new())?;
                 let sent = Instant::now();
                 let response = sender.send_request(request).await?;
                 let status = response.status();
