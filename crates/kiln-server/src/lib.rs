@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v3", api::v3::router())
         .nest("/api/v4", api::v4::router())
         .merge(api::git_http::routes())
+        .merge(api::health::routes())
         .merge(web::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)

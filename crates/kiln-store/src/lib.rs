@@ -202,6 +202,12 @@ impl Store {
     pub async fn close(&self) {
         self.db.close().await
     }
+
+    /// The migrations this Kiln has that the database has not (0 when ready); an error
+    /// when the database cannot be reached.
+    pub async fn pending_migrations(&self) -> StoreResult<usize> {
+        migrate::pending(&self.db).await
+    }
 }
 
 pub fn now_ms() -> i64 {

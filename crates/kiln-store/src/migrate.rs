@@ -72,6 +72,19 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// How many of this Kiln's migrations the database has not had (a query, so it also says
+/// whether the database answers).
+pub async fn pending(db: &Db) -> StoreResult<usize> {
+    let newest = MIGRATIONS.last().map_or(0, |m| m.version);
+    let applied = db
+        .read_int(
+            "SELECT COUNT(*) FROM kiln_migrations WHERE version <= $1",
+            &[crate::db::Arg::from(newest)],
+        )
+        .await?;
+    Ok(MIGRATIONS.len().saturating_sub(applied.max(0) as usize))
+}
+
 /// The advisory lock servers starting together queue on, so each migration is applied once.
 const MIGRATION_LOCK: i64 = 0x006b_696c_6e6d_6967; // "kilnmig"
 

@@ -5,6 +5,7 @@ pub mod build_pages;
 pub mod commit_statuses;
 pub mod edge;
 pub mod git_http;
+pub mod health;
 pub mod lint;
 pub mod projects;
 pub mod protected_branches;

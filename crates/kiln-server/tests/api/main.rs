@@ -8,6 +8,7 @@ mod auth;
 mod builds_v3;
 mod cluster;
 mod commit_statuses;
+mod health;
 mod http_edge;
 mod http_limits;
 mod jobs_v4;
