@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod params;
 pub mod present;
 pub mod query;
+pub mod request_log;
 pub mod secrets;
 pub mod service;
 pub mod web;
@@ -209,4 +210,5 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(routes)
         .layer(axum::middleware::map_request(api::edge::guard))
+        .layer(axum::middleware::from_fn(request_log::layer))
 }

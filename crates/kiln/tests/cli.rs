@@ -470,3 +470,45 @@ fn passwords_for_the_web_ui_are_read_from_stdin_and_checked() {
     );
     assert!(!ok && err.contains("no user"), "{err}");
 }
+
+/// `--log-format json`: one JSON object a line, and each request's line carries the id the
+/// response returned.
+#[tokio::test]
+async fn json_logs_carry_each_requests_id() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = kiln_test_support::TestDatabase::new().await;
+    let data = dir.path().join("server");
+    let server = support::serve(&data, &db.url, &["--log-format", "json"]);
+    let response = reqwest::Client::new()
+        .get(format!("{}/-/readiness", server.url))
+        .header("x-request-id", "probe-7f3a")
+        .send()
+        .await
+        .expect("readiness");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "probe-7f3a");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        let found = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["span"]["request_id"] == "probe-7f3a" && l["fields"]["status"] == 200);
+        if let Some(found) = found {
+            assert!(
+                log.lines()
+                    .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+                "every line is JSON: {log}"
+            );
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request line in {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["span"]["path"], "/-/readiness");
+    assert!(line["fields"]["duration_ms"].as_f64().is_some(), "{line}");
+}

@@ -60,3 +60,40 @@ async fn the_probes_answer_as_gitlabs_and_readiness_fails_without_a_database() {
     let live = app.request(reqwest::Method::GET, "/-/liveness", None).await;
     assert_eq!(live.assert(200), &json!({ "status": "ok" }));
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_kept_from_the_client_when_safe() {
+    let app = TestApp::spawn().await;
+    let id_of = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let get = |path: &str, id: Option<&str>| {
+        let mut request = app.client.get(format!("{}{path}", app.base));
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.send()
+    };
+    let first = get("/-/liveness", None).await.expect("liveness");
+    let second = get("/-/liveness", None).await.expect("liveness");
+    let (a, b) = (id_of(&first), id_of(&second));
+    assert!(a.len() >= 16 && b.len() >= 16 && a != b, "{a} {b}");
+    let kept = get("/api/v4/nothing", Some("lb-4f2a.77"))
+        .await
+        .expect("404");
+    assert_eq!(kept.status(), 404);
+    assert_eq!(id_of(&kept), "lb-4f2a.77");
+    let forged = get("/-/liveness", Some("x\" injected=1"))
+        .await
+        .expect("liveness");
+    let replaced = id_of(&forged);
+    assert!(
+        !replaced.is_empty() && !replaced.contains('"'),
+        "{replaced}"
+    );
+}

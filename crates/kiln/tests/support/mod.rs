@@ -66,8 +66,12 @@ pub fn serve_on(data: &Path, url: &str, listen: &str, extra: &[&str]) -> Server 
     let deadline = Instant::now() + Duration::from_secs(30);
     let bound = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // `bound=ADDR` in text logs, `"bound":"ADDR"` in JSON ones.
         if let Some(rest) = text.split("bound=").nth(1) {
             break rest.split_whitespace().next().expect("address").to_owned();
+        }
+        if let Some(rest) = text.split("\"bound\":\"").nth(1) {
+            break rest.split('"').next().expect("address").to_owned();
         }
         assert!(Instant::now() < deadline, "serve did not start: {text}");
         std::thread::sleep(Duration::from_millis(20));
