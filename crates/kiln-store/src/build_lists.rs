@@ -187,3 +187,32 @@ impl Builds<'_> {
         })
     }
 }
+
+impl Builds<'_> {
+    /// The coverage of the newest successful current build named `name` in the ref's newest
+    /// successful, running and failed pipelines: what GitLab's coverage badge with `job=`
+    /// shows. None when there is no such build, or it reported none.
+    pub async fn job_coverage(
+        &self,
+        project_id: i64,
+        ref_name: &str,
+        name: &str,
+    ) -> StoreResult<Option<f64>> {
+        use crate::row::KilnRow as _;
+        let row = self
+            .db
+            .read_optional(
+                "SELECT coverage FROM builds WHERE +project_id = $1 AND name = $2 \
+                 AND NOT retried AND status = 'success' AND pipeline_id IN \
+                 (SELECT MAX(id) FROM pipelines WHERE project_id = $1 AND ref = $3 \
+                 AND status IN ('success', 'running', 'failed') GROUP BY status) \
+                 ORDER BY id DESC LIMIT 1",
+                &[Arg::from(project_id), Arg::from(name), Arg::from(ref_name)],
+            )
+            .await?;
+        Ok(row
+            .map(|row| row.opt_float("coverage"))
+            .transpose()?
+            .flatten())
+    }
+}

@@ -2,6 +2,7 @@
 
 use crate::db::Arg;
 use crate::pipelines::{pipeline_from_row, select_pipelines, PipelineRecord, Pipelines};
+use crate::row::KilnRow as _;
 use crate::StoreResult;
 use kiln_core::PageRequest;
 
@@ -203,6 +204,30 @@ impl Pipelines<'_> {
             .read_optional(&sql, &[Arg::from(project_id), Arg::from(sha)])
             .await?;
         Ok(row.as_ref().map(pipeline_from_row).transpose()?)
+    }
+
+    /// The status of the newest pipeline of `ref_name` in the project (skipped ones left
+    /// out if asked), as GitLab's pipeline badge reads it: child pipelines count.
+    pub async fn latest_status(
+        &self,
+        project_id: i64,
+        ref_name: &str,
+        ignore_skipped: bool,
+    ) -> StoreResult<Option<String>> {
+        let skipped = if ignore_skipped {
+            " AND status <> 'skipped'"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT status FROM pipelines WHERE project_id = $1 AND ref = $2{skipped} \
+             ORDER BY id DESC LIMIT 1"
+        );
+        let row = self
+            .db
+            .read_optional(&sql, &[Arg::from(project_id), Arg::from(ref_name)])
+            .await?;
+        Ok(row.map(|row| row.text("status")).transpose()?)
     }
 
     /// The newest pipeline of `ref_name` in the project, child pipelines left out.

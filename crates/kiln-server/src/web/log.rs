@@ -231,7 +231,8 @@ fn duration(secs: i64) -> String {
     format!("{:02}:{:02}", secs / 60, secs % 60)
 }
 
-fn escape(text: &str) -> String {
+/// Text as HTML or XML character data and attribute values (control characters dropped).
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

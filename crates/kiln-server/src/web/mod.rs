@@ -5,6 +5,7 @@
 
 mod artifacts;
 mod assets;
+mod badges;
 mod dag;
 mod jobs;
 mod live;
@@ -42,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/runners/{id}/{action}", post(settings::admin_runner))
         .route("/{namespace}/{repo}", get(pipelines::project_home))
+        .route("/{namespace}/{repo}/badges/{*badge}", get(badges::show))
         .route("/{namespace}/{repo}/-/settings/ci_cd", get(settings::show))
         .route(
             "/{namespace}/{repo}/-/settings/ci_cd/{*form}",

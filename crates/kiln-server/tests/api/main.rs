@@ -23,6 +23,7 @@ mod runners_api;
 mod triggers;
 mod variables;
 mod web;
+mod web_badges;
 mod web_log;
 mod web_matrix;
 mod web_settings;
