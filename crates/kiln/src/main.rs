@@ -1,6 +1,7 @@
 //! `kiln`: the CI server (`serve`), its administration (`admin`) and its benchmark (`bench`).
 
 mod cmd;
+mod config_file;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,8 +43,20 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// A TOML file of settings, its keys the flags' names (`listen = "0.0.0.0:8080"`,
+    /// `database_url = "postgres://…"`); flags and `KILN_…` variables win over it.
+    #[arg(long, env = "KILN_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every setting of `kiln serve` (given the same flags) with its value and where
+    /// it came from (flag, environment, file, default), secrets hidden.
+    Check(cmd::serve::ServeArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +69,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve the HTTP API.
     Serve(cmd::serve::ServeArgs),
+    /// The configuration: `kiln config check` prints what `kiln serve` would run with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Manage users, tokens, projects and members; each prints only the new id or token.
     #[command(subcommand)]
     Admin(cmd::admin::AdminCommand),
@@ -99,7 +115,15 @@ impl Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before anything else (no thread runs yet): the file's values become the variables
+    // that are not set, so that flags, then variables, then the file decide.
+    let from_file = config_file::apply(&std::env::args_os().collect::<Vec<_>>())?;
     let cli = Cli::parse();
+    if let Command::Config(ConfigCommand::Check(_)) = cli.command {
+        let args: Vec<_> = std::env::args_os().collect();
+        println!("{}", config_file::check(&args, &from_file)?);
+        return Ok(());
+    }
     if !matches!(cli.command, Command::Run(_) | Command::Lint(_)) {
         // The database, traces, artifacts and mirrors are nobody else's to read: files are
         // created 0600, directories 0700.
@@ -134,6 +158,7 @@ fn main() -> anyhow::Result<()> {
             Command::Run(args) => cmd::run::run(args).await,
             Command::Lint(args) => cmd::run::lint(args),
             Command::Runner(command) => cmd::runner::run(command).await,
+            Command::Config(_) => Ok(()),
         }
     })
 }

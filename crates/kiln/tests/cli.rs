@@ -512,3 +512,65 @@ async fn json_logs_carry_each_requests_id() {
     assert_eq!(line["span"]["path"], "/-/readiness");
     assert!(line["fields"]["duration_ms"].as_f64().is_some(), "{line}");
 }
+
+/// `--config kiln.toml`: its keys are the flags' names; a flag wins over a variable, which
+/// wins over the file; `config check` says where each value came from and hides secrets;
+/// an unknown key is an error that names it.
+#[test]
+fn a_config_file_sets_what_flags_and_variables_do_not() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("kiln.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9999\"\nexternal_url = \"https://ci.example.com\"\n\
+         database_url = \"postgres://kiln:s3cret@db/kiln\"\nmax_trace_size = 1000\n\
+         embedded_runner_tags = [\"docker\", \"linux\"]\n",
+    )
+    .expect("write");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        command.arg("--config").arg(&file).args(args);
+        for name in [
+            "KILN_LISTEN",
+            "KILN_MAX_TRACE_SIZE",
+            "KILN_DATABASE_URL",
+            "KILN_EXTERNAL_URL",
+            "KILN_EMBEDDED_RUNNER_TAGS",
+            "KILN_CONFIG",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied()).env("RUST_BACKTRACE", "0");
+        command.output().expect("run kiln")
+    };
+    let out = run(
+        &["config", "check", "--listen", "0.0.0.0:8080"],
+        &[
+            ("KILN_MAX_TRACE_SIZE", "2000"),
+            ("KILN_EXTERNAL_URL", "https://env.example.com"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "listen = 0.0.0.0:8080   # flag",
+        "external_url = https://env.example.com   # environment",
+        "max_trace_size = 2000   # environment",
+        "database_url = postgres://kiln:(hidden)@db/kiln   # file",
+        "embedded_runner_tags = docker,linux   # file",
+        "build_lease = 600   # default",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(!text.contains("s3cret"), "{text}");
+
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\nlisen = \"typo\"\n").expect("write");
+    let bad = run(&["config", "check"], &[]);
+    assert!(!bad.status.success());
+    let error = String::from_utf8_lossy(&bad.stderr);
+    assert!(error.contains("unknown key `lisen`"), "{error}");
+}
