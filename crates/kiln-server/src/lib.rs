@@ -14,6 +14,7 @@ pub mod error;
 pub mod files;
 pub mod git;
 pub mod http;
+pub mod metrics;
 pub mod pagination;
 pub mod params;
 pub mod present;
@@ -121,6 +122,8 @@ pub struct AppInner {
     pub cipher: secrets::Cipher,
     /// This server process, for cluster leases.
     pub instance_id: String,
+    /// HTTP requests counted for `/-/metrics`.
+    pub metrics: metrics::Metrics,
     embedded_runner: OnceLock<Arc<embedded_runner::EmbeddedRunner>>,
 }
 
@@ -188,6 +191,7 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
         executor,
         artifacts,
         instance_id: format!("{}-{}", std::process::id(), kiln_store::new_secret()),
+        metrics: metrics::Metrics::default(),
         embedded_runner: OnceLock::new(),
         store,
         config,
@@ -205,6 +209,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::middleware::map_response(api::json_errors))
+        // Inside the router, where each request's route template is known.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state);
     // The edge's checks run before routing: the routes are this router's fallback.
     Router::new()

@@ -18,6 +18,7 @@ pub mod build_lists;
 mod build_rows;
 pub mod builds;
 pub mod commit_statuses;
+pub mod gauges;
 pub mod leases;
 pub mod pipeline_actions;
 pub mod pipeline_lists;
@@ -42,6 +43,7 @@ pub use builds::{
 pub use changes::{Change, ChangeFeed};
 pub use commit_statuses::{ReportFailure, StatusReport};
 pub use db::Db;
+pub use gauges::Gauges;
 pub use pipeline_lists::{PipelineFilter, PipelineOrder, PipelineScope};
 pub use pipelines::{NewPipeline, PipelineRecord, Upstream};
 pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, ProjectRef};

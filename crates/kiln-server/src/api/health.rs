@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/-/health", get(health))
         .route("/-/liveness", get(liveness))
         .route("/-/readiness", get(readiness))
+        .route("/-/metrics", get(crate::metrics::scrape))
 }
 
 async fn health() -> Response {

@@ -310,11 +310,8 @@ async fn a_stopping_server_fails_its_running_build_and_kills_its_processes() {
 #[tokio::test]
 async fn a_build_whose_definition_does_not_read_fails_with_the_reason() {
     let app = TestApp::spawn_with(1).await;
-    let owner = app.user("owner", false).await;
-    let project = app
-        .project("team/app", kiln_core::Visibility::Private)
-        .await;
-    app.member(project, &owner, kiln_core::AccessLevel::Master)
+    let (owner, project) = app
+        .owned_project("team/app", kiln_core::Visibility::Private)
         .await;
     let future = kiln_store::NewBuild {
         options: r#"{"version":99,"name":"future","script":["echo never"]}"#.into(),

@@ -97,3 +97,95 @@ async fn every_answer_carries_a_request_id_kept_from_the_client_when_safe() {
         "{replaced}"
     );
 }
+
+/// `/-/metrics`, parsed by a Prometheus text-format parser: requests by route template and
+/// status with their histogram, builds by status, the pending queue, the pools.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_read_the_builds() {
+    use prometheus_parse::{Scrape, Value};
+    let app = TestApp::spawn().await;
+    let (owner, project) = app
+        .owned_project("team/app", kiln_core::Visibility::Private)
+        .await;
+    app.pipeline(
+        project,
+        "aaaa",
+        &[
+            kiln_core::BuildStatus::Pending,
+            kiln_core::BuildStatus::Success,
+            kiln_core::BuildStatus::Pending,
+        ],
+    )
+    .await;
+    for _ in 0..3 {
+        app.get(&format!("/api/v4/projects/{project}/jobs"), &owner)
+            .await
+            .assert(200);
+    }
+    app.request(reqwest::Method::GET, "/no/such/thing/at/all", None)
+        .await;
+    let text = app
+        .client
+        .get(format!("{}/-/metrics", app.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("the text format");
+    let sample = |metric: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| s.value.clone())
+    };
+    let route = "/api/v4/projects/:id/jobs";
+    match sample(
+        "kiln_http_requests_total",
+        &[("route", route), ("status", "200"), ("method", "GET")],
+    ) {
+        Some(Value::Counter(n)) => assert_eq!(n, 3.0),
+        other => panic!("requests of {route}: {other:?}\n{text}"),
+    }
+    match sample("kiln_http_request_duration_seconds", &[("route", route)]) {
+        Some(Value::Histogram(buckets)) => {
+            let inf = buckets
+                .iter()
+                .find(|b| b.less_than == f64::INFINITY)
+                .map(|b| b.count);
+            assert_eq!(inf, Some(3.0), "{buckets:?}");
+        }
+        other => panic!("histogram of {route}: {other:?}\n{text}"),
+    }
+    // An unknown path is one label, not a new series per path.
+    assert!(
+        sample(
+            "kiln_http_requests_total",
+            &[("route", "unmatched"), ("status", "404")]
+        )
+        .is_some(),
+        "{text}"
+    );
+    assert!(!text.contains("/no/such/thing"), "{text}");
+    let gauge = |metric: &str, labels: &[(&str, &str)]| match sample(metric, labels) {
+        Some(Value::Gauge(n) | Value::Untyped(n)) => n,
+        other => panic!("{metric} {labels:?}: {other:?}\n{text}"),
+    };
+    assert_eq!(gauge("kiln_builds", &[("status", "pending")]), 2.0);
+    assert_eq!(gauge("kiln_builds", &[("status", "success")]), 1.0);
+    assert_eq!(gauge("kiln_pending_builds", &[]), 2.0);
+    assert!(gauge("kiln_pending_oldest_age_seconds", &[]) >= 0.0);
+    let pool = if app.store.backend_name() == "postgres" {
+        "main"
+    } else {
+        "read"
+    };
+    assert!(
+        gauge(
+            "kiln_db_pool_connections",
+            &[("pool", pool), ("state", "idle")]
+        ) >= 0.0
+    );
+}

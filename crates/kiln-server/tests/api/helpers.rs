@@ -153,6 +153,14 @@ impl TestApp {
         }
     }
 
+    /// A user `owner` and a project at `path` they are master of.
+    pub async fn owned_project(&self, path: &str, visibility: Visibility) -> (Actor, i64) {
+        let owner = self.user("owner", false).await;
+        let project = self.project(path, visibility).await;
+        self.member(project, &owner, AccessLevel::Master).await;
+        (owner, project)
+    }
+
     /// Gives `actor` a password to sign in to the web UI with.
     pub async fn set_password(&self, actor: &Actor, password: &str) {
         let hash = kiln_server::service::sign_in::hash_password(password)
