@@ -29,9 +29,15 @@ fn settings() -> BTreeMap<String, String> {
     found
 }
 
-/// The file named by `--config` (or `--config=`) in `args`, else by `KILN_CONFIG`.
+/// The file named by `--config` (or `--config=`) before the command in `args` (a
+/// command's own `--config`, the runner's, is not this one), else by `KILN_CONFIG`.
 fn named(args: &[OsString]) -> Option<OsString> {
-    let mut args = args.iter();
+    let root = crate::Cli::command();
+    let takes_value = |long: &str| {
+        root.get_arguments()
+            .any(|a| a.get_long() == Some(long) && a.get_action().takes_values())
+    };
+    let mut args = args.iter().skip(1);
     while let Some(arg) = args.next() {
         let text = arg.to_string_lossy();
         if text == "--config" {
@@ -40,8 +46,14 @@ fn named(args: &[OsString]) -> Option<OsString> {
         if let Some(path) = text.strip_prefix("--config=") {
             return Some(path.into());
         }
-        if text == "--" {
-            break;
+        match text.strip_prefix("--") {
+            // The command begins: what follows is its own.
+            None if !text.starts_with('-') => break,
+            Some("") => break,
+            Some(long) if !long.contains('=') && takes_value(long) => {
+                args.next();
+            }
+            _ => {}
         }
     }
     std::env::var_os("KILN_CONFIG")
@@ -176,6 +188,42 @@ pub fn check(args: &[OsString], from_file: &[String]) -> anyhow::Result<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_config_before_the_command_is_the_file() {
+        let args = |list: &[&str]| list.iter().map(OsString::from).collect::<Vec<_>>();
+        std::env::remove_var("KILN_CONFIG");
+        assert_eq!(
+            named(&args(&["kiln", "--config", "a.toml", "serve"])),
+            Some("a.toml".into())
+        );
+        assert_eq!(
+            named(&args(&[
+                "kiln",
+                "--data-dir",
+                "d",
+                "--config=b.toml",
+                "serve"
+            ])),
+            Some("b.toml".into())
+        );
+        assert_eq!(
+            named(&args(&["kiln", "runner", "register", "--config", "r.toml"])),
+            None
+        );
+        assert_eq!(
+            named(&args(&[
+                "kiln",
+                "--data-dir",
+                "d",
+                "runner",
+                "run",
+                "--config",
+                "r.toml"
+            ])),
+            None
+        );
+    }
 
     #[test]
     fn the_keys_are_the_flags_names() {

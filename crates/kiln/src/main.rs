@@ -44,8 +44,10 @@ pub struct Cli {
     pub log_format: LogFormat,
 
     /// A TOML file of settings, its keys the flags' names (`listen = "0.0.0.0:8080"`,
-    /// `database_url = "postgres://…"`); flags and `KILN_…` variables win over it.
-    #[arg(long, env = "KILN_CONFIG", global = true)]
+    /// `database_url = "postgres://…"`); flags and `KILN_…` variables win over it. Given
+    /// before the command (`kiln --config kiln.toml serve`): `kiln runner … --config` is the
+    /// runner's own file.
+    #[arg(long, env = "KILN_CONFIG")]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]
