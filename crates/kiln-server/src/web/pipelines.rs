@@ -15,7 +15,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use kiln_core::{BuildStatus, Caller, PageRequest, Permission};
-use kiln_store::{BuildFilter, BuildRecord, PipelineFilter, PipelineRecord, ProjectRecord, Window};
+use kiln_store::{
+    BuildFilter, BuildRecord, PipelineFilter, PipelineRecord, ProjectRecord, UserRecord, Window,
+};
 
 const PER_PAGE: u32 = 20;
 use crate::service::pipelines::STATUSES;
@@ -130,11 +132,11 @@ pub(super) async fn may_maintain(
     visitor: &Visitor,
     project: &ProjectRecord,
 ) -> bool {
-    let Some((_, session)) = &visitor.session else {
+    let Some(user) = visitor.user() else {
         return false;
     };
     let path = project.full_path();
-    crate::service::projects::authorize(state, &session.user, &path, Permission::Maintain)
+    crate::service::projects::authorize(state, user, &path, Permission::Maintain)
         .await
         .is_ok()
 }
@@ -436,17 +438,28 @@ pub(super) async fn actor(
     path: (&str, &str),
     params: &QueryPairs,
 ) -> Result<(ProjectRecord, i64), Response> {
+    let (project, user) = form_actor(state, visitor, path, params, Permission::UpdateBuild).await?;
+    Ok((project, user.id))
+}
+
+/// Who may act on a form: a visitor whose form is theirs (CSRF token), signed in, with
+/// `permission` on the project.
+pub(super) async fn form_actor(
+    state: &AppState,
+    visitor: &Visitor,
+    path: (&str, &str),
+    params: &QueryPairs,
+    permission: Permission,
+) -> Result<(ProjectRecord, UserRecord), Response> {
     if let Some(refused) = visitor.refuse_form(params.get("authenticity_token")) {
         return Err(refused);
     }
-    let Some((_, session)) = &visitor.session else {
+    let Some(user) = visitor.user() else {
         return Err(page::redirect("/users/sign_in", &[]));
     };
     let raw = format!("{}/{}", path.0, path.1);
-    match crate::service::projects::authorize(state, &session.user, &raw, Permission::UpdateBuild)
-        .await
-    {
-        Ok(project) => Ok((project, session.user.id)),
+    match crate::service::projects::authorize(state, user, &raw, permission).await {
+        Ok(project) => Ok((project, user.clone())),
         Err(err) => Err(failed(visitor, err)),
     }
 }

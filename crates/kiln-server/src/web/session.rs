@@ -52,6 +52,11 @@ impl FromRequestParts<AppState> for Visitor {
 }
 
 impl Visitor {
+    /// The signed-in user, if any.
+    pub fn user(&self) -> Option<&kiln_store::UserRecord> {
+        self.session.as_ref().map(|(_, session)| &session.user)
+    }
+
     /// The layout's part of a page for this visitor, and the cookie to set for a signed-out
     /// visitor's forms when they have none yet.
     pub fn page(&self) -> (Page, Vec<String>) {

@@ -73,11 +73,6 @@ struct AdminRunnersPage<'a> {
     token_scope: &'static str,
 }
 
-/// The signed-in user, if any.
-fn signed_in(visitor: &Visitor) -> Option<&UserRecord> {
-    visitor.session.as_ref().map(|(_, session)| &session.user)
-}
-
 fn to_sign_in() -> Response {
     page::redirect("/users/sign_in", &[])
 }
@@ -88,7 +83,7 @@ async fn maintained(
     visitor: &Visitor,
     (namespace, repo): (&str, &str),
 ) -> Result<(ProjectRecord, UserRecord), Response> {
-    let user = signed_in(visitor).ok_or_else(to_sign_in)?.clone();
+    let user = visitor.user().ok_or_else(to_sign_in)?.clone();
     let raw = format!("{namespace}/{repo}");
     match crate::service::projects::authorize(state, &user, &raw, Permission::Maintain).await {
         Ok(project) => Ok((project, user)),
@@ -103,10 +98,7 @@ async fn maintained_form(
     path: (&str, &str),
     params: &QueryPairs,
 ) -> Result<(ProjectRecord, UserRecord), Response> {
-    if let Some(refused) = visitor.refuse_form(params.get("authenticity_token")) {
-        return Err(refused);
-    }
-    maintained(state, visitor, path).await
+    super::pipelines::form_actor(state, visitor, path, params, Permission::Maintain).await
 }
 
 /// The visitor, once they are a signed-in admin; anyone else is told the page is not there,
@@ -117,7 +109,7 @@ async fn admin(visitor: &Visitor, params: Option<&QueryPairs>) -> Result<UserRec
             return Err(refused);
         }
     }
-    let user = signed_in(visitor).ok_or_else(to_sign_in)?;
+    let user = visitor.user().ok_or_else(to_sign_in)?;
     if !user.is_admin {
         return Err(failed(visitor, ApiError::NotFoundMessage("404 Not found")));
     }
