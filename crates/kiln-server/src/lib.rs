@@ -23,6 +23,7 @@ pub mod request_log;
 pub mod secrets;
 pub mod service;
 pub mod web;
+pub mod webhooks;
 
 use artifact_store::ArtifactStore;
 use axum::Router;

@@ -8,7 +8,9 @@
 
 use crate::builds::{insert_build, parse_status, set_status, Builds, CountDeltas};
 use crate::db::{args, Tx};
-use crate::pipelines::{insert_pipeline, lock_project, process_pipeline, NewPipeline};
+use crate::pipelines::{
+    insert_pipeline, lock_project, process_pipeline, tell_hooks_of_creation, NewPipeline,
+};
 use crate::row::KilnRow;
 use crate::{dialect, now_ms, StoreResult};
 use kiln_core::{BuildStatus, PipelineStatus};
@@ -71,9 +73,11 @@ impl Builds<'_> {
             return Ok(None);
         }
         let place = insert_pipeline(&mut tx, child).await?;
+        let mut ids = Vec::with_capacity(child.builds.len());
         for build in &child.builds {
-            insert_build(&mut tx, &mut counts, place, build).await?;
+            ids.push(insert_build(&mut tx, &mut counts, place, build).await?);
         }
+        tell_hooks_of_creation(&mut tx, child, place.pipeline_id, &ids).await?;
         // A child with errors is kept, failed, but the bridge did not make a pipeline that
         // runs (GitLab's `created_successfully?`): it fails, whatever its strategy.
         let broken = child.yaml_errors.is_some();

@@ -277,6 +277,7 @@ pub(crate) async fn set_status(
         counts.add(project_id, from, -1);
         counts.add(project_id, to, 1);
         tx.notify(Change::Builds(project_id)).await?;
+        crate::hooks::enqueue(tx, crate::hooks::HookEvent::Job, id, to.as_str(), now).await?;
         match to {
             BuildStatus::Pending => tx.notify(Change::Pending).await?,
             BuildStatus::Canceled => tx.notify(Change::Canceled(id)).await?,

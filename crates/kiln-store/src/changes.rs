@@ -32,6 +32,8 @@ pub enum Change {
     Canceled(i64),
     /// The build's log grew: open pages that follow it fetch the new bytes.
     Trace(i64),
+    /// Webhook deliveries were queued: a server should send them.
+    Deliveries,
 }
 
 impl Change {
@@ -43,6 +45,7 @@ impl Change {
             Change::Pending => "p".into(),
             Change::Canceled(build) => format!("c{build}"),
             Change::Trace(build) => format!("t{build}"),
+            Change::Deliveries => "h".into(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Change {
             "p" if rest.is_empty() => Some(Change::Pending),
             "c" => id().map(Change::Canceled),
             "t" => id().map(Change::Trace),
+            "h" if rest.is_empty() => Some(Change::Deliveries),
             _ => None,
         }
     }
@@ -107,7 +111,7 @@ impl ChangeFeed {
                 Change::Builds(project) => self.versions.bump_builds(project),
                 Change::AllBuilds => self.versions.bump_all_builds(),
                 Change::Access => self.versions.bump_access(),
-                Change::Pending | Change::Canceled(_) | Change::Trace(_) => {}
+                Change::Pending | Change::Canceled(_) | Change::Trace(_) | Change::Deliveries => {}
             }
             // No subscriber is not an error.
             let _ = self.sender.send(*change);
@@ -174,6 +178,7 @@ mod tests {
             Change::Pending,
             Change::Canceled(7),
             Change::Trace(9),
+            Change::Deliveries,
         ] {
             assert_eq!(Change::decode(&change.encode()), Some(change));
         }

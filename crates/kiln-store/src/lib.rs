@@ -19,6 +19,7 @@ mod build_rows;
 pub mod builds;
 pub mod commit_statuses;
 pub mod gauges;
+pub mod hooks;
 pub mod leases;
 pub mod pipeline_actions;
 pub mod pipeline_lists;
@@ -44,6 +45,7 @@ pub use changes::{Change, ChangeFeed};
 pub use commit_statuses::{ReportFailure, StatusReport};
 pub use db::Db;
 pub use gauges::Gauges;
+pub use hooks::{Attempt, DeliveryRecord, DueDelivery, HookEvent, HookRecord, HookSettings};
 pub use pipeline_lists::{PipelineFilter, PipelineOrder, PipelineScope};
 pub use pipelines::{NewPipeline, PipelineRecord, Upstream};
 pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, ProjectRef};
@@ -179,6 +181,13 @@ impl Store {
 
     pub fn protected_branches(&self) -> protected_branches::ProtectedBranches<'_> {
         protected_branches::ProtectedBranches {
+            db: &self.db,
+            feed: &self.feed,
+        }
+    }
+
+    pub fn hooks(&self) -> hooks::Hooks<'_> {
+        hooks::Hooks {
             db: &self.db,
             feed: &self.feed,
         }

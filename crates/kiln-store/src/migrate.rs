@@ -70,6 +70,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_trace_lines.sql"),
         postgres: include_str!("../migrations/postgres/0012_trace_lines.sql"),
     },
+    Migration {
+        version: 13,
+        sqlite: include_str!("../migrations/sqlite/0013_webhooks.sql"),
+        postgres: include_str!("../migrations/postgres/0013_webhooks.sql"),
+    },
 ];
 
 /// How many of this Kiln's migrations the database has not had (a query, so it also says

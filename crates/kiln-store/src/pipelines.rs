@@ -299,19 +299,26 @@ async fn set_pipeline_status(
     now: i64,
 ) -> StoreResult<()> {
     let running = !matches!(status, kiln_core::PipelineStatus::Created);
-    tx.execute(
-        "UPDATE pipelines SET status = $1, \
-         started_at = CASE WHEN $2 THEN COALESCE(started_at, $3) ELSE started_at END, \
-         finished_at = CASE WHEN $4 THEN COALESCE(finished_at, $3) ELSE NULL END WHERE id = $5",
-        args![
-            status.as_str(),
-            running,
-            now,
-            status.is_complete(),
-            pipeline_id
-        ],
-    )
-    .await?;
+    // The same status again changes nothing (its timestamps are set already) and tells no hook.
+    let changed = tx
+        .execute(
+            "UPDATE pipelines SET status = $1, \
+             started_at = CASE WHEN $2 THEN COALESCE(started_at, $3) ELSE started_at END, \
+             finished_at = CASE WHEN $4 THEN COALESCE(finished_at, $3) ELSE NULL END \
+             WHERE id = $5 AND status <> $1",
+            args![
+                status.as_str(),
+                running,
+                now,
+                status.is_complete(),
+                pipeline_id
+            ],
+        )
+        .await?;
+    if changed > 0 {
+        let event = crate::hooks::HookEvent::Pipeline;
+        crate::hooks::enqueue(tx, event, pipeline_id, status.as_str(), now).await?;
+    }
     if status.is_complete() {
         Box::pin(crate::bridges::follow_downstream(
             tx,
@@ -430,6 +437,31 @@ pub(crate) async fn insert_pipeline<'n>(
     })
 }
 
+/// A pipeline and builds made past `created` (pending, manual, skipped, or failed by its
+/// file's errors) have changed status as far as hooks are concerned, as GitLab's do when
+/// processed right after creation. A project without hooks costs one read.
+pub(crate) async fn tell_hooks_of_creation(
+    tx: &mut Tx<'_>,
+    new: &NewPipeline,
+    pipeline_id: i64,
+    build_ids: &[i64],
+) -> StoreResult<()> {
+    use crate::hooks::{enqueue, has_hooks, HookEvent};
+    if !has_hooks(tx, new.project_id).await? {
+        return Ok(());
+    }
+    let now = now_ms();
+    if new.status != "created" {
+        enqueue(tx, HookEvent::Pipeline, pipeline_id, &new.status, now).await?;
+    }
+    for (build, id) in new.builds.iter().zip(build_ids) {
+        if build.status != BuildStatus::Created {
+            enqueue(tx, HookEvent::Job, *id, build.status.as_str(), now).await?;
+        }
+    }
+    Ok(())
+}
+
 impl Pipelines<'_> {
     /// Inserts the pipeline, its commit (if new) and all its builds atomically.
     /// Returns the pipeline id and the build ids in the order given.
@@ -442,6 +474,7 @@ impl Pipelines<'_> {
             ids.push(insert_build(&mut tx, &mut counts, place, build).await?);
         }
         counts.apply(&mut tx).await?;
+        tell_hooks_of_creation(&mut tx, new, place.pipeline_id, &ids).await?;
         tx.notify(crate::changes::Change::Builds(new.project_id))
             .await?;
         if new.builds.iter().any(|b| b.status == BuildStatus::Pending) {
@@ -502,6 +535,8 @@ impl Pipelines<'_> {
         if changed > 0 {
             tx.notify(crate::changes::Change::Builds(project_id))
                 .await?;
+            let event = crate::hooks::HookEvent::Pipeline;
+            crate::hooks::enqueue(&mut tx, event, pipeline_id, "running", now_ms()).await?;
         }
         tx.commit().await?;
         Ok(())

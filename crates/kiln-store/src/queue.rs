@@ -222,6 +222,9 @@ pub(crate) async fn retry_build_as(
         protected: old.protected,
     };
     let id = insert_build(tx, counts, place, &copy).await?;
+    if status != BuildStatus::Created {
+        crate::hooks::enqueue(tx, crate::hooks::HookEvent::Job, id, status.as_str(), now).await?;
+    }
     // The variables a person gave when playing it stay with the job.
     tx.execute(
         "UPDATE builds SET job_variables = $1 WHERE id = $2",
@@ -296,6 +299,15 @@ impl Builds<'_> {
         counts.apply(&mut tx).await?;
         tx.notify(crate::changes::Change::Builds(claimed.project_id))
             .await?;
+        let running = BuildStatus::Running.as_str();
+        crate::hooks::enqueue(
+            &mut tx,
+            crate::hooks::HookEvent::Job,
+            claimed.build_id,
+            running,
+            now_ms(),
+        )
+        .await?;
         tx.commit().await?;
         // The build is claimed whatever happens here: an error must not make the caller
         // drop it. A pipeline with a build running is running, whatever its other builds (GitLab's

@@ -912,3 +912,162 @@ async fn processing_after_a_finish_leaves_nothing_for_a_full_pass() {
         }
     }
 }
+
+#[tokio::test]
+async fn status_changes_queue_deliveries_that_one_server_at_a_time_sends() {
+    use kiln_store::{Attempt, HookEvent, HookSettings};
+    let (_db, store) = fresh().await;
+    let pid = project(&store).await;
+    let hooks = store.hooks();
+    let jobs_and_pipelines = hooks
+        .create(
+            pid,
+            &HookSettings {
+                url: Some("http://receiver.example/jobs".into()),
+                job_events: Some(true),
+                pipeline_events: Some(true),
+                ..HookSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let pipelines_only = hooks
+        .create(
+            pid,
+            &HookSettings {
+                url: Some("http://receiver.example/pipelines".into()),
+                pipeline_events: Some(true),
+                push_events: Some(false),
+                ..HookSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(jobs_and_pipelines.push_events && !pipelines_only.push_events);
+    assert_eq!(
+        jobs_and_pipelines.alert_status(kiln_store::now_ms()),
+        "executable"
+    );
+
+    let ids = pipeline(&store, pid, "aaa", &[BuildStatus::Pending]).await;
+    let runner = store.runners().find_or_create("r1").await.unwrap();
+    let claimed = store
+        .builds()
+        .claim(runner, i64::MAX, &kiln_store::new_secret())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.build_id, ids[0]);
+    let success = Finish {
+        success: true,
+        failure_reason: None,
+        exit_code: Some(0),
+        coverage: None,
+        retry: false,
+    };
+    store
+        .builds()
+        .finish(ids[0], Holder::Runner(runner), &success, b"")
+        .await
+        .unwrap();
+
+    let told = |list: &[kiln_store::DeliveryRecord], event: HookEvent| {
+        let mut statuses: Vec<String> = list
+            .iter()
+            .filter(|d| d.event == event)
+            .map(|d| d.subject_status.clone())
+            .collect();
+        statuses.reverse();
+        statuses
+    };
+    let first = hooks.deliveries(jobs_and_pipelines.id, 50).await.unwrap();
+    let second = hooks.deliveries(pipelines_only.id, 50).await.unwrap();
+    let job_statuses = told(&first, HookEvent::Job);
+    assert_eq!(job_statuses.last().map(String::as_str), Some("success"));
+    assert!(
+        job_statuses.contains(&"running".to_owned()),
+        "{job_statuses:?}"
+    );
+    assert!(told(&second, HookEvent::Job).is_empty());
+    let pipeline_statuses = told(&second, HookEvent::Pipeline);
+    assert_eq!(
+        pipeline_statuses.last().map(String::as_str),
+        Some("success")
+    );
+    assert_eq!(pipeline_statuses, told(&first, HookEvent::Pipeline));
+    // One change, one event uuid, whichever hook hears of it.
+    let uuid_of = |list: &[kiln_store::DeliveryRecord]| {
+        list.iter()
+            .find(|d| d.event == HookEvent::Pipeline && d.subject_status == "success")
+            .map(|d| d.event_uuid.clone())
+            .unwrap()
+    };
+    assert_eq!(uuid_of(&first), uuid_of(&second));
+    assert_eq!(uuid_of(&first).len(), 36);
+
+    // Server A takes everything due; server B, meanwhile, nothing.
+    let queued = first.len() + second.len();
+    let taken = hooks.claim_due("a", 60_000, 100).await.unwrap();
+    assert_eq!(taken.len(), queued);
+    assert!(hooks.claim_due("b", 60_000, 100).await.unwrap().is_empty());
+    assert_eq!(hooks.pending_count().await.unwrap(), queued as i64);
+
+    let answered = |status: i64| Attempt {
+        response_status: Some(status),
+        duration_ms: 3,
+        error: None,
+        request_body: "{}".into(),
+        response_body: Some("ok".into()),
+    };
+    // Every delivery but one is answered 200 (only its holder may say so); that one, last,
+    // 503.
+    let failed_one = taken
+        .iter()
+        .find(|due| due.hook.id == pipelines_only.id)
+        .map(|due| due.delivery.id);
+    for due in taken
+        .iter()
+        .filter(|due| Some(due.delivery.id) != failed_one)
+    {
+        for holder in ["b", "a"] {
+            hooks
+                .record_attempt(due.delivery.id, holder, &answered(200))
+                .await
+                .unwrap();
+        }
+    }
+    hooks
+        .record_attempt(failed_one.unwrap(), "a", &answered(503))
+        .await
+        .unwrap();
+    assert_eq!(hooks.pending_count().await.unwrap(), 1);
+    let failing = hooks.find(pid, pipelines_only.id).await.unwrap();
+    assert_eq!(failing.recent_failures, 1);
+    let retry = hooks
+        .deliveries(pipelines_only.id, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| Some(d.id) == failed_one)
+        .unwrap();
+    assert_eq!((retry.state.as_str(), retry.attempts), ("pending", 1));
+    assert_eq!(retry.response_status, Some(503));
+    assert!(retry.next_attempt_at >= retry.created_at + 1_000);
+    // The failing hook waits out its back-off: nothing is due yet.
+    assert!(hooks.claim_due("a", 60_000, 100).await.unwrap().is_empty());
+    let delivered = hooks.deliveries(jobs_and_pipelines.id, 50).await.unwrap();
+    assert!(delivered
+        .iter()
+        .all(|d| d.state == "delivered" && d.attempts == 1));
+
+    assert_eq!(kiln_store::hooks::backoff_ms(1), 1_000);
+    assert_eq!(kiln_store::hooks::backoff_ms(3), 4_000);
+    assert_eq!(kiln_store::hooks::backoff_ms(40), 30_000);
+
+    hooks.delete(pid, pipelines_only.id).await.unwrap();
+    assert_eq!(hooks.pending_count().await.unwrap(), 0);
+    assert!(matches!(
+        hooks.find(pid, pipelines_only.id).await,
+        Err(StoreError::NotFound)
+    ));
+}
