@@ -1,6 +1,6 @@
 //! Periodic work of the cluster, each done by one server at a time under a cluster lease:
-//! the reaper (builds whose runner is gone), the artifact expiry sweep, and (when asked) the
-//! poller of project repositories for new branch heads.
+//! the reaper (builds whose runner is gone), the artifact expiry sweep (and old webhook
+//! deliveries), and (when asked) the poller of project repositories for new branch heads.
 
 use crate::service::jobs;
 use crate::service::pipelines::{self, PipelineRequest};
@@ -96,6 +96,9 @@ pub async fn sweep(app: &AppState) -> anyhow::Result<usize> {
             .await?;
         app.artifacts.delete(&app.store, *build_id, location).await;
     }
+    // A hook's log keeps a week of deliveries, as GitLab's does.
+    let week_ago = kiln_store::now_ms() - 7 * 24 * 3600 * 1000;
+    app.store.hooks().prune(week_ago).await?;
     Ok(expired.len())
 }
 

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// 404 with a message of GitLab's other spelling (`404 Not found` from RecordNotFound).
     #[error("{0}")]
     NotFoundMessage(&'static str),
+    /// 422 `{"error": …}`: Grape's `error!(text, 422)` (a hook's `Invalid url given`).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 409 with the message.
     #[error("{0}")]
     Conflict(String),
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NotFoundMessage(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Refused(status, _) => *status,
             ApiError::Refusal(Refusal::Unplayable) => StatusCode::BAD_REQUEST,
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::BadRequest(message)
             | ApiError::Conflict(message)
             | ApiError::Refused(_, message)
+            | ApiError::Unprocessable(message)
             | ApiError::Params(message) => message.clone(),
             ApiError::Unauthorized => "401 Unauthorized".to_owned(),
             ApiError::Refusal(Refusal::NotRetryable) => {
@@ -161,7 +166,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Validation(problems) = &self {
             return (self.status(), Json(json!({ "message": problems }))).into_response();
         }
-        if let ApiError::Params(problems) = &self {
+        if let ApiError::Params(problems) | ApiError::Unprocessable(problems) = &self {
             return (self.status(), Json(json!({ "error": problems }))).into_response();
         }
         (self.status(), Json(json!({ "message": self.message() }))).into_response()

@@ -81,6 +81,10 @@ pub struct Config {
     /// The key that encrypts secrets at rest (its text); None: the data dir's `secret.key`,
     /// made on first start. Every server of a cluster must be given the same.
     pub secret_key: Option<String>,
+    /// Whether webhooks may point at loopback and private addresses.
+    pub allow_local_webhooks: bool,
+    /// How long a webhook's receiver has to answer.
+    pub webhook_timeout: Duration,
 }
 
 impl Config {
@@ -107,6 +111,8 @@ impl Config {
             artifacts: ArtifactsSetting::Auto,
             http: HttpLimits::default(),
             secret_key: None,
+            allow_local_webhooks: false,
+            webhook_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -125,6 +131,8 @@ pub struct AppInner {
     pub instance_id: String,
     /// HTTP requests counted for `/-/metrics`.
     pub metrics: metrics::Metrics,
+    /// Sends webhook deliveries.
+    pub webhooks: webhooks::Sender,
     embedded_runner: OnceLock<Arc<embedded_runner::EmbeddedRunner>>,
 }
 
@@ -142,6 +150,7 @@ pub async fn start(store: Store, config: Config) -> anyhow::Result<AppState> {
     let _ = state.embedded_runner.set(runner);
     background::start(state.clone());
     service::bridges::follow(state.clone());
+    webhooks::start(state.clone());
     Ok(state)
 }
 
@@ -193,6 +202,7 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
         artifacts,
         instance_id: format!("{}-{}", std::process::id(), kiln_store::new_secret()),
         metrics: metrics::Metrics::default(),
+        webhooks: webhooks::Sender::new(config.allow_local_webhooks, config.webhook_timeout)?,
         embedded_runner: OnceLock::new(),
         store,
         config,

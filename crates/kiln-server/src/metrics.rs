@@ -33,9 +33,33 @@ struct RouteStats {
 #[derive(Default)]
 pub struct Metrics {
     routes: Mutex<HashMap<(String, String), RouteStats>>,
+    /// Webhook attempts by event and whether the receiver took them.
+    webhook_attempts: Mutex<BTreeMap<(&'static str, bool), u64>>,
 }
 
 impl Metrics {
+    /// Counts one attempt at a webhook delivery.
+    pub fn webhook_attempt(&self, event: kiln_store::HookEvent, delivered: bool) {
+        if let Ok(mut attempts) = self.webhook_attempts.lock() {
+            *attempts.entry((event.as_str(), delivered)).or_default() += 1;
+        }
+    }
+
+    fn write_webhooks(&self, out: &mut String) {
+        let Ok(attempts) = self.webhook_attempts.lock() else {
+            return;
+        };
+        out.push_str("# HELP kiln_webhook_attempts_total Webhook delivery attempts, by event and outcome (delivered: a 2xx answer).\n");
+        out.push_str("# TYPE kiln_webhook_attempts_total counter\n");
+        for ((event, delivered), n) in attempts.iter() {
+            let outcome = if *delivered { "delivered" } else { "failed" };
+            let _ = writeln!(
+                out,
+                "kiln_webhook_attempts_total{{event=\"{event}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+    }
+
     fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let Ok(mut routes) = self.routes.lock() else {
             return;
@@ -138,6 +162,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 pub async fn scrape(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     state.metrics.write_http(&mut out);
+    state.metrics.write_webhooks(&mut out);
     match state.store.gauges().await {
         Ok(gauges) => write_gauges(&mut out, &gauges, kiln_store::now_ms()),
         Err(err) => tracing::warn!(error = %err, "metrics: the database did not answer"),
@@ -166,6 +191,12 @@ fn write_gauges(out: &mut String, gauges: &kiln_store::Gauges, now: i64) {
         .oldest_pending_queued_at
         .map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
     let _ = writeln!(out, "kiln_pending_oldest_age_seconds {age}");
+    out.push_str("# HELP kiln_webhook_pending_deliveries Webhook deliveries waiting to be sent.\n# TYPE kiln_webhook_pending_deliveries gauge\n");
+    let _ = writeln!(
+        out,
+        "kiln_webhook_pending_deliveries {}",
+        gauges.pending_deliveries
+    );
     out.push_str("# HELP kiln_db_pool_connections Database connections, by pool and state.\n# TYPE kiln_db_pool_connections gauge\n");
     for (pool, size, idle) in &gauges.pools {
         let _ = writeln!(

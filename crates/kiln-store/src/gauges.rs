@@ -15,6 +15,8 @@ pub struct Gauges {
     pub oldest_pending_queued_at: Option<i64>,
     /// Per pool (`read`, `write`; `main` on PostgreSQL): open and idle connections.
     pub pools: Vec<(&'static str, u32, u32)>,
+    /// Webhook deliveries not yet sent (or given up).
+    pub pending_deliveries: i64,
 }
 
 impl Store {
@@ -48,9 +50,11 @@ impl Store {
             ],
             Db::Postgres(pool) => vec![("main", pool.size(), pool.num_idle() as u32)],
         };
+        let pending_deliveries = self.hooks().pending_count().await?;
         Ok(Gauges {
             builds,
             pending,
+            pending_deliveries,
             oldest_pending_queued_at,
             pools,
         })

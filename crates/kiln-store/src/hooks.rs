@@ -374,13 +374,21 @@ impl Hooks<'_> {
         tx.commit().await
     }
 
-    /// The hook's deliveries, newest first.
-    pub async fn deliveries(&self, hook_id: i64, limit: i64) -> StoreResult<Vec<DeliveryRecord>> {
+    /// The hook's deliveries, newest first, skipping `offset`.
+    pub async fn deliveries(
+        &self,
+        hook_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
         let sql = format!(
             "SELECT {DELIVERY_COLUMNS} FROM hook_deliveries d WHERE d.hook_id = $1 \
-             ORDER BY d.id DESC LIMIT $2"
+             ORDER BY d.id DESC LIMIT $2 OFFSET $3"
         );
-        let rows = self.db.read_all(&sql, args![hook_id, limit]).await?;
+        let rows = self
+            .db
+            .read_all(&sql, args![hook_id, limit, offset])
+            .await?;
         Ok(rows
             .iter()
             .map(delivery_from_row)
@@ -627,15 +635,22 @@ async fn apply_settings(tx: &mut Tx<'_>, id: i64, s: &HookSettings) -> StoreResu
             tx.execute(&sql, args![value.as_deref(), id]).await?;
         }
     }
-    if let Some(token) = &s.token_sealed {
-        tx.execute(
-            "UPDATE project_hooks SET token_sealed = $1 WHERE id = $2",
-            &[
-                crate::db::Arg::Bytes(token.as_deref().unwrap_or(&[])),
-                id.into(),
-            ],
-        )
-        .await?;
+    match &s.token_sealed {
+        Some(Some(sealed)) => {
+            tx.execute(
+                "UPDATE project_hooks SET token_sealed = $1 WHERE id = $2",
+                &[crate::db::Arg::Bytes(sealed), id.into()],
+            )
+            .await?;
+        }
+        Some(None) => {
+            tx.execute(
+                "UPDATE project_hooks SET token_sealed = NULL WHERE id = $1",
+                args![id],
+            )
+            .await?;
+        }
+        None => {}
     }
     Ok(())
 }

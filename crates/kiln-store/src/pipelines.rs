@@ -490,6 +490,28 @@ impl Pipelines<'_> {
         Ok(pipeline_from_row(&row.ok_or(StoreError::NotFound)?)?)
     }
 
+    /// The commit a pipeline runs (a webhook's `commit`).
+    pub async fn commit(&self, pipeline_id: i64) -> StoreResult<CommitRecord> {
+        let row = self
+            .db
+            .read_optional(
+                "SELECT c.sha, c.message, c.author_name, c.author_email, c.authored_at, \
+                 c.author_tz_offset_minutes FROM pipelines p JOIN commits c ON c.id = p.commit_id \
+                 WHERE p.id = $1",
+                args![pipeline_id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(CommitRecord {
+            sha: row.text("sha")?,
+            message: row.text("message")?,
+            author_name: row.text("author_name")?,
+            author_email: row.text("author_email")?,
+            authored_at: row.int("authored_at")?,
+            author_tz_offset_minutes: row.int("author_tz_offset_minutes")?,
+        })
+    }
+
     /// The pipeline of a build.
     pub async fn of_build(&self, build_id: i64) -> StoreResult<PipelineRecord> {
         let sql = select_pipelines("p.id = (SELECT pipeline_id FROM builds WHERE id = $1)");

@@ -980,8 +980,11 @@ async fn status_changes_queue_deliveries_that_one_server_at_a_time_sends() {
         statuses.reverse();
         statuses
     };
-    let first = hooks.deliveries(jobs_and_pipelines.id, 50).await.unwrap();
-    let second = hooks.deliveries(pipelines_only.id, 50).await.unwrap();
+    let first = hooks
+        .deliveries(jobs_and_pipelines.id, 0, 50)
+        .await
+        .unwrap();
+    let second = hooks.deliveries(pipelines_only.id, 0, 50).await.unwrap();
     let job_statuses = told(&first, HookEvent::Job);
     assert_eq!(job_statuses.last().map(String::as_str), Some("success"));
     assert!(
@@ -1044,7 +1047,7 @@ async fn status_changes_queue_deliveries_that_one_server_at_a_time_sends() {
     let failing = hooks.find(pid, pipelines_only.id).await.unwrap();
     assert_eq!(failing.recent_failures, 1);
     let retry = hooks
-        .deliveries(pipelines_only.id, 50)
+        .deliveries(pipelines_only.id, 0, 50)
         .await
         .unwrap()
         .into_iter()
@@ -1055,7 +1058,10 @@ async fn status_changes_queue_deliveries_that_one_server_at_a_time_sends() {
     assert!(retry.next_attempt_at >= retry.created_at + 1_000);
     // The failing hook waits out its back-off: nothing is due yet.
     assert!(hooks.claim_due("a", 60_000, 100).await.unwrap().is_empty());
-    let delivered = hooks.deliveries(jobs_and_pipelines.id, 50).await.unwrap();
+    let delivered = hooks
+        .deliveries(jobs_and_pipelines.id, 0, 50)
+        .await
+        .unwrap();
     assert!(delivered
         .iter()
         .all(|d| d.state == "delivered" && d.attempts == 1));

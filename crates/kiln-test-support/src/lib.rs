@@ -2,8 +2,10 @@
 //! databases on either backend, pipeline fixtures, and checks on real processes.
 
 mod database;
+mod receiver;
 
 pub use database::TestDatabase;
+pub use receiver::{Answer, Received, Receiver};
 
 use kiln_store::{CommitRecord, NewBuild, NewPipeline};
 use std::path::Path;

@@ -6,6 +6,7 @@ pub mod commit_statuses;
 pub mod edge;
 pub mod git_http;
 pub mod health;
+pub mod hooks;
 pub mod lint;
 pub mod projects;
 pub mod protected_branches;

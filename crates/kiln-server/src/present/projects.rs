@@ -21,7 +21,7 @@ pub fn namespace_id(path: &str) -> i64 {
     i64::from(hash & 0x7fff_ffff)
 }
 
-fn visibility_level(visibility: Visibility) -> i64 {
+pub fn visibility_level(visibility: Visibility) -> i64 {
     match visibility {
         Visibility::Private => 0,
         Visibility::Internal => 10,
@@ -35,7 +35,8 @@ pub struct Presenter<'a> {
 }
 
 impl Presenter<'_> {
-    fn urls(&self, p: &ProjectRecord) -> (String, String, String) {
+    /// The project's web page, its HTTP clone URL and its SSH one.
+    pub fn urls(&self, p: &ProjectRecord) -> (String, String, String) {
         let host = self
             .external_url
             .split_once("://")

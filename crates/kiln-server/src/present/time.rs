@@ -15,6 +15,12 @@ pub fn utc(ms: i64) -> String {
     at(ms).format(format).unwrap_or_default()
 }
 
+/// `2016-08-12 15:23:28 UTC`, as GitLab's webhook payloads write times.
+pub fn hook(ms: i64) -> String {
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    at(ms).format(format).unwrap_or_default()
+}
+
 /// `2015-12-24T16:51:14.000+01:00`
 pub fn with_offset(ms: i64, offset_minutes: i64) -> String {
     let offset =
@@ -32,6 +38,7 @@ mod tests {
     #[test]
     fn formats_match_the_reference_doc() {
         assert_eq!(utc(1_450_972_281_802), "2015-12-24T15:51:21.802Z");
+        assert_eq!(hook(1_450_972_281_802), "2015-12-24 15:51:21 UTC");
         assert_eq!(
             with_offset(1_450_972_274_000, 60),
             "2015-12-24T16:51:14.000+01:00"

@@ -6,6 +6,7 @@ pub mod ci_variables;
 pub mod commit_statuses;
 pub mod compiler;
 pub mod definition;
+pub mod hooks;
 pub mod job_logs;
 pub mod jobs;
 pub mod pipelines;

@@ -27,3 +27,4 @@ mod web_badges;
 mod web_log;
 mod web_matrix;
 mod web_settings;
+mod webhooks;

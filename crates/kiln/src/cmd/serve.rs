@@ -78,6 +78,14 @@ pub struct ServeArgs {
     /// Connections served at once; more are answered 503 (default: from the open-file limit).
     #[arg(long, env = "KILN_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Let webhooks point at loopback and private addresses (a receiver on this machine or
+    /// the local network). Off, such hooks are refused when they are saved.
+    #[arg(long, env = "KILN_ALLOW_LOCAL_WEBHOOKS")]
+    pub allow_local_webhooks: bool,
+    /// How long a webhook's receiver has to answer (seconds); a slower one is a failed
+    /// attempt, tried again later.
+    #[arg(long, env = "KILN_WEBHOOK_TIMEOUT", default_value_t = 10)]
+    pub webhook_timeout: u64,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +123,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     config.long_poll_timeout = Duration::from_secs(args.long_poll_timeout);
     config.secret_key = cli.secret_key()?;
     config.embedded_tags = args.embedded_runner_tags.clone();
+    config.allow_local_webhooks = args.allow_local_webhooks;
+    config.webhook_timeout = Duration::from_secs(args.webhook_timeout.max(1));
     config.builds_dir = args.builds_dir.clone();
     if let Some(user) = &args.job_user {
         let user = kiln_executor::JobUser::lookup(user)?;

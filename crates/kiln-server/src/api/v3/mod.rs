@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::repository::routes(Version::V3))
         .merge(crate::api::commit_statuses::routes(Version::V3))
         .merge(crate::api::variables::routes(Version::V3))
+        .merge(crate::api::hooks::routes(Version::V3))
         .merge(crate::api::protected_branches::routes(Version::V3))
         .merge(crate::api::triggers::routes(Version::V3))
 }
