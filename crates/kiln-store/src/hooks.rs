@@ -502,8 +502,32 @@ impl Hooks<'_> {
         holder: &str,
         attempt: &Attempt,
     ) -> StoreResult<()> {
+        self.record_attempts(holder, &[(id, attempt)]).await
+    }
+
+    /// Records several attempts of `holder` in one transaction (one commit for a server's
+    /// attempts that ended together, where a commit each would bound the rate).
+    pub async fn record_attempts(
+        &self,
+        holder: &str,
+        attempts: &[(i64, &Attempt)],
+    ) -> StoreResult<()> {
         let now = now_ms();
         let mut tx = self.db.begin(self.feed).await?;
+        for (id, attempt) in attempts {
+            self.record_in(&mut tx, *id, holder, attempt, now).await?;
+        }
+        tx.commit().await
+    }
+
+    async fn record_in(
+        &self,
+        tx: &mut Tx<'_>,
+        id: i64,
+        holder: &str,
+        attempt: &Attempt,
+        now: i64,
+    ) -> StoreResult<()> {
         let Some(row) = tx
             .fetch_optional(
                 "SELECT hook_id, attempts FROM hook_deliveries WHERE id = $1 AND locked_by = $2 \
@@ -523,6 +547,7 @@ impl Hooks<'_> {
             "UPDATE hook_deliveries SET attempts = $2, response_status = $3, duration_ms = $4, \
              error = $5, request_body = $6, response_body = $7, locked_until = NULL, locked_by = NULL, \
              finished_at = CASE WHEN $8 THEN $9 ELSE NULL END, \
+             state = CASE WHEN $8 THEN 'delivered' ELSE state END, \
              next_attempt_at = CASE WHEN $8 THEN next_attempt_at ELSE $10 END WHERE id = $1",
             args![
                 id,
@@ -539,21 +564,18 @@ impl Hooks<'_> {
         )
         .await?;
         if succeeded {
-            tx.execute(
-                "UPDATE hook_deliveries SET state = 'delivered' WHERE id = $1",
-                args![id],
-            )
-            .await?;
+            // A healthy hook's row is not written again (no lock taken on it).
             tx.execute(
                 "UPDATE project_hooks SET recent_failures = 0, failing_since = NULL, \
-                 disabled_until = NULL WHERE id = $1",
+                 disabled_until = NULL WHERE id = $1 \
+                 AND (recent_failures <> 0 OR disabled_until IS NOT NULL)",
                 args![hook_id],
             )
             .await?;
         } else {
-            self.note_failure(&mut tx, hook_id, now).await?;
+            self.note_failure(tx, hook_id, now).await?;
         }
-        tx.commit().await
+        Ok(())
     }
 
     async fn note_failure(&self, tx: &mut Tx<'_>, hook_id: i64, now: i64) -> StoreResult<()> {

@@ -25,6 +25,8 @@ pub struct Received {
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub at: Instant,
+    /// When it arrived, in ms since the epoch (to compare with the store's times).
+    pub at_ms: i64,
 }
 
 impl Received {
@@ -202,6 +204,9 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Re
         headers,
         body,
         at: Instant::now(),
+        at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
     })
 }
 

@@ -9,7 +9,7 @@ use crate::{AppInner, AppState};
 use kiln_store::{Attempt, Change, DueDelivery, HookEvent, HookRecord};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, Notify, Semaphore};
+use tokio::sync::{broadcast, mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Deliveries one server has in flight at most.
 const IN_FLIGHT: usize = 32;
@@ -152,8 +152,17 @@ fn describe(err: reqwest::Error) -> String {
     }
 }
 
+/// An attempt that ended, to record; its place is free once it is recorded.
+struct Ended {
+    id: i64,
+    attempt: Attempt,
+    _place: OwnedSemaphorePermit,
+}
+
 /// Sends deliveries for as long as the server runs.
 pub fn start(app: AppState) {
+    let (ended, to_record) = mpsc::channel::<Ended>(IN_FLIGHT);
+    tokio::spawn(record(app.clone(), to_record));
     tokio::spawn(async move {
         let places = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut changes = app.store.feed().subscribe();
@@ -172,11 +181,24 @@ pub fn start(app: AppState) {
                             let Ok(place) = places.clone().try_acquire_owned() else {
                                 break;
                             };
-                            let app = app.clone();
+                            let (app, ended) = (app.clone(), ended.clone());
                             tokio::spawn(async move {
-                                deliver(&app, delivery).await;
-                                drop(place);
-                                app.webhooks.freed.notify_one();
+                                let id = delivery.delivery.id;
+                                match deliver(&app, delivery).await {
+                                    Some(attempt) => {
+                                        let _ = ended
+                                            .send(Ended {
+                                                id,
+                                                attempt,
+                                                _place: place,
+                                            })
+                                            .await;
+                                    }
+                                    None => {
+                                        drop(place);
+                                        app.webhooks.freed.notify_one();
+                                    }
+                                }
                             });
                         }
                     }
@@ -186,6 +208,32 @@ pub fn start(app: AppState) {
             wait_for_work(&app, &mut changes).await;
         }
     });
+}
+
+/// Records ended attempts, those that ended together in one transaction, and frees their
+/// places.
+async fn record(app: AppState, mut ended: mpsc::Receiver<Ended>) {
+    while let Some(first) = ended.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < IN_FLIGHT {
+            match ended.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let attempts: Vec<(i64, &Attempt)> = batch.iter().map(|e| (e.id, &e.attempt)).collect();
+        if let Err(err) = app
+            .store
+            .hooks()
+            .record_attempts(&app.instance_id, &attempts)
+            .await
+        {
+            // Their leases run out and they are tried again.
+            tracing::warn!(error = %err, "webhooks: could not record attempts");
+        }
+        drop(batch);
+        app.webhooks.freed.notify_one();
+    }
 }
 
 /// Until deliveries are queued, an attempt of this server ends, or a tick passes.
@@ -229,9 +277,9 @@ pub async fn attempt(
     app.webhooks.post(hook, &envelope, body).await
 }
 
-/// One attempt at one delivery, recorded. The body is written at the first attempt and sent
+/// One attempt at one delivery (None: nothing was sent). The body is written at the first attempt and sent
 /// unchanged at every later one.
-async fn deliver(app: &AppState, due: DueDelivery) {
+async fn deliver(app: &AppState, due: DueDelivery) -> Option<Attempt> {
     let DueDelivery { delivery, hook } = due;
     let body = match delivery.request_body.clone() {
         Some(body) => body,
@@ -256,11 +304,11 @@ async fn deliver(app: &AppState, due: DueDelivery) {
                     {
                         tracing::warn!(delivery = delivery.id, error = %err, "webhooks: could not give a delivery up");
                     }
-                    return;
+                    return None;
                 }
                 Err(err) => {
                     tracing::warn!(delivery = delivery.id, error = %format!("{err:#}"), "webhooks: could not write a payload");
-                    return;
+                    return None;
                 }
             }
         }
@@ -277,12 +325,5 @@ async fn deliver(app: &AppState, due: DueDelivery) {
             "webhook delivery failed; it will be tried again"
         );
     }
-    if let Err(err) = app
-        .store
-        .hooks()
-        .record_attempt(delivery.id, &app.instance_id, &attempt)
-        .await
-    {
-        tracing::warn!(delivery = delivery.id, error = %err, "webhooks: could not record an attempt");
-    }
+    Some(attempt)
 }

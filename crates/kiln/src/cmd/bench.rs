@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// long polling, and 1,000 idle long polls on one server.
     #[arg(long)]
     pub runners: bool,
+    /// Instead: webhook deliveries to a local receiver: the delay from N status changes to
+    /// their delivery (p50/p99), and deliveries per second of a burst against a plain
+    /// client's baseline.
+    #[arg(long)]
+    pub webhooks: Option<usize>,
     /// With --build-cpu: the Kiln binary to measure (default: this one).
     #[arg(long)]
     pub kiln: Option<std::path::PathBuf>,
@@ -75,6 +80,9 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(reads) = args.staleness {
         return super::bench_dispatch::staleness(reads, args.postgres.as_deref()).await;
+    }
+    if let Some(changes) = args.webhooks {
+        return super::bench_webhooks::run(changes, args.postgres.as_deref()).await;
     }
     if args.runners {
         return super::bench_runners::run(args.postgres.as_deref()).await;

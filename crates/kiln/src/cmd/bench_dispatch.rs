@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A database for the bench: a fresh one on `postgres`, or a SQLite file in `dir`.
-async fn database(
+pub async fn database(
     dir: &Path,
     postgres: Option<&str>,
 ) -> anyhow::Result<(String, Option<TestDatabase>)> {
@@ -38,13 +38,25 @@ async fn server(
     workers: usize,
     cache_ttl: Option<Duration>,
 ) -> anyhow::Result<String> {
+    server_with(store, data_dir, |config| {
+        config.builds_concurrency = workers;
+        if let Some(ttl) = cache_ttl {
+            config.read_cache_ttl = ttl;
+        }
+    })
+    .await
+}
+
+/// A server in this process on an ephemeral port, configured by `tweak`; its base URL.
+pub async fn server_with(
+    store: Store,
+    data_dir: &Path,
+    tweak: impl FnOnce(&mut kiln_server::Config),
+) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let mut config = kiln_server::Config::new(base.clone(), data_dir);
-    config.builds_concurrency = workers;
-    if let Some(ttl) = cache_ttl {
-        config.read_cache_ttl = ttl;
-    }
+    tweak(&mut config);
     let state = kiln_server::start(store, config).await?;
     tokio::spawn(kiln_server::serve(
         listener,
@@ -264,7 +276,8 @@ pub async fn staleness(reads: usize, postgres: Option<&str>) -> anyhow::Result<(
     Ok(())
 }
 
-fn percentile(values: &mut [f64], p: f64) -> f64 {
+/// The value at fraction `p` (0.5: the median) of `values`, sorted here.
+pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[((values.len() as f64 * p) as usize).min(values.len() - 1)]
 }

@@ -8,6 +8,7 @@
 //! - `idle`: 1,000 runners long-poll one `kiln serve` process that has nothing for them; its
 //!   RSS and CPU meanwhile.
 
+use super::bench_dispatch::percentile;
 use kiln_core::{BuildStatus, Visibility};
 use kiln_store::{NewBuild, NewPipeline, Store};
 use kiln_test_support::TestDatabase;
@@ -243,11 +244,6 @@ async fn http_claims(
     );
     let _ = bench.url;
     Ok(())
-}
-
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[((values.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Pending → in the runner's hands, `PICKUPS` times: the runner waits on `runner_base`, the

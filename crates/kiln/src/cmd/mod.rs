@@ -3,6 +3,7 @@ pub mod bench;
 pub mod bench_cpu;
 pub mod bench_dispatch;
 pub mod bench_runners;
+pub mod bench_webhooks;
 pub mod demo;
 pub mod pipeline;
 pub mod run;
