@@ -75,6 +75,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_webhooks.sql"),
         postgres: include_str!("../migrations/postgres/0013_webhooks.sql"),
     },
+    Migration {
+        version: 14,
+        sqlite: include_str!("../migrations/sqlite/0014_push_and_schedules.sql"),
+        postgres: include_str!("../migrations/postgres/0014_push_and_schedules.sql"),
+    },
 ];
 
 /// How many of this Kiln's migrations the database has not had (a query, so it also says

@@ -317,6 +317,47 @@ impl Projects<'_> {
         Ok(members)
     }
 
+    /// Sets (or, with None, removes) the sealed secret of the project's incoming push hook.
+    pub async fn set_push_secret(&self, project_id: i64, sealed: Option<&[u8]>) -> StoreResult<()> {
+        let mut tx = self.db.begin(self.feed).await?;
+        let changed = match sealed {
+            Some(sealed) => {
+                tx.execute(
+                    "UPDATE projects SET push_secret_sealed = $1 WHERE id = $2",
+                    &[crate::db::Arg::Bytes(sealed), project_id.into()],
+                )
+                .await?
+            }
+            None => {
+                tx.execute(
+                    "UPDATE projects SET push_secret_sealed = NULL WHERE id = $1",
+                    args![project_id],
+                )
+                .await?
+            }
+        };
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        tx.commit().await
+    }
+
+    /// The sealed secret of the project's incoming push hook, if it has one.
+    pub async fn push_secret(&self, project_id: i64) -> StoreResult<Option<Vec<u8>>> {
+        let row = self
+            .db
+            .read_optional(
+                "SELECT push_secret_sealed FROM projects WHERE id = $1",
+                args![project_id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(row
+            .bytes("push_secret_sealed")
+            .ok()
+            .filter(|b| !b.is_empty()))
+    }
+
     /// Gives the project a display name other than its path.
     pub async fn rename(&self, project_id: i64, name: &str) -> StoreResult<()> {
         let mut tx = self.db.begin(self.feed).await?;

@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod lint;
 pub mod projects;
 pub mod protected_branches;
+pub mod push_hook;
 pub mod repository;
 pub mod runners;
 pub mod triggers;

@@ -24,7 +24,11 @@ pub fn routes(version: Version) -> Router<AppState> {
             get(move |s, u, q, uri| list(s, u, q, uri, version))
                 .post(move |s, u, p| create(s, u, p, version)),
         )
-        .route("/projects/{id}", get(move |s, u, p| show(s, u, p, version)))
+        .route(
+            "/projects/{id}",
+            get(move |s, u, p| show(s, u, p, version))
+                .put(move |s, u, p, b| update(s, u, p, b, version)),
+        )
         .route(
             "/projects/{id}/members",
             get(move |s, u, p| members(s, u, p, version))
@@ -149,6 +153,36 @@ async fn show(
 ) -> Result<Response, ApiError> {
     let viewer = viewer.in_version(version)?;
     let access = authorize_viewer(&state, viewer.as_ref(), &id, Permission::ReadProject).await?;
+    Ok(Json(presenter(&state, version).project(&access)).into_response())
+}
+
+/// `PUT /projects/:id` (maintainers) — `name`, and Kiln's `push_hook_secret`: the secret of
+/// the project's incoming push hook (`POST /api/v4/projects/:id/push_hook`); empty removes
+/// it. The secret is sealed at rest and never shown.
+async fn update(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+    Params(params): Params,
+    version: Version,
+) -> Result<Response, ApiError> {
+    let access = authorize_access(&state, &user, &id, Permission::Maintain).await?;
+    let project_id = access.project.id;
+    let projects = state.store.projects();
+    if let Some(name) = params.get("name") {
+        if name.trim().is_empty() {
+            return Err(validation("name", "can't be blank"));
+        }
+        projects.rename(project_id, name.trim()).await?;
+    }
+    if let Some(secret) = params.get("push_hook_secret") {
+        let sealed = (!secret.is_empty()).then(|| state.cipher.encrypt(secret));
+        projects
+            .set_push_secret(project_id, sealed.as_deref())
+            .await?;
+    }
+    let access =
+        authorize_access(&state, &user, &project_id.to_string(), Permission::Maintain).await?;
     Ok(Json(presenter(&state, version).project(&access)).into_response())
 }
 

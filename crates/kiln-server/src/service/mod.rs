@@ -11,6 +11,7 @@ pub mod job_logs;
 pub mod jobs;
 pub mod pipelines;
 pub mod projects;
+pub mod push_hook;
 pub mod repository;
 pub mod runners;
 pub mod sign_in;

@@ -17,6 +17,7 @@ mod pipelines;
 mod pipelines_v4;
 mod projects;
 mod protected_branches;
+mod push_hook;
 mod route_matrix;
 mod runner_protocol;
 mod runners_api;

@@ -82,6 +82,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::commit_statuses::routes(Version::V4))
         .merge(crate::api::variables::routes(Version::V4))
         .merge(crate::api::hooks::routes(Version::V4))
+        .merge(crate::api::push_hook::routes())
         .merge(crate::api::protected_branches::routes(Version::V4))
         .merge(crate::api::triggers::routes(Version::V4))
 }
