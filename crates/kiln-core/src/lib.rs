@@ -5,6 +5,7 @@ pub mod access;
 pub mod external_status;
 pub mod pagination;
 pub mod processing;
+pub mod schedule;
 pub mod scope;
 pub mod status;
 

@@ -1,6 +1,7 @@
 //! Periodic work of the cluster, each done by one server at a time under a cluster lease:
 //! the reaper (builds whose runner is gone), the artifact expiry sweep (and old webhook
-//! deliveries), and (when asked) the poller of project repositories for new branch heads.
+//! deliveries), and (when asked) the poller of project repositories for new branch heads;
+//! and, on every server, the runs of due pipeline schedules.
 
 use crate::service::jobs;
 use crate::service::pipelines::{self, PipelineRequest};
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 const REAP_EVERY: Duration = Duration::from_secs(5);
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often each server looks for due pipeline schedules.
+const SCHEDULES_EVERY: Duration = Duration::from_secs(1);
 
 pub fn start(app: AppState) {
     every(app.clone(), "reaper", REAP_EVERY, |app| async move {
@@ -22,6 +25,18 @@ pub fn start(app: AppState) {
         SWEEP_EVERY,
         |app| async move { sweep(&app).await.map(|_| ()) },
     );
+    // Every server: a slot's run is made once by its pipeline key, whoever looks first.
+    tokio::spawn({
+        let app = app.clone();
+        async move {
+            loop {
+                if let Err(err) = crate::service::schedules::run_due(&app).await {
+                    tracing::warn!(error = %format!("{err:#}"), "pipeline schedules: could not run");
+                }
+                tokio::time::sleep(SCHEDULES_EVERY).await;
+            }
+        }
+    });
     if let Some(interval) = app.config.poll_interval {
         every(app, "poller", interval, |app| async move {
             poll_once(&app).await.map(|_| ())

@@ -28,6 +28,7 @@ pub mod projects;
 pub mod protected_branches;
 pub mod queue;
 pub mod runners;
+pub mod schedules;
 pub mod sessions;
 pub mod traces;
 pub mod triggers;
@@ -52,6 +53,7 @@ pub use projects::{MemberRecord, ProjectAccess, ProjectFilter, ProjectRecord, Pr
 pub use protected_branches::{BranchAccess, ProtectedBranchRecord};
 pub use queue::{Claimed, Finish, Finished, Holder, JobTokenOwner};
 pub use runners::{NewRunner, RunnerInfo, RunnerRecord, RunnerScope, RunnerUpdate};
+pub use schedules::{ScheduleRecord, ScheduleSettings, ScheduleVariable};
 pub use sessions::{Failures, SessionRecord};
 pub use traces::Appended;
 pub use traces::TraceWindow;
@@ -181,6 +183,13 @@ impl Store {
 
     pub fn protected_branches(&self) -> protected_branches::ProtectedBranches<'_> {
         protected_branches::ProtectedBranches {
+            db: &self.db,
+            feed: &self.feed,
+        }
+    }
+
+    pub fn schedules(&self) -> schedules::Schedules<'_> {
+        schedules::Schedules {
             db: &self.db,
             feed: &self.feed,
         }

@@ -13,6 +13,7 @@ pub mod protected_branches;
 pub mod push_hook;
 pub mod repository;
 pub mod runners;
+pub mod schedules;
 pub mod triggers;
 pub mod user;
 pub mod v3;

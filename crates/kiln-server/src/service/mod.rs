@@ -14,6 +14,7 @@ pub mod projects;
 pub mod push_hook;
 pub mod repository;
 pub mod runners;
+pub mod schedules;
 pub mod sign_in;
 pub mod triggers;
 pub mod variables;

@@ -21,6 +21,7 @@ mod push_hook;
 mod route_matrix;
 mod runner_protocol;
 mod runners_api;
+mod schedules;
 mod triggers;
 mod variables;
 mod web;

@@ -83,6 +83,7 @@ pub fn router() -> Router<AppState> {
         .merge(crate::api::variables::routes(Version::V4))
         .merge(crate::api::hooks::routes(Version::V4))
         .merge(crate::api::push_hook::routes())
+        .merge(crate::api::schedules::routes())
         .merge(crate::api::protected_branches::routes(Version::V4))
         .merge(crate::api::triggers::routes(Version::V4))
 }
