@@ -85,6 +85,8 @@ pub struct Config {
     pub allow_local_webhooks: bool,
     /// How long a webhook's receiver has to answer.
     pub webhook_timeout: Duration,
+    /// Whether requests are counted for `/-/metrics` (off only to measure what counting costs).
+    pub http_metrics: bool,
 }
 
 impl Config {
@@ -113,6 +115,7 @@ impl Config {
             secret_key: None,
             allow_local_webhooks: false,
             webhook_timeout: Duration::from_secs(10),
+            http_metrics: true,
         }
     }
 }
@@ -211,7 +214,7 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
 
 /// The whole HTTP application over `state`.
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+    let mut routes = Router::new()
         .nest("/api/v3", api::v3::router())
         .nest("/api/v4", api::v4::router())
         .merge(api::git_http::routes())
@@ -219,13 +222,15 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(axum::middleware::map_response(api::json_errors))
+        .layer(axum::middleware::map_response(api::json_errors));
+    if state.config.http_metrics {
         // Inside the router, where each request's route template is known.
-        .layer(axum::middleware::from_fn_with_state(
+        routes = routes.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
-        ))
-        .with_state(state);
+        ));
+    }
+    let routes = routes.with_state(state);
     // The edge's checks run before routing: the routes are this router's fallback.
     Router::new()
         .fallback_service(routes)

@@ -1,7 +1,9 @@
 //! Prometheus metrics at `GET /-/metrics` (text format 0.0.4): HTTP requests by method,
 //! route (the route's template, so that the labels stay few whatever is asked) and status
-//! with a latency histogram, counted as they are answered; builds by status, the pending
-//! queue and the database pools, read at each scrape.
+//! with a latency histogram, counted as they are answered; builds' wait for a runner,
+//! runners in a long poll, trace bytes and webhook attempts, counted as they happen; builds
+//! by status, the pending queue, pending deliveries and the database pools, read at each
+//! scrape.
 
 use crate::AppState;
 use axum::extract::{MatchedPath, Request, State};
@@ -10,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,23 +24,145 @@ const BUCKETS: [f64; 11] = [
 /// A request matched by no route: one label, whatever its path.
 const UNMATCHED: &str = "unmatched";
 
-#[derive(Default)]
-struct RouteStats {
-    statuses: BTreeMap<u16, u64>,
-    /// Requests at or under each bound (not cumulative here; summed when written).
-    buckets: [u64; BUCKETS.len()],
+/// Upper bounds of the claim-wait histogram's buckets, in seconds: a build may wait for a
+/// runner for minutes.
+const WAIT_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// Observations by bucket (not cumulative here; summed when written), their sum and count.
+struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<u64>,
     sum_seconds: f64,
     count: u64,
 }
 
-#[derive(Default)]
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: vec![0; bounds.len()],
+            sum_seconds: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, seconds: f64) {
+        if let Some(bucket) = self.bounds.iter().position(|bound| seconds <= *bound) {
+            self.buckets[bucket] += 1;
+        }
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+
+    /// The series of `name` with `labels` (`a="b",c="d"`, or empty).
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (bound, n) in self.bounds.iter().zip(&self.buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum_seconds);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+struct RouteStats {
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram,
+}
+
+impl Default for RouteStats {
+    fn default() -> Self {
+        RouteStats {
+            statuses: BTreeMap::new(),
+            latency: Histogram::new(&BUCKETS),
+        }
+    }
+}
+
 pub struct Metrics {
-    routes: Mutex<HashMap<(String, String), RouteStats>>,
+    /// By route template (as axum writes it) and method: a request allocates nothing.
+    routes: Mutex<HashMap<String, HashMap<String, RouteStats>>>,
     /// Webhook attempts by event and whether the receiver took them.
     webhook_attempts: Mutex<BTreeMap<(&'static str, bool), u64>>,
+    /// How long claimed builds waited for a runner (queued → claimed).
+    claim_wait: Mutex<Histogram>,
+    /// Runners waiting in a long poll now.
+    long_poll_waiters: AtomicI64,
+    /// Trace bytes received from runners (remote and embedded).
+    trace_bytes: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            routes: Mutex::default(),
+            webhook_attempts: Mutex::default(),
+            claim_wait: Mutex::new(Histogram::new(&WAIT_BUCKETS)),
+            long_poll_waiters: AtomicI64::new(0),
+            trace_bytes: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Counts a runner as waiting in a long poll for as long as it lives.
+pub struct Waiting<'a>(&'a Metrics);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.long_poll_waiters.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
+    /// A build claimed after waiting `seconds` since it was queued.
+    pub fn claimed_after(&self, seconds: f64) {
+        if let Ok(mut histogram) = self.claim_wait.lock() {
+            histogram.observe(seconds.max(0.0));
+        }
+    }
+
+    /// A runner starts waiting in a long poll; it stops when the guard goes.
+    pub fn long_poll(&self) -> Waiting<'_> {
+        self.long_poll_waiters.fetch_add(1, Ordering::Relaxed);
+        Waiting(self)
+    }
+
+    pub fn trace_received(&self, bytes: usize) {
+        self.trace_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn write_runners(&self, out: &mut String) {
+        out.push_str("# HELP kiln_build_claim_wait_seconds How long builds waited for a runner, from queued to claimed.\n");
+        out.push_str("# TYPE kiln_build_claim_wait_seconds histogram\n");
+        if let Ok(histogram) = self.claim_wait.lock() {
+            histogram.write(out, "kiln_build_claim_wait_seconds", "");
+        }
+        out.push_str("# HELP kiln_long_poll_waiters Runners waiting in POST /api/v4/jobs/request now.\n# TYPE kiln_long_poll_waiters gauge\n");
+        let _ = writeln!(
+            out,
+            "kiln_long_poll_waiters {}",
+            self.long_poll_waiters.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP kiln_trace_bytes_total Bytes of job logs received.\n# TYPE kiln_trace_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "kiln_trace_bytes_total {}",
+            self.trace_bytes.load(Ordering::Relaxed)
+        );
+    }
+
     /// Counts one attempt at a webhook delivery.
     pub fn webhook_attempt(&self, event: kiln_store::HookEvent, delivered: bool) {
         if let Ok(mut attempts) = self.webhook_attempts.lock() {
@@ -64,28 +189,40 @@ impl Metrics {
         let Ok(mut routes) = self.routes.lock() else {
             return;
         };
-        let stats = routes
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
-        *stats.statuses.entry(status).or_default() += 1;
-        if let Some(bucket) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            stats.buckets[bucket] += 1;
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), HashMap::new());
         }
-        stats.sum_seconds += seconds;
-        stats.count += 1;
+        let Some(methods) = routes.get_mut(route) else {
+            return;
+        };
+        if !methods.contains_key(method) {
+            methods.insert(method.to_owned(), RouteStats::default());
+        }
+        let Some(stats) = methods.get_mut(method) else {
+            return;
+        };
+        *stats.statuses.entry(status).or_default() += 1;
+        stats.latency.observe(seconds);
     }
 
     fn write_http(&self, out: &mut String) {
         let Ok(routes) = self.routes.lock() else {
             return;
         };
-        let mut keys: Vec<_> = routes.keys().collect();
-        keys.sort();
+        let mut series: Vec<((&str, String), &RouteStats)> = routes
+            .iter()
+            .flat_map(|(route, methods)| {
+                methods
+                    .iter()
+                    .map(move |(method, stats)| ((method.as_str(), rails_style(route)), stats))
+            })
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("# HELP kiln_http_requests_total HTTP requests answered, by method, route and status.\n");
         out.push_str("# TYPE kiln_http_requests_total counter\n");
-        for key in &keys {
-            let (method, route) = (label(&key.0), label(&key.1));
-            for (status, n) in &routes[*key].statuses {
+        for ((method, route), stats) in &series {
+            let (method, route) = (label(method), label(route));
+            for (status, n) in &stats.statuses {
                 let _ = writeln!(
                     out,
                     "kiln_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
@@ -94,33 +231,11 @@ impl Metrics {
         }
         out.push_str("# HELP kiln_http_request_duration_seconds Time to answer an HTTP request (to its headers).\n");
         out.push_str("# TYPE kiln_http_request_duration_seconds histogram\n");
-        for key in &keys {
-            let (method, route) = (label(&key.0), label(&key.1));
-            let stats = &routes[*key];
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(stats.buckets) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "kiln_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            let _ = writeln!(
-                out,
-                "kiln_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                stats.count
-            );
-            let _ = writeln!(
-                out,
-                "kiln_http_request_duration_seconds_sum{{{labels}}} {}",
-                stats.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "kiln_http_request_duration_seconds_count{{{labels}}} {}",
-                stats.count
-            );
+        for ((method, route), stats) in &series {
+            let labels = format!("method=\"{}\",route=\"{}\"", label(method), label(route));
+            stats
+                .latency
+                .write(out, "kiln_http_request_duration_seconds", &labels);
         }
     }
 }
@@ -144,17 +259,15 @@ fn rails_style(template: &str) -> String {
 
 /// Counts each request under its route's template.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_owned(), |m| rails_style(m.as_str()));
-    let method = request.method().as_str().to_owned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = request.method().clone();
     let started = Instant::now();
     let response = next.run(request).await;
     let seconds = started.elapsed().as_secs_f64();
+    let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     state
         .metrics
-        .observe(&method, &route, response.status().as_u16(), seconds);
+        .observe(method.as_str(), route, response.status().as_u16(), seconds);
     response
 }
 
@@ -163,6 +276,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     state.metrics.write_http(&mut out);
     state.metrics.write_webhooks(&mut out);
+    state.metrics.write_runners(&mut out);
     match state.store.gauges().await {
         Ok(gauges) => write_gauges(&mut out, &gauges, kiln_store::now_ms()),
         Err(err) => tracing::warn!(error = %err, "metrics: the database did not answer"),

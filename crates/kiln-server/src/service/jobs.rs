@@ -110,7 +110,13 @@ pub async fn claim(
             return Ok(None);
         };
         match describe(app, claimed, runner, token).await {
-            Ok(job) => return Ok(Some(job)),
+            Ok(job) => {
+                if let (Some(queued), Some(started)) = (job.build.queued_at, job.build.started_at) {
+                    app.metrics
+                        .claimed_after((started - queued) as f64 / 1000.0);
+                }
+                return Ok(Some(job));
+            }
             Err(Described::Unrunnable(reason)) => {
                 tracing::warn!(build = claimed.build_id, %reason, "the job cannot run");
                 let note = error_line(&reason);
@@ -372,6 +378,7 @@ pub async fn append_trace(
     offset: i64,
     data: &[u8],
 ) -> Result<Appended, JobError> {
+    app.metrics.trace_received(data.len());
     Ok(app
         .store
         .builds()

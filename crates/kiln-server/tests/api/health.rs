@@ -124,15 +124,7 @@ async fn metrics_count_requests_by_route_and_read_the_builds() {
     }
     app.request(reqwest::Method::GET, "/no/such/thing/at/all", None)
         .await;
-    let text = app
-        .client
-        .get(format!("{}/-/metrics", app.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.scrape_text().await;
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("the text format");
     let sample = |metric: &str, labels: &[(&str, &str)]| {
         scrape

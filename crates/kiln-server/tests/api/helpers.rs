@@ -328,6 +328,25 @@ impl TestApp {
         Self::read(request.send().await.expect("request")).await
     }
 
+    /// `/-/metrics` as text.
+    pub async fn scrape_text(&self) -> String {
+        self.client
+            .get(format!("{}/-/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// `/-/metrics`, parsed by a Prometheus text-format parser.
+    pub async fn scrape(&self) -> prometheus_parse::Scrape {
+        let text = self.scrape_text().await;
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("the text format")
+    }
+
     pub async fn get(&self, path: &str, actor: &Actor) -> Response {
         self.request(Method::GET, path, Some(&actor.token)).await
     }
@@ -563,5 +582,27 @@ fn log_if_asked() {
             .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
             .with_test_writer()
             .try_init();
+    }
+}
+
+/// The value of `metric` with `labels` in a scrape: a counter's or gauge's number, a
+/// histogram's count.
+pub fn metric(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    use prometheus_parse::Value;
+    let sample = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))?;
+    match &sample.value {
+        Value::Counter(n) | Value::Gauge(n) | Value::Untyped(n) => Some(*n),
+        Value::Histogram(buckets) => buckets
+            .iter()
+            .find(|b| b.less_than == f64::INFINITY)
+            .map(|b| b.count),
+        Value::Summary(_) => None,
     }
 }

@@ -265,6 +265,66 @@ build:
     expire_in: 1 week
 ";
 
+/// What the runner protocol adds to `/-/metrics`: a claimed build's wait for a runner, the
+/// trace bytes it sent, and the runners waiting in a long poll.
+#[tokio::test]
+async fn metrics_count_claims_traces_and_long_poll_waiters() {
+    let (app, owner, _repo, project) = TestApp::with_repo_configured(0, FULL_JOB, |c| {
+        c.long_poll_timeout = Duration::from_secs(3)
+    })
+    .await;
+    let runner = ProtocolRunner::register(&app, "", true).await;
+    app.create_pipeline(project, "master", &owner)
+        .await
+        .assert(201);
+    let job = runner.job().await;
+    let log = "Running with gitlab-runner\n";
+    patch_trace(
+        &app,
+        &job,
+        &token_of(&job),
+        Some(&format!("0-{}", log.len() - 1)),
+        log,
+    )
+    .await
+    .assert(202);
+    let scrape = app.scrape().await;
+    assert_eq!(
+        metric(&scrape, "kiln_build_claim_wait_seconds", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&scrape, "kiln_trace_bytes_total", &[]),
+        Some(log.len() as f64)
+    );
+    assert_eq!(metric(&scrape, "kiln_long_poll_waiters", &[]), Some(0.0));
+    // A second request finds nothing and waits: one waiter while it does, none after.
+    let waiting = tokio::spawn({
+        let (client, base, token) = (app.client.clone(), app.base.clone(), runner.token.clone());
+        async move {
+            client
+                .post(format!("{base}/api/v4/jobs/request"))
+                .json(&json!({ "token": token, "info": info() }))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        if metric(&app.scrape().await, "kiln_long_poll_waiters", &[]) == Some(1.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no waiter counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting.await.expect("request").expect("answer"), 204);
+    assert_eq!(
+        metric(&app.scrape().await, "kiln_long_poll_waiters", &[]),
+        Some(0.0)
+    );
+}
+
 #[tokio::test]
 async fn a_job_request_returns_the_job_in_gitlab_runners_types() {
     let (app, owner, _repo, project) = quick_app(FULL_JOB).await;

@@ -292,6 +292,18 @@ async fn every_status_change_reaches_the_receiver_once_with_gitlabs_headers() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.count(), 4, "nothing is sent twice");
+    let scrape = app.scrape().await;
+    for event in ["job", "pipeline"] {
+        let labels = [("event", event), ("outcome", "delivered")];
+        assert_eq!(
+            metric(&scrape, "kiln_webhook_attempts_total", &labels),
+            Some(2.0)
+        );
+    }
+    assert_eq!(
+        metric(&scrape, "kiln_webhook_pending_deliveries", &[]),
+        Some(0.0)
+    );
 }
 
 #[tokio::test]
@@ -333,6 +345,10 @@ async fn a_receiver_that_was_down_hears_what_it_missed_with_the_same_uuid() {
     assert_eq!(shown.assert(200)["alert_status"], "executable");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.count(), 1);
+    let scrape = app.scrape().await;
+    let failed = [("event", "pipeline"), ("outcome", "failed")];
+    let failures = metric(&scrape, "kiln_webhook_attempts_total", &failed).unwrap_or(0.0);
+    assert_eq!(failures, (delivered[0].attempts - 1) as f64);
 }
 
 #[tokio::test]

@@ -56,6 +56,9 @@ pub struct BenchArgs {
     /// client's baseline.
     #[arg(long)]
     pub webhooks: Option<usize>,
+    /// Instead of the scenarios: the hot list endpoint with and without request metrics.
+    #[arg(long)]
+    pub metrics_overhead: bool,
     /// With --build-cpu: the Kiln binary to measure (default: this one).
     #[arg(long)]
     pub kiln: Option<std::path::PathBuf>,
@@ -209,6 +212,10 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
             cookie,
         },
     ];
+    if args.metrics_overhead {
+        let jobs = with_token(v4.clone());
+        return metrics_overhead(&url, dir.path(), &jobs, written, args).await;
+    }
     println!(
         "{:<30} {:>10} {:>10} {:>10}   ({} connections, {} s each)",
         "scenario", "req/s", "p50 ms", "p99 ms", args.connections, args.seconds
@@ -226,7 +233,7 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     // With the read cache (the default; still exact, keyed on the store's change counters)
     // and without it: every request then goes to the database.
     for (label, ttl_ms) in [("", 1_000), (" [no cache]", 0)] {
-        let (mut server, server_addr) = spawn_server(&url, dir.path(), ttl_ms).await?;
+        let (mut server, server_addr) = spawn_server(&url, dir.path(), ttl_ms, &[]).await?;
         let pid = server.id().context("server pid")?;
         let (mut page_one, mut v4_page_one, mut v4_p50) = (0.0, 0.0, 0.0_f64);
         for scenario in &scenarios {
@@ -266,10 +273,55 @@ pub async fn run(_cli: &Cli, args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The hot list endpoint on a server that counts requests for `/-/metrics` and on one that
+/// does not, in alternating rounds (so that drift hits both), with the cache on and off.
+async fn metrics_overhead(
+    url: &str,
+    dir: &std::path::Path,
+    path: &str,
+    total: u64,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    println!(
+        "v4 jobs page 1, {} connections, {} s a round, 3 rounds each, alternating",
+        args.connections, args.seconds
+    );
+    for (label, ttl_ms) in [("cache on", 1_000), ("cache off", 0)] {
+        let (mut counted, counted_addr) = spawn_server(url, dir, ttl_ms, &[]).await?;
+        let (mut bare, bare_addr) = spawn_server(url, dir, ttl_ms, &["--no-http-metrics"]).await?;
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (addr, into) in [(counted_addr, &mut with), (bare_addr, &mut without)] {
+                let result = load(
+                    addr,
+                    &[path.to_owned()],
+                    (Some(total), None),
+                    args.connections,
+                    duration,
+                )
+                .await?;
+                into.push(result.rps);
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let (with, without) = (mean(&with), mean(&without));
+        println!(
+            "{label}: with metrics {with:.0} req/s, without {without:.0} req/s: {:.3}× ({:+.1}%)",
+            with / without,
+            100.0 * (with - without) / without
+        );
+        let _ = counted.kill().await;
+        let _ = bare.kill().await;
+    }
+    Ok(())
+}
+
 async fn spawn_server(
     url: &str,
     data_dir: &std::path::Path,
     read_cache_ttl_ms: u64,
+    extra: &[&str],
 ) -> anyhow::Result<(tokio::process::Child, SocketAddr)> {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -289,6 +341,7 @@ async fn spawn_server(
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--read-cache-ttl-ms", &read_cache_ttl_ms.to_string()])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()?;

@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// attempt, tried again later.
     #[arg(long, env = "KILN_WEBHOOK_TIMEOUT", default_value_t = 10)]
     pub webhook_timeout: u64,
+    /// Do not count HTTP requests for /-/metrics (to measure what counting costs).
+    #[arg(long, hide = true)]
+    pub no_http_metrics: bool,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +128,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     config.embedded_tags = args.embedded_runner_tags.clone();
     config.allow_local_webhooks = args.allow_local_webhooks;
     config.webhook_timeout = Duration::from_secs(args.webhook_timeout.max(1));
+    config.http_metrics = !args.no_http_metrics;
     config.builds_dir = args.builds_dir.clone();
     if let Some(user) = &args.job_user {
         let user = kiln_executor::JobUser::lookup(user)?;

@@ -201,6 +201,7 @@ async fn wait_for_job(
     runner: &RunnerRecord,
 ) -> Result<Option<jobs::AssignedJob>, ApiError> {
     let deadline = tokio::time::Instant::now() + app.config.long_poll_timeout;
+    let _waiting = app.metrics.long_poll();
     loop {
         let woken = app.dispatcher.woken();
         tokio::pin!(woken);
