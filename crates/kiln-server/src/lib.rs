@@ -15,6 +15,7 @@ pub mod files;
 pub mod git;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod params;
 pub mod present;
@@ -214,11 +215,22 @@ pub fn state(store: Store, config: Config) -> anyhow::Result<AppState> {
 
 /// The whole HTTP application over `state`.
 pub fn router(state: AppState) -> Router {
+    // The edge's checks run before routing: the routes are this router's fallback.
+    Router::new()
+        .fallback_service(routes(state))
+        .layer(axum::middleware::map_request(api::edge::guard))
+        .layer(axum::middleware::from_fn(request_log::layer))
+}
+
+/// Every route Kiln serves, with its error shapes and request metrics (what `router` puts
+/// behind the edge's checks; the OpenAPI coverage test reads its table).
+pub fn routes(state: AppState) -> Router {
     let mut routes = Router::new()
         .nest("/api/v3", api::v3::router())
         .nest("/api/v4", api::v4::router())
         .merge(api::git_http::routes())
         .merge(api::health::routes())
+        .route("/api/openapi.json", axum::routing::get(openapi::serve))
         .merge(web::routes())
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
@@ -230,10 +242,5 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ));
     }
-    let routes = routes.with_state(state);
-    // The edge's checks run before routing: the routes are this router's fallback.
-    Router::new()
-        .fallback_service(routes)
-        .layer(axum::middleware::map_request(api::edge::guard))
-        .layer(axum::middleware::from_fn(request_log::layer))
+    routes.with_state(state)
 }

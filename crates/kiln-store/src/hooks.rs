@@ -233,9 +233,10 @@ pub fn new_uuid() -> String {
 }
 
 /// Writes, in `tx`, a delivery of `event` about `subject_id` (now `status`) to every hook of
-/// its project that wants it. Job events are of builds a runner runs only (GitLab's build
-/// hooks), not of bridges or external statuses. Costs one indexed statement when the project
-/// has no hook.
+/// its project that wants it: a build for a job event (of builds a runner runs only, GitLab's
+/// build hooks, not bridges or external statuses), a pipeline for a pipeline event, and for a
+/// push event the pipeline the push made. Costs one indexed statement when the project has
+/// no hook.
 pub(crate) async fn enqueue(
     tx: &mut Tx<'_>,
     event: HookEvent,

@@ -451,6 +451,11 @@ pub(crate) async fn tell_hooks_of_creation(
         return Ok(());
     }
     let now = now_ms();
+    // A branch push Kiln learned of (the push hook, the poller) is told to push hooks; tag
+    // pushes are GitLab's tag_push_events, which Kiln's hooks do not take.
+    if new.source == "push" && !new.tag {
+        enqueue(tx, HookEvent::Push, pipeline_id, "push", now).await?;
+    }
     if new.status != "created" {
         enqueue(tx, HookEvent::Pipeline, pipeline_id, &new.status, now).await?;
     }

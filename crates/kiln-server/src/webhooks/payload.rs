@@ -343,8 +343,8 @@ impl Hook<'_> {
         })
     }
 
-    /// A push of the pipeline's ref to its commit (`Gitlab::DataBuilder::Push`), as a hook's
-    /// test sends it.
+    /// A push of the pipeline's ref to its commit (`Gitlab::DataBuilder::Push`): a branch
+    /// push Kiln learned of, told with the pipeline it made, or a hook's test.
     fn push(&self, p: &PipelineRecord, c: &CommitRecord) -> Value {
         let kind = if p.tag { "tags" } else { "heads" };
         json!({

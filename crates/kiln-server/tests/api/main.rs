@@ -12,6 +12,7 @@ mod health;
 mod http_edge;
 mod http_limits;
 mod jobs_v4;
+mod openapi;
 mod pagination;
 mod pipelines;
 mod pipelines_v4;

@@ -463,3 +463,61 @@ async fn a_test_delivery_is_sent_at_once_and_logged() {
     assert_eq!(entries[0]["response_body"], "boom");
     assert_eq!(log.header("x-next-page"), "2");
 }
+
+#[tokio::test]
+async fn a_branch_push_is_told_to_push_hooks_and_a_tag_push_is_not() {
+    let ci = "build:\n  script: [\"true\"]\n";
+    let (app, owner, repo, project) = TestApp::with_repo_configured(0, ci, local_hooks).await;
+    let receiver = Receiver::start().await;
+    create_hook(&app, &owner, project, json!({ "url": receiver.url })).await;
+    let path = format!("/api/v4/projects/{project}");
+    app.send_json(
+        Method::PUT,
+        &path,
+        Some(&owner.token),
+        json!({ "push_hook_secret": "s" }),
+    )
+    .await
+    .assert(200);
+    let head = repo.git(&["rev-parse", "HEAD"]);
+    repo.git(&["tag", "v1"]);
+    for (full_ref, event) in [
+        ("refs/tags/v1", "Tag Push Hook"),
+        ("refs/heads/master", "Push Hook"),
+    ] {
+        let body = json!({ "ref": full_ref, "after": head }).to_string();
+        let made = app
+            .client
+            .post(format!("{}{path}/push_hook", app.base))
+            .header("X-Gitlab-Event", event)
+            .header("X-Gitlab-Token", "s")
+            .body(body)
+            .send()
+            .await
+            .expect("push hook");
+        assert_eq!(made.status().as_u16(), 201);
+    }
+    let got = receiver
+        .wait_until(WAIT, |r| !r.is_empty())
+        .await
+        .expect("a push event");
+    assert_eq!(got[0].header("x-gitlab-event"), Some("Push Hook"));
+    let body = got[0].json();
+    assert_eq!(
+        (&body["ref"], &body["after"]),
+        (&json!("refs/heads/master"), &json!(head))
+    );
+    assert_eq!(body["project"]["id"], project);
+    // Both pipelines are made and told to nobody else: the tag push is not a push event.
+    let hooks = app.store.hooks().list(project).await.unwrap();
+    let all = app
+        .store
+        .hooks()
+        .deliveries(hooks[0].id, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|d| d.event).collect::<Vec<_>>(),
+        vec![HookEvent::Push]
+    );
+}
