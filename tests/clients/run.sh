@@ -10,32 +10,10 @@ cd "$ROOT"
 
 cargo build --quiet --bin kiln
 KILN="$ROOT/target/debug/kiln"
-VENVS="$ROOT/target/client-venvs"
-
-venv() { # venv NAME REQUIREMENTS
-  local dir="$VENVS/$1"
-  if [ ! -x "$dir/bin/python" ] || ! cmp -s "$2" "$dir/requirements.txt"; then
-    rm -rf "$dir"
-    python3 -m venv "$dir"
-    "$dir/bin/pip" install --quiet --disable-pip-version-check -r "$2"
-    cp "$2" "$dir/requirements.txt"
-  fi
-  echo "$dir"
-}
+source "$ROOT/tests/live_server.sh"
 OLD="$(venv python-gitlab-1.4 "$HERE/requirements-v3.txt")"
 NEW="$(venv python-gitlab-current "$HERE/requirements-v4.txt")"
-
-WORK="$(mktemp -d)"
-SERVER=""
-DATABASE=""
-cleanup() {
-  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-  if [ -n "$DATABASE" ]; then
-    psql "$KILN_CLIENTS_POSTGRES/postgres" -qc "DROP DATABASE IF EXISTS $DATABASE" >/dev/null 2>&1 || true
-  fi
-}
-trap cleanup EXIT
+workspace kiln_clients "${KILN_CLIENTS_POSTGRES:-}"
 
 # A repository whose pipeline has an artifact, a failing job, a long one to cancel and a
 # manual one to play.
@@ -65,16 +43,6 @@ deploy:
 YAML
 git -C "$REPO" add . && git -C "$REPO" -c user.name=Kiln -c user.email=kiln@example.com commit -q -m "CI for the clients"
 
-DATA="$WORK/data"
-export KILN_DATA_DIR="$DATA"
-# With KILN_CLIENTS_POSTGRES (a server's URL, e.g. postgres://postgres@127.0.0.1:5432), the
-# run gets a fresh database there, dropped at the end.
-DATABASE=""
-if [ -n "${KILN_CLIENTS_POSTGRES:-}" ]; then
-  DATABASE="kiln_clients_$$"
-  psql "$KILN_CLIENTS_POSTGRES/postgres" -qc "CREATE DATABASE $DATABASE" >/dev/null
-  export KILN_DATABASE_URL="$KILN_CLIENTS_POSTGRES/$DATABASE"
-fi
 "$KILN" admin user create --username root --name Root --email root@example.com --admin >/dev/null
 TOKEN="$("$KILN" admin token create --username root)"
 "$KILN" admin project create --path group/app --visibility private --repo "$REPO" >/dev/null

@@ -127,13 +127,18 @@ impl Operation {
         }));
         let mut responses = Map::new();
         responses.insert(status_key(self.status), success(self.status, self.body));
-        for (status, schema) in errors(self) {
+        // The API answers its errors as GitLab's JSON; the web UI's pages as pages, except
+        // where a form's body does not read (or the page's data is JSON).
+        let json_error = json!({ "schema": { "$ref": "#/components/schemas/Error" } });
+        let error_content = if self.tag == "web" {
+            json!({ "text/html": { "schema": { "type": "string" } }, "application/json": json_error })
+        } else {
+            json!({ "application/json": json_error })
+        };
+        for status in errors(self) {
             responses.insert(
                 status.to_string(),
-                json!({
-                    "description": schemas::status_text(status),
-                    "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } },
-                }),
+                json!({ "description": schemas::status_text(status), "content": error_content }),
             );
         }
         let mut operation = json!({
@@ -207,18 +212,15 @@ fn success(status: u16, body: Body) -> Value {
 }
 
 /// The errors an operation may answer, with GitLab's bodies.
-fn errors(op: &Operation) -> Vec<(u16, &'static str)> {
-    let mut out = vec![(400, "Error"), (404, "Error")];
+fn errors(op: &Operation) -> Vec<u16> {
+    let mut out = vec![400, 404];
     if op.auth != Auth::None {
-        out.push((401, "Error"));
-        out.push((403, "Error"));
+        out.extend([401, 403]);
     }
-    if matches!(op.method, "POST" | "PUT" | "PATCH") {
-        out.push((409, "Error"));
-        out.push((413, "Error"));
-        out.push((422, "Error"));
+    if matches!(op.method, "POST" | "PUT" | "PATCH") || op.tag == "web" {
+        out.extend([409, 413, 422]);
     }
-    out.retain(|(status, _)| *status != op.status);
+    out.retain(|status| *status != op.status);
     out
 }
 

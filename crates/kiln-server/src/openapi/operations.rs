@@ -215,7 +215,7 @@ pub fn all() -> Vec<Operation> {
             "Delete projects protected branches",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(204, Body::Empty),
         op(
             "GET",
             "/api/v3/projects/{id}/protected_branches/{*name}",
