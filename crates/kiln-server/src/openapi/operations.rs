@@ -49,19 +49,20 @@ pub fn all() -> Vec<Operation> {
         .auth(Auth::Session)
         .answers(300, Body::Empty),
         op("POST", "/api/v3/ci/lint", "Lint ci", "v3").answers(0, Body::Json("Object")),
-        op("GET", "/api/v3/projects", "List projects", "v3").answers(200, Body::List("Object")),
-        op("POST", "/api/v3/projects", "Create projects", "v3").answers(201, Body::Json("Object")),
+        op("GET", "/api/v3/projects", "List projects", "v3").answers(200, Body::List("ProjectV3")),
+        op("POST", "/api/v3/projects", "Create projects", "v3")
+            .answers(201, Body::Json("ProjectV3")),
         op("GET", "/api/v3/projects/{id}", "Show projects", "v3")
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("ProjectV3")),
         op("PUT", "/api/v3/projects/{id}", "Update projects", "v3")
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("ProjectV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/builds",
             "List projects builds",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("BuildV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/builds/artifacts/{*rest}",
@@ -75,7 +76,7 @@ pub fn all() -> Vec<Operation> {
             "Show projects builds",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("BuildV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/builds/{build_id}/artifacts",
@@ -89,35 +90,35 @@ pub fn all() -> Vec<Operation> {
             "Keep the artifacts of projects builds artifacts",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("BuildV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/builds/{build_id}/cancel",
             "Cancel projects builds",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("BuildV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/builds/{build_id}/erase",
             "Erase projects builds",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("BuildV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/builds/{build_id}/play",
             "Play projects builds",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("BuildV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/builds/{build_id}/retry",
             "Retry projects builds",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("BuildV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/builds/{build_id}/trace",
@@ -166,14 +167,14 @@ pub fn all() -> Vec<Operation> {
             "List projects members",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("MemberV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/members",
             "Create projects members",
             "v3",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("MemberV3")),
         op(
             "DELETE",
             "/api/v3/projects/{id}/members/{user_id}",
@@ -187,14 +188,14 @@ pub fn all() -> Vec<Operation> {
             "Show projects members",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("MemberV3")),
         op(
             "PUT",
             "/api/v3/projects/{id}/members/{user_id}",
             "Update projects members",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("MemberV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/protected_branches",
@@ -236,21 +237,21 @@ pub fn all() -> Vec<Operation> {
             "List projects repository branches",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("BranchV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/repository/branches/{*branch}",
             "Show projects repository branches",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("BranchV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/repository/commits",
             "List projects repository commits",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("CommitV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/repository/commits/{sha}",
@@ -264,14 +265,14 @@ pub fn all() -> Vec<Operation> {
             "List projects repository commits builds",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("BuildV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/repository/commits/{sha}/statuses",
             "List projects repository commits statuses",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("CommitStatusV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/runners",
@@ -285,7 +286,7 @@ pub fn all() -> Vec<Operation> {
             "Act on projects statuses",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("CommitStatusV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/trigger/builds",
@@ -299,70 +300,70 @@ pub fn all() -> Vec<Operation> {
             "List projects triggers",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("TriggerV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/triggers",
             "Create projects triggers",
             "v3",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("TriggerV3")),
         op(
             "DELETE",
             "/api/v3/projects/{id}/triggers/{trigger}",
             "Delete projects triggers",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("TriggerV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/triggers/{trigger}",
             "Show projects triggers",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("TriggerV3")),
         op(
             "PUT",
             "/api/v3/projects/{id}/triggers/{trigger}",
             "Update projects triggers",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("TriggerV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/variables",
             "List projects variables",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("VariableV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/variables",
             "Create projects variables",
             "v3",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("VariableV3")),
         op(
             "DELETE",
             "/api/v3/projects/{id}/variables/{key}",
             "Delete projects variables",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("VariableV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/variables/{key}",
             "Show projects variables",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("VariableV3")),
         op(
             "PUT",
             "/api/v3/projects/{id}/variables/{key}",
             "Update projects variables",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("VariableV3")),
         op("GET", "/api/v3/runners", "List runners", "v3").answers(200, Body::List("Object")),
         op("GET", "/api/v3/runners/all", "List runners all", "v3")
             .answers(200, Body::List("Object")),
@@ -371,9 +372,9 @@ pub fn all() -> Vec<Operation> {
         op("GET", "/api/v3/runners/{id}", "Show runners", "v3").answers(200, Body::Json("Object")),
         op("PUT", "/api/v3/runners/{id}", "Update runners", "v3")
             .answers(200, Body::Json("Object")),
-        op("GET", "/api/v3/user", "List user", "v3").answers(200, Body::Json("Object")),
-        op("GET", "/api/v3/users", "List users", "v3").answers(200, Body::List("Object")),
-        op("GET", "/api/v3/users/{user_id}", "Show users", "v3").answers(200, Body::Json("Object")),
+        op("GET", "/api/v3/user", "List user", "v3").answers(200, Body::Json("UserV3")),
+        op("GET", "/api/v3/users", "List users", "v3").answers(200, Body::List("UserV3")),
+        op("GET", "/api/v3/users/{user_id}", "Show users", "v3").answers(200, Body::Json("UserV3")),
         op("GET", "/api/v3/version", "List version", "v3").answers(200, Body::Json("Object")),
         op(
             "GET",
@@ -447,12 +448,12 @@ pub fn all() -> Vec<Operation> {
         )
         .auth(Auth::Runner)
         .answers(202, Body::Empty),
-        op("GET", "/api/v4/projects", "List projects", "v4").answers(200, Body::List("Object")),
-        op("POST", "/api/v4/projects", "Create projects", "v4").answers(201, Body::Json("Object")),
+        op("GET", "/api/v4/projects", "List projects", "v4").answers(200, Body::List("Project")),
+        op("POST", "/api/v4/projects", "Create projects", "v4").answers(201, Body::Json("Project")),
         op("GET", "/api/v4/projects/{id}", "Show projects", "v4")
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("Project")),
         op("PUT", "/api/v4/projects/{id}", "Update projects", "v4")
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("Project")),
         op(
             "GET",
             "/api/v4/projects/{id}/ci/lint",
@@ -522,7 +523,7 @@ pub fn all() -> Vec<Operation> {
             "List projects jobs",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Job")),
         op(
             "GET",
             "/api/v4/projects/{id}/jobs/artifacts/{*rest}",
@@ -536,7 +537,7 @@ pub fn all() -> Vec<Operation> {
             "Show projects jobs",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Job")),
         op(
             "DELETE",
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts",
@@ -557,7 +558,7 @@ pub fn all() -> Vec<Operation> {
             "Keep the artifacts of projects jobs artifacts",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Job")),
         op(
             "GET",
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
@@ -571,28 +572,28 @@ pub fn all() -> Vec<Operation> {
             "Cancel projects jobs",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Job")),
         op(
             "POST",
             "/api/v4/projects/{id}/jobs/{job_id}/erase",
             "Erase projects jobs",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Job")),
         op(
             "POST",
             "/api/v4/projects/{id}/jobs/{job_id}/play",
             "Play projects jobs",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Job")),
         op(
             "POST",
             "/api/v4/projects/{id}/jobs/{job_id}/retry",
             "Retry projects jobs",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Job")),
         op(
             "GET",
             "/api/v4/projects/{id}/jobs/{job_id}/trace",
@@ -606,14 +607,14 @@ pub fn all() -> Vec<Operation> {
             "List projects members",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Member")),
         op(
             "POST",
             "/api/v4/projects/{id}/members",
             "Create projects members",
             "v4",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("Member")),
         op(
             "DELETE",
             "/api/v4/projects/{id}/members/{user_id}",
@@ -627,21 +628,21 @@ pub fn all() -> Vec<Operation> {
             "Show projects members",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Member")),
         op(
             "PUT",
             "/api/v4/projects/{id}/members/{user_id}",
             "Update projects members",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Member")),
         op(
             "POST",
             "/api/v4/projects/{id}/pipeline",
             "Create projects pipeline",
             "v4",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("Pipeline")),
         op(
             "GET",
             "/api/v4/projects/{id}/pipeline_schedules",
@@ -718,14 +719,14 @@ pub fn all() -> Vec<Operation> {
             "List projects pipelines",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("PipelineBasic")),
         op(
             "GET",
             "/api/v4/projects/{id}/pipelines/latest",
             "List projects pipelines latest",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Pipeline")),
         op(
             "DELETE",
             "/api/v4/projects/{id}/pipelines/{pipeline_id}",
@@ -739,56 +740,56 @@ pub fn all() -> Vec<Operation> {
             "Show projects pipelines",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Pipeline")),
         op(
             "GET",
             "/api/v4/projects/{id}/pipelines/{pipeline_id}/bridges",
             "List projects pipelines bridges",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Bridge")),
         op(
             "POST",
             "/api/v4/projects/{id}/pipelines/{pipeline_id}/cancel",
             "Cancel projects pipelines",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Pipeline")),
         op(
             "GET",
             "/api/v4/projects/{id}/pipelines/{pipeline_id}/jobs",
             "List projects pipelines jobs",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Job")),
         op(
             "POST",
             "/api/v4/projects/{id}/pipelines/{pipeline_id}/retry",
             "Retry projects pipelines",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Pipeline")),
         op(
             "GET",
             "/api/v4/projects/{id}/pipelines/{pipeline_id}/variables",
             "List projects pipelines variables",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("PipelineVariable")),
         op(
             "GET",
             "/api/v4/projects/{id}/protected_branches",
             "List projects protected branches",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("ProtectedBranch")),
         op(
             "POST",
             "/api/v4/projects/{id}/protected_branches",
             "Create projects protected branches",
             "v4",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("ProtectedBranch")),
         op(
             "DELETE",
             "/api/v4/projects/{id}/protected_branches/{*name}",
@@ -802,14 +803,14 @@ pub fn all() -> Vec<Operation> {
             "Show projects protected branches",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("ProtectedBranch")),
         op(
             "PATCH",
             "/api/v4/projects/{id}/protected_branches/{*name}",
             "Update projects protected branches",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("ProtectedBranch")),
         op(
             "POST",
             "/api/v4/projects/{id}/push_hook",
@@ -824,35 +825,35 @@ pub fn all() -> Vec<Operation> {
             "List projects repository branches",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Branch")),
         op(
             "GET",
             "/api/v4/projects/{id}/repository/branches/{*branch}",
             "Show projects repository branches",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Branch")),
         op(
             "GET",
             "/api/v4/projects/{id}/repository/commits",
             "List projects repository commits",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Commit")),
         op(
             "GET",
             "/api/v4/projects/{id}/repository/commits/{sha}",
             "Show projects repository commits",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Commit")),
         op(
             "GET",
             "/api/v4/projects/{id}/repository/commits/{sha}/statuses",
             "List projects repository commits statuses",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("CommitStatus")),
         op(
             "GET",
             "/api/v4/projects/{id}/runners",
@@ -866,7 +867,7 @@ pub fn all() -> Vec<Operation> {
             "Act on projects statuses",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("CommitStatus")),
         op(
             "POST",
             "/api/v4/projects/{id}/trigger/pipeline",
@@ -880,14 +881,14 @@ pub fn all() -> Vec<Operation> {
             "List projects triggers",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Trigger")),
         op(
             "POST",
             "/api/v4/projects/{id}/triggers",
             "Create projects triggers",
             "v4",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("Trigger")),
         op(
             "DELETE",
             "/api/v4/projects/{id}/triggers/{trigger}",
@@ -901,14 +902,14 @@ pub fn all() -> Vec<Operation> {
             "Show projects triggers",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Trigger")),
         op(
             "PUT",
             "/api/v4/projects/{id}/triggers/{trigger}",
             "Update projects triggers",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("Trigger")),
         op(
             "GET",
             "/api/v4/projects/{id}/variables",
@@ -975,10 +976,10 @@ pub fn all() -> Vec<Operation> {
         op("GET", "/api/v4/runners/{id}", "Show runners", "v4").answers(200, Body::Json("Object")),
         op("PUT", "/api/v4/runners/{id}", "Update runners", "v4")
             .answers(200, Body::Json("Object")),
-        op("GET", "/api/v4/user", "List user", "v4").answers(200, Body::Json("Object")),
-        op("GET", "/api/v4/users", "List users", "v4").answers(200, Body::List("Object")),
-        op("GET", "/api/v4/users/{user_id}", "Show users", "v4").answers(200, Body::Json("Object")),
-        op("GET", "/api/v4/version", "List version", "v4").answers(200, Body::Json("Object")),
+        op("GET", "/api/v4/user", "List user", "v4").answers(200, Body::Json("User")),
+        op("GET", "/api/v4/users", "List users", "v4").answers(200, Body::List("User")),
+        op("GET", "/api/v4/users/{user_id}", "Show users", "v4").answers(200, Body::Json("User")),
+        op("GET", "/api/v4/version", "List version", "v4").answers(200, Body::Json("Version")),
         op("GET", "/users/sign_in", "Sign in users", "web")
             .auth(Auth::None)
             .answers(200, Body::Html),
