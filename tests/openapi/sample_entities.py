@@ -3,18 +3,19 @@
 presenters write, inferred from a live server's answers (every element of every sampled list,
 so a field null in one state and set in another is nullable). Usage:
 
-    sample_entities.py URL TOKEN PROJECT_ID > crates/kiln-server/src/openapi/entities.json
+    sample_entities.py URL TOKEN PROJECT_ID RUNNER_REGISTRATION_TOKEN
 
 against a server holding a project with a finished pipeline (a success, a failure, a manual
-job and a bridge), a trigger and a variable. schemathesis checks the answers against them in
-CI, so a presenter that changes shape fails there until this is run again.
+job and a bridge); it adds a trigger, a variable, a protected branch and a runner. Run by
+tests/openapi/sample.sh, which makes that server. schemathesis checks the answers against
+them in CI, so a presenter that changes shape fails there until this is run again.
 """
 import json
 import sys
 import urllib.error
 import urllib.request
 
-URL, TOKEN, PROJECT = sys.argv[1:4]
+URL, TOKEN, PROJECT, REGISTRATION = sys.argv[1:5]
 
 
 def get(path, method="GET", body=None):
@@ -87,7 +88,9 @@ q = f"/api/v3/projects/{PROJECT}"
 pipeline = get(f"{p}/pipelines")[-1]["id"]
 sha = get(f"{p}/pipelines/{pipeline}")["sha"]
 for path, body in [(f"{p}/triggers", {"description": "sampled"}),
-                   (f"{p}/variables", {"key": "SAMPLED", "value": "a value"})]:
+                   (f"{p}/variables", {"key": "SAMPLED", "value": "a value"}),
+                   (f"{p}/protected_branches", {"name": "release-*"}),
+                   ("/api/v4/runners", {"token": REGISTRATION, "description": "sampled", "tag_list": "linux"})]:
     try:
         get(path, "POST", body)
     except urllib.error.HTTPError:
@@ -115,6 +118,17 @@ entities = {
     "CommitStatusV3": entity(get(f"{q}/repository/commits/{sha}/statuses")),
     "TriggerV3": entity(get(f"{q}/triggers")),
     "VariableV3": entity(get(f"{q}/variables")),
+    "ProtectedBranchV3": entity(get(f"{q}/protected_branches")),
+    "Runner": entity(get("/api/v4/runners/all")),
+    "RunnerDetails": entity([get(f"/api/v4/runners/{r['id']}") for r in get("/api/v4/runners/all")]),
+    "RunnerV3": entity(get("/api/v3/runners/all")),
+    "RunnerDetailsV3": entity([get(f"/api/v3/runners/{r['id']}") for r in get("/api/v3/runners/all")]),
+    "Lint": entity(get("/api/v4/ci/lint", "POST", {"content": "job:\n  script: [true]\n"}),
+                   get("/api/v4/ci/lint", "POST", {"content": "job: ["})),
+    "ProjectLint": entity(get(f"{p}/ci/lint")),
+    "LintV3": entity(get("/api/v3/ci/lint", "POST", {"content": "job:\n  script: [true]\n"}),
+                     get("/api/v3/ci/lint", "POST", {"content": "job: ["})),
+    "Readiness": entity(get("/-/readiness"), get("/-/readiness?all=1")),
 }
 json.dump(entities, sys.stdout, indent=1, sort_keys=True)
 print()

@@ -28,7 +28,7 @@ pub fn all() -> Vec<Operation> {
             .answers(200, Body::Raw("text/plain")),
         op("GET", "/-/readiness", "List readiness", "operations")
             .auth(Auth::None)
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("Readiness")),
         op("GET", "/admin/runners", "List admin runners", "web")
             .auth(Auth::Session)
             .answers(200, Body::Html),
@@ -48,7 +48,7 @@ pub fn all() -> Vec<Operation> {
         )
         .auth(Auth::Session)
         .answers(300, Body::Empty),
-        op("POST", "/api/v3/ci/lint", "Lint ci", "v3").answers(0, Body::Json("Object")),
+        op("POST", "/api/v3/ci/lint", "Lint ci", "v3").answers(0, Body::Json("LintV3")),
         op("GET", "/api/v3/projects", "List projects", "v3").answers(200, Body::List("ProjectV3")),
         op("POST", "/api/v3/projects", "Create projects", "v3")
             .answers(201, Body::Json("ProjectV3")),
@@ -202,14 +202,14 @@ pub fn all() -> Vec<Operation> {
             "List projects protected branches",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("ProtectedBranchV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/protected_branches",
             "Create projects protected branches",
             "v3",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("ProtectedBranchV3")),
         op(
             "DELETE",
             "/api/v3/projects/{id}/protected_branches/{*name}",
@@ -223,14 +223,14 @@ pub fn all() -> Vec<Operation> {
             "Show projects protected branches",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("ProtectedBranchV3")),
         op(
             "PATCH",
             "/api/v3/projects/{id}/protected_branches/{*name}",
             "Update projects protected branches",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("ProtectedBranchV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/repository/branches",
@@ -258,7 +258,7 @@ pub fn all() -> Vec<Operation> {
             "Show projects repository commits",
             "v3",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("CommitV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/repository/commits/{sha}/builds",
@@ -279,7 +279,7 @@ pub fn all() -> Vec<Operation> {
             "List projects runners",
             "v3",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("RunnerV3")),
         op(
             "POST",
             "/api/v3/projects/{id}/statuses/{sha}",
@@ -364,18 +364,19 @@ pub fn all() -> Vec<Operation> {
             "v3",
         )
         .answers(200, Body::Json("VariableV3")),
-        op("GET", "/api/v3/runners", "List runners", "v3").answers(200, Body::List("Object")),
+        op("GET", "/api/v3/runners", "List runners", "v3").answers(200, Body::List("RunnerV3")),
         op("GET", "/api/v3/runners/all", "List runners all", "v3")
-            .answers(200, Body::List("Object")),
+            .answers(200, Body::List("RunnerV3")),
         op("DELETE", "/api/v3/runners/{id}", "Delete runners", "v3")
-            .answers(0, Body::Json("Object")),
-        op("GET", "/api/v3/runners/{id}", "Show runners", "v3").answers(200, Body::Json("Object")),
+            .answers(0, Body::Json("RunnerDetailsV3")),
+        op("GET", "/api/v3/runners/{id}", "Show runners", "v3")
+            .answers(200, Body::Json("RunnerDetailsV3")),
         op("PUT", "/api/v3/runners/{id}", "Update runners", "v3")
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("RunnerDetailsV3")),
         op("GET", "/api/v3/user", "List user", "v3").answers(200, Body::Json("UserV3")),
         op("GET", "/api/v3/users", "List users", "v3").answers(200, Body::List("UserV3")),
         op("GET", "/api/v3/users/{user_id}", "Show users", "v3").answers(200, Body::Json("UserV3")),
-        op("GET", "/api/v3/version", "List version", "v3").answers(200, Body::Json("Object")),
+        op("GET", "/api/v3/version", "List version", "v3").answers(200, Body::Json("Version")),
         op(
             "GET",
             "/api/v4/admin/ci/variables",
@@ -411,8 +412,8 @@ pub fn all() -> Vec<Operation> {
             "v4",
         )
         .answers(200, Body::Json("Variable")),
-        op("POST", "/api/v4/ci/lint", "Lint ci", "v4").answers(0, Body::Json("Object")),
-        op("GET", "/api/v4/job", "List job", "v4").answers(200, Body::Json("Object")),
+        op("POST", "/api/v4/ci/lint", "Lint ci", "v4").answers(0, Body::Json("Lint")),
+        op("GET", "/api/v4/job", "List job", "v4").answers(200, Body::Json("Job")),
         op(
             "POST",
             "/api/v4/jobs/request",
@@ -460,14 +461,14 @@ pub fn all() -> Vec<Operation> {
             "Lint projects ci",
             "v4",
         )
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("ProjectLint")),
         op(
             "POST",
             "/api/v4/projects/{id}/ci/lint",
             "Lint projects ci",
             "v4",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("ProjectLint")),
         op(
             "GET",
             "/api/v4/projects/{id}/hooks",
@@ -860,7 +861,7 @@ pub fn all() -> Vec<Operation> {
             "List projects runners",
             "v4",
         )
-        .answers(200, Body::List("Object")),
+        .answers(200, Body::List("Runner")),
         op(
             "POST",
             "/api/v4/projects/{id}/statuses/{sha}",
@@ -874,7 +875,7 @@ pub fn all() -> Vec<Operation> {
             "Create projects trigger pipeline",
             "v4",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("Pipeline")),
         op(
             "GET",
             "/api/v4/projects/{id}/triggers",
@@ -953,7 +954,7 @@ pub fn all() -> Vec<Operation> {
         )
         .auth(Auth::Runner)
         .answers(204, Body::Json("Object")),
-        op("GET", "/api/v4/runners", "List runners", "v4").answers(200, Body::List("Object")),
+        op("GET", "/api/v4/runners", "List runners", "v4").answers(200, Body::List("Runner")),
         op(
             "POST",
             "/api/v4/runners",
@@ -963,7 +964,7 @@ pub fn all() -> Vec<Operation> {
         .auth(Auth::Runner)
         .answers(201, Body::Json("Object")),
         op("GET", "/api/v4/runners/all", "List runners all", "v4")
-            .answers(200, Body::List("Object")),
+            .answers(200, Body::List("Runner")),
         op(
             "POST",
             "/api/v4/runners/verify",
@@ -973,9 +974,10 @@ pub fn all() -> Vec<Operation> {
         .auth(Auth::Runner)
         .answers(0, Body::Json("Object")),
         op("DELETE", "/api/v4/runners/{id}", "Delete runners", "v4").answers(204, Body::Empty),
-        op("GET", "/api/v4/runners/{id}", "Show runners", "v4").answers(200, Body::Json("Object")),
+        op("GET", "/api/v4/runners/{id}", "Show runners", "v4")
+            .answers(200, Body::Json("RunnerDetails")),
         op("PUT", "/api/v4/runners/{id}", "Update runners", "v4")
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("RunnerDetails")),
         op("GET", "/api/v4/user", "List user", "v4").answers(200, Body::Json("User")),
         op("GET", "/api/v4/users", "List users", "v4").answers(200, Body::List("User")),
         op("GET", "/api/v4/users/{user_id}", "Show users", "v4").answers(200, Body::Json("User")),
