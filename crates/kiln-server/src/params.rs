@@ -132,6 +132,16 @@ pub fn missing(params: &QueryPairs, names: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Grape's check of required parameters: 400 `{"error": "a is missing, b is missing"}`.
+pub fn require(params: &QueryPairs, names: &[&str]) -> Result<(), ApiError> {
+    let problems = missing(params, names);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Params(problems.join(", ")))
+    }
+}
+
 /// Grape's `Boolean` parameter: absent (or empty) is None; a value that is not a boolean is
 /// `"<name> is invalid"`, added to `problems`.
 pub fn boolean(params: &QueryPairs, name: &str, problems: &mut Vec<String>) -> Option<bool> {

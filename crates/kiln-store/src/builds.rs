@@ -373,6 +373,16 @@ pub struct Builds<'a> {
 
 impl Builds<'_> {
     /// One build of one project.
+    /// How many times the build `name` of the pipeline was retried (its replaced builds).
+    pub async fn retries(&self, pipeline_id: i64, name: &str) -> StoreResult<i64> {
+        self.db
+            .read_int(
+                "SELECT COUNT(*) FROM builds WHERE pipeline_id = $1 AND name = $2 AND retried",
+                args![pipeline_id, name],
+            )
+            .await
+    }
+
     pub async fn get(&self, project_id: i64, build_id: i64) -> StoreResult<BuildRecord> {
         let sql = select_builds(self.db, "b.id = $1 AND b.project_id = $2");
         on_read!(self.db, pool => {

@@ -126,7 +126,7 @@ fn input(params: &QueryPairs, version: Version) -> Result<HookInput, ApiError> {
     })
 }
 
-/// The project, once the caller may maintain it, and the hook the route names.
+/// The project, once the caller may maintain it (every hook route is a maintainer's).
 async fn project(state: &AppState, user: &UserRecord, id: &str) -> Result<ProjectRecord, ApiError> {
     authorize(state, user, id, Permission::Maintain).await
 }
@@ -167,10 +167,7 @@ async fn create(
     Params(params): Params,
     version: Version,
 ) -> Result<Response, ApiError> {
-    let problems = params::missing(&params, &["url"]);
-    if !problems.is_empty() {
-        return Err(ApiError::Params(problems.join(", ")));
-    }
+    params::require(&params, &["url"])?;
     let project = project(&state, &user, &id).await?;
     let hook = service::create(&state, project.id, input(&params, version)?).await?;
     Ok((StatusCode::CREATED, Json(present(&hook, version))).into_response())
@@ -185,10 +182,7 @@ async fn update(
     version: Version,
 ) -> Result<Response, ApiError> {
     if version == Version::V3 {
-        let problems = params::missing(&params, &["url"]);
-        if !problems.is_empty() {
-            return Err(ApiError::Params(problems.join(", ")));
-        }
+        params::require(&params, &["url"])?;
     }
     let hook_id = hook_id(&hook)?;
     let project = project(&state, &user, &id).await?;

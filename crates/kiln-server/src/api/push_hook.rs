@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use kiln_store::{ProjectRef, StoreError};
 use serde_json::json;
 
 /// The largest push event read (GitHub's own limit is 25 MB; a push of thousands of
@@ -26,12 +25,7 @@ async fn receive(
     Path(id): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let project_ref = ProjectRef::parse(&id).ok_or(ApiError::NotFound("Project"))?;
-    let project = match state.store.projects().get(&project_ref).await {
-        Ok(project) => project,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("Project")),
-        Err(err) => return Err(err.into()),
-    };
+    let project = crate::service::projects::find(&state, &id).await?;
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_EVENT_BYTES)
         .await

@@ -197,10 +197,7 @@ async fn create(
     Path(id): Path<String>,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let problems = params::missing(&params, &["description", "ref", "cron"]);
-    if !problems.is_empty() {
-        return Err(ApiError::Params(problems.join(", ")));
-    }
+    params::require(&params, &["description", "ref", "cron"])?;
     let project = authorize(&state, &user, &id, Permission::UpdateBuild).await?;
     let schedule = service::create(&state, project.id, user.id, input(&params)?).await?;
     let body = details(&state, &project, &schedule).await?;
@@ -295,10 +292,7 @@ async fn add_variable(
     Path((id, schedule)): Path<(String, String)>,
     Params(params): Params,
 ) -> Result<Response, ApiError> {
-    let problems = params::missing(&params, &["key", "value"]);
-    if !problems.is_empty() {
-        return Err(ApiError::Params(problems.join(", ")));
-    }
+    params::require(&params, &["key", "value"])?;
     let (_, schedule) = reach_owned(&state, &user, &id, &schedule).await?;
     let variable = variable_input(&params, None);
     let sealed = service::seal(&state, &variable)?;

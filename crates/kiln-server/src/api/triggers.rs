@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kiln_core::Permission;
-use kiln_store::{ProjectRef, StoreError, TriggerRecord, UserRecord};
+use kiln_store::{StoreError, TriggerRecord, UserRecord};
 use serde_json::{json, Value};
 
 pub fn routes(version: Version) -> Router<AppState> {
@@ -195,12 +195,7 @@ async fn trigger_pipeline(
         params.get("ref").unwrap_or_default(),
         params.get("token").unwrap_or_default(),
     );
-    let project_ref = ProjectRef::parse(&id).ok_or(ApiError::NotFound("Project"))?;
-    let project = match state.store.projects().get(&project_ref).await {
-        Ok(project) => project,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound("Project")),
-        Err(err) => return Err(err.into()),
-    };
+    let project = crate::service::projects::find(&state, &id).await?;
     let variables = variables.map_err(|_| {
         ApiError::BadRequest("variables needs to be a map of key-valued strings".into())
     })?;

@@ -153,10 +153,7 @@ async fn create(
     version: Version,
 ) -> Result<Response, ApiError> {
     let owner = owner_id(&state, &user, owner).await?;
-    let mut problems = params::missing(&params, &["key", "value"]);
-    if !problems.is_empty() {
-        return Err(ApiError::Params(std::mem::take(&mut problems).join(", ")));
-    }
+    params::require(&params, &["key", "value"])?;
     let variable = service::create(&state, owner, input(&params)?).await?;
     Ok((StatusCode::CREATED, Json(present(&variable, version))).into_response())
 }

@@ -233,7 +233,8 @@ fn security(auth: Auth) -> Option<Value> {
         Auth::Session => &["session"],
     };
     let mut any: Vec<Value> = schemes.iter().map(|s| json!({ *s: [] })).collect();
-    // Reads of a public project answer without a token too.
+    // Reads of a public project answer without a token too, and runners give theirs in the
+    // body.
     if auth == Auth::Token || auth == Auth::Runner {
         any.push(json!({}));
     }

@@ -4,6 +4,17 @@ use crate::{ApiError, AppInner};
 use kiln_core::{access::Caller, Permission};
 use kiln_store::{ProjectAccess, ProjectRecord, ProjectRef, StoreError, UserRecord};
 
+/// The project named `raw` (an id or `namespace/path`), whoever asks: for the callers that
+/// prove themselves to the project itself (a trigger token, a push hook's signature).
+pub async fn find(app: &AppInner, raw: &str) -> Result<ProjectRecord, ApiError> {
+    let project_ref = ProjectRef::parse(raw).ok_or(ApiError::NotFound("Project"))?;
+    match app.store.projects().get(&project_ref).await {
+        Ok(project) => Ok(project),
+        Err(StoreError::NotFound) => Err(ApiError::NotFound("Project")),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// The project named `raw` (an id or `namespace/path`) if `user` holds `permission` on it.
 /// A project the user cannot see is `404 Project Not Found`, as if it did not exist; one they
 /// see but may not act on is `403 Forbidden`.

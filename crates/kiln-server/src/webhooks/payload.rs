@@ -66,11 +66,10 @@ pub async fn for_event(
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(err) => return Err(err.into()),
             };
-            let siblings = pipeline_builds(store, project_id, build.pipeline_id, true).await?;
-            let retries = siblings
-                .iter()
-                .filter(|b| b.name == build.name && b.retried && b.id != build.id)
-                .count();
+            let retries = store
+                .builds()
+                .retries(build.pipeline_id, &build.name)
+                .await?;
             hook.job(&build, status, retries)
         }
         HookEvent::Pipeline => {
@@ -80,7 +79,7 @@ pub async fn for_event(
                 Err(err) => return Err(err.into()),
             };
             let commit = store.pipelines().commit(subject_id).await?;
-            let builds = pipeline_builds(store, project_id, subject_id, false).await?;
+            let builds = pipeline_builds(store, project_id, subject_id).await?;
             hook.pipeline(&pipeline, status, &commit, &builds)
         }
         HookEvent::Push => {
@@ -96,15 +95,15 @@ pub async fn for_event(
     Ok(Some(value))
 }
 
+/// The pipeline's current builds (not those a retry replaced), as a Pipeline Hook lists them.
 async fn pipeline_builds(
     store: &Store,
     project_id: i64,
     pipeline_id: i64,
-    include_retried: bool,
 ) -> anyhow::Result<Vec<BuildRecord>> {
     let filter = BuildFilter {
         pipeline_id: Some(pipeline_id),
-        include_retried,
+        include_retried: false,
         ..BuildFilter::default()
     };
     let window = Window::Keyset {
@@ -204,7 +203,7 @@ impl Hook<'_> {
         }
     }
 
-    fn job(&self, b: &BuildRecord, status: &str, retries: usize) -> Value {
+    fn job(&self, b: &BuildRecord, status: &str, retries: i64) -> Value {
         let p = &b.pipeline;
         let failed = status == BuildStatus::Failed.as_str();
         json!({
