@@ -29,6 +29,17 @@ child:
   stage: test
   trigger:
     include: child.yml
+protocol:
+  rules: [{ if: $SAMPLED }]
+  tags: [linux]
+  image: alpine:3
+  services: [postgres:15]
+  variables: { GREETING: hello }
+  before_script: ["echo before"]
+  script: ["echo $GREETING"]
+  after_script: ["echo after"]
+  cache: { key: sampled, paths: [vendor/] }
+  artifacts: { paths: [out/], expire_in: 1 day }
 YAML
 printf 'child-job:\n  script: ["true"]\n' > "$REPO/child.yml"
 git -C "$REPO" add . && git -C "$REPO" -c user.name=Kiln -c user.email=kiln@example.com commit -q -m CI

@@ -89,14 +89,20 @@ pipeline = get(f"{p}/pipelines")[-1]["id"]
 sha = get(f"{p}/pipelines/{pipeline}")["sha"]
 for path, body in [(f"{p}/triggers", {"description": "sampled"}),
                    (f"{p}/variables", {"key": "SAMPLED", "value": "a value"}),
-                   (f"{p}/protected_branches", {"name": "release-*"}),
-                   ("/api/v4/runners", {"token": REGISTRATION, "description": "sampled", "tag_list": "linux"})]:
+                   (f"{p}/protected_branches", {"name": "release-*"})]:
     try:
         get(path, "POST", body)
     except urllib.error.HTTPError:
         pass  # made by an earlier run
+info = {"name": "gitlab-runner", "version": "17.0.0", "executor": "docker", "features": {"trace_checksum": True}}
+registered = get("/api/v4/runners", "POST", {
+    "token": REGISTRATION, "description": "sampled", "tag_list": "linux", "info": info})
+assert get("/api/v4/runners/verify", "POST", {"token": registered["token"]})["id"] == registered["id"]
+# The pipeline with SAMPLED holds `protocol`, a job only the registered runner may take.
 with_variables = get(f"{p}/pipeline", "POST", {
     "ref": "master", "variables": [{"key": "SAMPLED", "value": "v", "variable_type": "env_var"}]})["id"]
+job_request = get("/api/v4/jobs/request", "POST", {"token": registered["token"], "info": info})
+get(f"/api/v4/jobs/{job_request['id']}", "PUT", {"token": job_request["token"], "state": "success"})
 entities = {
     "Job": entity(get(f"{p}/jobs"), get(f"{p}/pipelines/{pipeline}/jobs")),
     "Bridge": entity(get(f"{p}/pipelines/{pipeline}/bridges")),
@@ -130,6 +136,7 @@ entities = {
     "ProjectLint": entity(get(f"{p}/ci/lint")),
     "LintV3": entity(get("/api/v3/ci/lint", "POST", {"content": "job:\n  script: [true]\n"}),
                      get("/api/v3/ci/lint", "POST", {"content": "job: ["})),
+    "JobRequest": entity(job_request),
     "Readiness": entity(get("/-/readiness"), get("/-/readiness?all=1")),
 }
 json.dump(entities, sys.stdout, indent=1, sort_keys=True)

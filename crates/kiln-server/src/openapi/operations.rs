@@ -7,7 +7,7 @@ pub fn all() -> Vec<Operation> {
     vec![
         op("GET", "/api/openapi.json", "This document", "operations")
             .auth(Auth::None)
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("Document")),
         op("GET", "/", "A project page", "web")
             .auth(Auth::Session)
             .answers(200, Body::Html),
@@ -181,7 +181,7 @@ pub fn all() -> Vec<Operation> {
             "Delete projects members",
             "v3",
         )
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("Nothing")),
         op(
             "GET",
             "/api/v3/projects/{id}/members/{user_id}",
@@ -293,7 +293,7 @@ pub fn all() -> Vec<Operation> {
             "Create projects trigger builds",
             "v3",
         )
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("TriggerRequestV3")),
         op(
             "GET",
             "/api/v3/projects/{id}/triggers",
@@ -421,10 +421,10 @@ pub fn all() -> Vec<Operation> {
             "runner protocol",
         )
         .auth(Auth::Runner)
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("JobRequest")),
         op("PUT", "/api/v4/jobs/{id}", "Update jobs", "runner protocol")
             .auth(Auth::Runner)
-            .answers(200, Body::Json("Object")),
+            .answers(200, Body::Json("StatusCode")),
         op(
             "GET",
             "/api/v4/jobs/{id}/artifacts",
@@ -440,7 +440,7 @@ pub fn all() -> Vec<Operation> {
             "runner protocol",
         )
         .auth(Auth::Runner)
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("StatusCode")),
         op(
             "PATCH",
             "/api/v4/jobs/{id}/trace",
@@ -448,7 +448,7 @@ pub fn all() -> Vec<Operation> {
             "runner protocol",
         )
         .auth(Auth::Runner)
-        .answers(202, Body::Empty),
+        .answers(202, Body::Json("StatusCode")),
         op("GET", "/api/v4/projects", "List projects", "v4").answers(200, Body::List("Project")),
         op("POST", "/api/v4/projects", "Create projects", "v4").answers(201, Body::Json("Project")),
         op("GET", "/api/v4/projects/{id}", "Show projects", "v4")
@@ -953,7 +953,7 @@ pub fn all() -> Vec<Operation> {
             "runner protocol",
         )
         .auth(Auth::Runner)
-        .answers(204, Body::Json("Object")),
+        .answers(204, Body::Empty),
         op("GET", "/api/v4/runners", "List runners", "v4").answers(200, Body::List("Runner")),
         op(
             "POST",
@@ -962,7 +962,7 @@ pub fn all() -> Vec<Operation> {
             "runner protocol",
         )
         .auth(Auth::Runner)
-        .answers(201, Body::Json("Object")),
+        .answers(201, Body::Json("RunnerToken")),
         op("GET", "/api/v4/runners/all", "List runners all", "v4")
             .answers(200, Body::List("Runner")),
         op(
@@ -972,7 +972,7 @@ pub fn all() -> Vec<Operation> {
             "runner protocol",
         )
         .auth(Auth::Runner)
-        .answers(0, Body::Json("Object")),
+        .answers(0, Body::Json("RunnerToken")),
         op("DELETE", "/api/v4/runners/{id}", "Delete runners", "v4").answers(204, Body::Empty),
         op("GET", "/api/v4/runners/{id}", "Show runners", "v4")
             .answers(200, Body::Json("RunnerDetails")),
@@ -1058,7 +1058,7 @@ pub fn all() -> Vec<Operation> {
             "web",
         )
         .auth(Auth::Session)
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("LogWindow")),
         op(
             "GET",
             "/{namespace}/{repo}/-/jobs/{id}/log/search",
@@ -1066,7 +1066,7 @@ pub fn all() -> Vec<Operation> {
             "web",
         )
         .auth(Auth::Session)
-        .answers(200, Body::Json("Object")),
+        .answers(200, Body::Json("LogSearch")),
         op(
             "GET",
             "/{namespace}/{repo}/-/jobs/{id}/raw",

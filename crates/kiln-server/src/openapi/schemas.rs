@@ -197,6 +197,43 @@ fn hook_log() -> Value {
     ])
 }
 
+/// The OpenAPI document itself.
+fn document() -> Value {
+    object(&[
+        ("openapi", string()),
+        ("info", typed("object")),
+        ("servers", array(typed("object"))),
+        ("paths", typed("object")),
+        ("components", typed("object")),
+    ])
+}
+
+/// A runner's registration or verification (gitlab-runner's `RegisterRunnerResponse`).
+fn runner_token() -> Value {
+    object(&[
+        ("id", int()),
+        ("token", string()),
+        ("token_expires_at", nullable(string())),
+    ])
+}
+
+/// A window of a job's log, rendered, as the job page fetches it.
+fn log_window() -> Value {
+    let mut properties: Vec<(&str, Value)> = ["start", "end", "first_line", "lines", "size"]
+        .into_iter()
+        .map(|name| (name, int()))
+        .collect();
+    properties.push(("complete", boolean()));
+    properties.push(("html", string()));
+    object(&properties)
+}
+
+/// The lines of a job's log that hold a text.
+fn log_search() -> Value {
+    let found = object(&[("line", int()), ("offset", int())]);
+    object(&[("matches", array(found)), ("more", boolean())])
+}
+
 /// GitLab's error bodies: `{"message": …}` (a text, or Rails' field → problems) or Grape's
 /// `{"error": …}`.
 fn error() -> Value {
@@ -235,6 +272,19 @@ pub fn all() -> Value {
         ("PipelineSchedule", schedule()),
         ("PipelineScheduleDetails", schedule_details()),
         ("Variable", variable()),
+        ("Nothing", json!({ "type": "object", "maxProperties": 0 })),
+        ("Document", document()),
+        ("RunnerToken", runner_token()),
+        (
+            "StatusCode",
+            json!({ "type": "string", "pattern": "^[0-9]{3}$" }),
+        ),
+        (
+            "TriggerRequestV3",
+            object(&[("id", int()), ("variables", typed("object"))]),
+        ),
+        ("LogWindow", log_window()),
+        ("LogSearch", log_search()),
         (
             "PushOutcome",
             json!({
