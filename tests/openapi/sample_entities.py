@@ -6,7 +6,8 @@ so a field null in one state and set in another is nullable). Usage:
     sample_entities.py URL TOKEN PROJECT_ID RUNNER_REGISTRATION_TOKEN
 
 against a server holding a project with a finished pipeline (a success, a failure, a manual
-job and a bridge); it adds a trigger, a variable, a protected branch and a runner. Run by
+job and a bridge); it adds a trigger, a variable, a protected branch and a runner, which
+takes the tagged `protocol` job of a pipeline made with $SAMPLED over gitlab-runner's protocol. Run by
 tests/openapi/sample.sh, which makes that server. schemathesis checks the answers against
 them in CI, so a presenter that changes shape fails there until this is run again.
 """
